@@ -1,0 +1,29 @@
+# Two commands do all the set-up on a fresh machine with Python >= 3.10:
+#   make demo   fine-tunes on CPython's own Language Reference and prints base vs fine-tuned
+#   make test   runs the test suite
+# TORCH_SPEC picks the torch build: the CPU wheel by default; GPU users pass e.g. TORCH_SPEC=torch.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/bge-finetune demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) bge-finetune-demo

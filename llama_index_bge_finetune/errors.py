@@ -1,0 +1,48 @@
+"""The package's exceptions, documented together.
+
+Every error a user can cause carries a message that names the problem and the fix.
+The CLI prints these messages as one paragraph and exits non-zero, without a traceback.
+
+- :class:`BgeFinetuneError`: the root; catch it to catch everything below.
+- :class:`DatasetError`: a dataset file or object is malformed (dangling ids, empty queries, ...).
+- :class:`InputDocumentsError`: the documents folder is missing, empty or unreadable.
+- :class:`OutputExistsError`: an output folder already holds a previous run and ``overwrite`` was not given.
+- :class:`GenerationError`: question generation could not run (no LLM, bad prompt template, ...).
+- :class:`TrainingError`: the fine-tuning configuration or data cannot train a model.
+- :class:`EvaluationError`: an evaluation cannot be computed as asked.
+- :class:`StaleVectorsError`: an index's vectors were made by another model than the one querying it.
+"""
+
+from __future__ import annotations
+
+
+class BgeFinetuneError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class DatasetError(BgeFinetuneError, ValueError):
+    """A dataset is malformed or inconsistent."""
+
+
+class InputDocumentsError(BgeFinetuneError, ValueError):
+    """The input documents cannot be read."""
+
+
+class OutputExistsError(BgeFinetuneError, FileExistsError):
+    """An output folder holds a previous run and overwriting was not allowed."""
+
+
+class GenerationError(BgeFinetuneError, RuntimeError):
+    """Question generation cannot run as configured."""
+
+
+class TrainingError(BgeFinetuneError, ValueError):
+    """Fine-tuning cannot run as configured."""
+
+
+class EvaluationError(BgeFinetuneError, ValueError):
+    """An evaluation cannot be computed as asked."""
+
+
+class StaleVectorsError(BgeFinetuneError, RuntimeError):
+    """An index is queried with a model other than the one that embedded it."""

