@@ -1,0 +1,360 @@
+"""A local OpenAI-compatible HTTP server for tests and benchmarks (stdlib only).
+
+It answers ``POST /v1/chat/completions`` with questions built deterministically from the
+passage in the prompt, ``POST /v1/embeddings`` with hashed bag-of-words vectors, and
+``GET /v1/models``. Faults are injected per test: latency, 429 with ``Retry-After``, 500,
+a hang past the client's time-out, malformed answers. Every fault decision is a hash of
+(seed, passage, attempt number), so a run is reproducible whatever the request order.
+
+Use it through the ``openai_server`` fixture (registered in ``tests/conftest.py``)::
+
+    def test_something(openai_server):
+        openai_server.configure(latency=0.05, rate_429=0.2, answer_style="bulleted")
+        client = openai.OpenAI(base_url=openai_server.base_url, api_key="sk-test-123")
+        ...
+        assert openai_server.total_requests == 3
+
+or stand-alone (for benchmarks): ``python -m tests.openai_server --port 8765 --latency 0.1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import re
+import struct
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+ANSWER_STYLES = ("numbered", "bulleted", "q_prefix", "json", "preamble", "bold", "one_line", "malformed")
+DELIMITER = "---------------------"
+STOPWORDS = frozenset(
+    "the a an and or of to in on for with by from as at is are was were be been this that these those "
+    "it its into than then there their which who whom whose what when where why how not no can could "
+    "would should may might will shall also such other more most some any each all both".split()
+)
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo", "text-embedding-3-small", "text-embedding-ada-002")
+
+
+@dataclass
+class ServerConfig:
+    """What the server does; change it with :meth:`OpenAITestServer.configure` between or during runs."""
+
+    seed: int = 0
+    latency: float = 0.0  # seconds added to every request
+    rate_429: float = 0.0  # fraction of chat requests answered 429 with Retry-After
+    retry_after: float = 0.05  # the Retry-After header value, in seconds
+    rate_500: float = 0.0  # fraction of chat requests answered 500
+    rate_hang: float = 0.0  # fraction of chat requests that hang for `hang_seconds`
+    hang_seconds: float = 30.0
+    rate_malformed: float = 0.0  # fraction of chat answers that hold no question at all
+    answer_style: str = "numbered"  # one of ANSWER_STYLES
+    always_fail: Tuple[str, ...] = ()  # passages containing one of these strings always get 500
+    embedding_dim: int = 64
+
+
+def _words(text: str) -> List[str]:
+    return re.findall(r"[A-Za-z][A-Za-z0-9_-]+", text)
+
+
+def passage_of(prompt: str) -> str:
+    """The passage in a prompt: the text between the first two delimiter lines, else the whole prompt."""
+    parts = prompt.split(DELIMITER)
+    return parts[1].strip() if len(parts) >= 3 else prompt.strip()
+
+
+def passage_hash(text: str) -> str:
+    """The key the server counts requests under; tests compute it from a node's text."""
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16]
+
+
+def make_questions(passage: str, n: int) -> List[str]:
+    """``n`` distinct questions built from the passage's content words (deterministic)."""
+    content = [w for w in dict.fromkeys(_words(passage)) if w.lower() not in STOPWORDS and len(w) > 2]
+    if not content:
+        content = ["this", "topic"]
+    out = []
+    for i in range(n):
+        a = content[(2 * i) % len(content)]
+        b = content[(2 * i + 1) % len(content)]
+        templates = (
+            "What does the text say about {a} and {b}?",
+            "How is {a} related to {b}?",
+            "Why does {a} matter for {b}?",
+            "Which role does {a} play in {b}?",
+        )
+        question = templates[i % len(templates)].format(a=a, b=b)
+        out.append(question if i < len(templates) else question[:-1] + f" (part {i + 1})?")
+    return out
+
+
+def render_answer(questions: List[str], style: str) -> str:
+    """The answer text in a given style; the parser under test must recover ``questions``."""
+    if style == "numbered":
+        return "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
+    if style == "bulleted":
+        return "\n".join(f"- {q}" for q in questions)
+    if style == "q_prefix":
+        return "\n".join(f"Q{i}: {q}" for i, q in enumerate(questions, 1))
+    if style == "json":
+        return "```json\n" + json.dumps(questions) + "\n```"
+    if style == "preamble":
+        return f"Here are {len(questions)} questions based on the context:\n\n" + "\n".join(
+            f"{i}) {q}" for i, q in enumerate(questions, 1)
+        )
+    if style == "bold":
+        return "\n".join(f"**Question {i}:** {q}" for i, q in enumerate(questions, 1))
+    if style == "one_line":
+        return " ".join(questions)
+    if style == "malformed":
+        return "I'm sorry, but I cannot comply with that request"
+    raise ValueError(f"unknown answer_style {style!r}; choose one of {ANSWER_STYLES}")
+
+
+def hashed_embedding(text: str, dim: int) -> List[float]:
+    """A normalized hashed bag of words: texts sharing words get similar vectors."""
+    vec = [0.0] * dim
+    for w in _words(text.lower()):
+        h = int.from_bytes(hashlib.md5(w.encode()).digest()[:8], "little")
+        vec[h % dim] += 1.0 if (h >> 32) & 1 else -1.0
+    norm = sum(v * v for v in vec) ** 0.5
+    if norm == 0:
+        vec[0], norm = 1.0, 1.0
+    return [v / norm for v in vec]
+
+
+class OpenAITestServer:
+    """The running server: its URL, its configuration and what it has seen."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **config: Any) -> None:
+        self.config = ServerConfig()
+        self.configure(**config)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.reset_counters()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:  # keep test output quiet
+                return
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+                server._handle(self, "GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                server._handle(self, "POST")
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.host, self.port = self.httpd.server_address[:2]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    # ------------------------------------------------------------------ control
+    @property
+    def base_url(self) -> str:
+        """The ``api_base`` / ``base_url`` to give clients, ending in ``/v1``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def configure(self, **changes: Any) -> "OpenAITestServer":
+        """Change fault injection or answer style; unknown names raise ``TypeError``."""
+        names = {f.name for f in fields(ServerConfig)}
+        for key, value in changes.items():
+            if key not in names:
+                raise TypeError(f"unknown server option {key!r}; valid: {sorted(names)}")
+            if key == "answer_style" and value not in ANSWER_STYLES:
+                raise ValueError(f"unknown answer_style {value!r}; choose one of {ANSWER_STYLES}")
+            setattr(self.config, key, value)
+        return self
+
+    def reset_counters(self) -> None:
+        """Forget every request seen so far."""
+        self.total_requests = 0
+        self.chat_requests = 0
+        self.embedding_requests = 0
+        self.per_passage: Counter = Counter()  # passage hash -> chat requests (all outcomes)
+        self.answered: Counter = Counter()  # passage hash -> successful chat answers
+        self.status_counts: Counter = Counter()
+        self.auth_headers: List[str] = []
+        self.bodies: List[Dict[str, Any]] = []
+
+    def start(self) -> "OpenAITestServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> "OpenAITestServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ internals
+    def _chance(self, kind: str, key: str, attempt: int) -> float:
+        digest = hashlib.sha256(f"{self.config.seed}|{kind}|{key}|{attempt}".encode()).digest()
+        return int.from_bytes(digest[:8], "little") / 2**64
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        path = h.path.split("?")[0].rstrip("/")
+        body: Dict[str, Any] = {}
+        if method == "POST":
+            raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+            try:
+                body = json.loads(raw or b"{}")
+            except json.JSONDecodeError:
+                return self._send(h, 400, {"error": {"message": "invalid JSON body", "type": "invalid_request_error"}})
+        with self._lock:
+            self.total_requests += 1
+            self.auth_headers.append(h.headers.get("Authorization", ""))
+            self.bodies.append(body)
+        if self.config.latency:
+            self._stop.wait(self.config.latency)
+        if method == "GET" and path.endswith("/models"):
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in MODELS]
+            return self._send(h, 200, {"object": "list", "data": data})
+        if method == "POST" and path.endswith("/chat/completions"):
+            return self._chat(h, body)
+        if method == "POST" and path.endswith("/completions"):
+            return self._chat(h, {**body, "messages": [{"role": "user", "content": body.get("prompt", "")}]}, legacy=True)
+        if method == "POST" and path.endswith("/embeddings"):
+            return self._embeddings(h, body)
+        return self._send(h, 404, {"error": {"message": f"no route {method} {path}", "type": "invalid_request_error"}})
+
+    def _chat(self, h: BaseHTTPRequestHandler, body: Dict[str, Any], legacy: bool = False) -> None:
+        messages = body.get("messages") or []
+        prompt = "\n".join(
+            m["content"] if isinstance(m.get("content"), str) else " ".join(p.get("text", "") for p in m.get("content") or [])
+            for m in messages
+            if m.get("role") != "system"
+        )
+        passage = passage_of(prompt)
+        key = passage_hash(passage)
+        with self._lock:
+            self.chat_requests += 1
+            self.per_passage[key] += 1
+            attempt = self.per_passage[key]
+        cfg = self.config
+        if any(s in passage for s in cfg.always_fail):
+            return self._send(h, 500, {"error": {"message": "injected permanent failure", "type": "server_error"}})
+        if self._chance("429", key, attempt) < cfg.rate_429:
+            return self._send(
+                h, 429, {"error": {"message": "Rate limit reached (injected)", "type": "rate_limit_error"}},
+                headers={"Retry-After": f"{cfg.retry_after:g}", "retry-after-ms": str(int(cfg.retry_after * 1000))},
+            )
+        if self._chance("500", key, attempt) < cfg.rate_500:
+            return self._send(h, 500, {"error": {"message": "Internal error (injected)", "type": "server_error"}})
+        if self._chance("hang", key, attempt) < cfg.rate_hang:
+            self._stop.wait(cfg.hang_seconds)
+        match = re.search(r"(\d+)\s+(?:\w+\s+){0,3}questions", prompt)
+        n = int(match.group(1)) if match else 2
+        style = "malformed" if self._chance("malformed", key, attempt) < cfg.rate_malformed else cfg.answer_style
+        text = render_answer(make_questions(passage, n), style)
+        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        with self._lock:
+            self.answered[key] += 1
+        model = body.get("model", "gpt-4o-mini")
+        rid = f"chatcmpl-{key}-{attempt}"
+        if legacy:
+            payload = {"id": rid, "object": "text_completion", "created": 0, "model": model,
+                       "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}], "usage": usage}
+            return self._send(h, 200, payload)
+        if body.get("stream"):
+            return self._stream(h, rid, model, text, usage)
+        payload = {
+            "id": rid, "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": usage,
+        }
+        return self._send(h, 200, payload)
+
+    def _stream(self, h: BaseHTTPRequestHandler, rid: str, model: str, text: str, usage: Dict[str, int]) -> None:
+        chunks = []
+        for i, piece in enumerate(re.findall(r"\S+\s*|\s+", text)):
+            delta = {"content": piece} if i else {"role": "assistant", "content": piece}
+            chunks.append({"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model,
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        chunks.append({"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model,
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage})
+        data = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        raw = data.encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Content-Length", str(len(raw)))
+        h.end_headers()
+        h.wfile.write(raw)
+        with self._lock:
+            self.status_counts[200] += 1
+
+    def _embeddings(self, h: BaseHTTPRequestHandler, body: Dict[str, Any]) -> None:
+        inputs = body.get("input", [])
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        with self._lock:
+            self.embedding_requests += 1
+        dim = int(body.get("dimensions") or self.config.embedding_dim)
+        data = []
+        for i, text in enumerate(inputs):
+            if not isinstance(text, str):  # token ids: hash them as words
+                text = " ".join(f"t{t}" for t in text)
+            vec = hashed_embedding(text, dim)
+            if body.get("encoding_format") == "base64":
+                emb: Any = base64.b64encode(struct.pack(f"<{dim}f", *vec)).decode()
+            else:
+                emb = vec
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        tokens = sum(len(str(t).split()) for t in inputs)
+        payload = {"object": "list", "data": data, "model": body.get("model", "text-embedding-3-small"),
+                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return self._send(h, 200, payload)
+
+    def _send(self, h: BaseHTTPRequestHandler, status: int, payload: Dict[str, Any],
+              headers: Optional[Dict[str, str]] = None) -> None:
+        raw = json.dumps(payload).encode()
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(raw)))
+            for k, v in (headers or {}).items():
+                h.send_header(k, v)
+            h.end_headers()
+            h.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (time-out)
+            pass
+        with self._lock:
+            self.status_counts[status] += 1
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAITestServer]:
+    """A fresh local OpenAI-compatible server on 127.0.0.1 and a free port, for one test."""
+    with OpenAITestServer() as server:
+        yield server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--answer-style", default="numbered", choices=ANSWER_STYLES)
+    args = parser.parse_args()
+    server = OpenAITestServer(port=args.port, latency=args.latency, answer_style=args.answer_style)
+    print(f"serving on {server.base_url}", flush=True)
+    server.httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
