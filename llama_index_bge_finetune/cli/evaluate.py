@@ -1,0 +1,57 @@
+"""``bge-finetune evaluate``: models and a dataset in, a comparison report out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import typer
+
+from llama_index_bge_finetune import pipeline
+from llama_index_bge_finetune.cli.progress import console, setup_logging, stage
+from llama_index_bge_finetune.errors import EvaluationError
+
+HELP = """Compare embedding models on a dataset: hit rate, MRR, nDCG, recall, precision, MAP at k,
+with bootstrap 95% confidence intervals and a paired test against the first model.
+
+--model takes NAME=MODEL (a folder or hub id); the first is the reference. MODEL `default` is the
+default base model. Writes report.md, report.json and chart.png to OUTPUT.
+
+Example: bge-finetune evaluate runs/docs/val_dataset.json --model base=default --model tuned=runs/docs/model -o runs/docs/eval
+"""
+
+
+def evaluate(
+    dataset: Path = typer.Argument(..., help="Evaluation dataset (EmbeddingQAFinetuneDataset JSON or JSONL)."),
+    model: List[str] = typer.Option(..., "--model", "-m", help="NAME=MODEL; repeat to compare several."),
+    output: Path = typer.Option("bge-finetune-eval", "--output", "-o", help="Folder for the report."),
+    k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs; repeat for several."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    setup_logging(verbose)
+    from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+
+    models = parse_models(model)
+    ds = EmbeddingQAFinetuneDataset.from_json(dataset)
+    output.mkdir(parents=True, exist_ok=True)
+    with stage("Evaluating"):
+        comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k))
+    console.print(comparison.to_markdown(), highlight=False, soft_wrap=True)
+    console.print(f"Report: {output / 'report.md'}")
+
+
+def parse_models(specs: List[str]) -> Dict[str, str]:
+    """``NAME=MODEL`` options into an ordered dict; ``default`` names the default base model."""
+    from llama_index_bge_finetune.models import resolve_base_model
+
+    models: Dict[str, str] = {}
+    for spec in specs:
+        name, sep, target = spec.partition("=")
+        if not sep:
+            name, target = Path(spec).name or spec, spec
+        if not name or not target:
+            raise EvaluationError(f"--model {spec!r} is not NAME=MODEL, e.g. --model tuned=runs/docs/model.")
+        if name in models:
+            raise EvaluationError(f"Two models are named {name!r}; give each --model a distinct NAME.")
+        models[name] = resolve_base_model().model if target == "default" else target
+    return models

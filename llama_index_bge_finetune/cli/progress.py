@@ -1,0 +1,41 @@
+"""Rich progress bars and logging for the CLI."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+
+def setup_logging(verbose: bool) -> None:
+    """Our package logs at INFO (DEBUG with --verbose); everything else only warnings."""
+    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    logging.getLogger("llama_index_bge_finetune").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("httpx", "sentence_transformers", "transformers", "pypdf"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
+
+
+@contextmanager
+def stage(description: str, total: int | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for one stage; yields ``update(done, total)``."""
+    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+
+        def update(done: int, total_: int) -> None:
+            progress.update(task, completed=done, total=total_)
+
+        yield update
+        t = progress.tasks[0]
+        if t.total is None:
+            progress.update(task, total=1, completed=1)
+        else:
+            progress.update(task, completed=t.total)

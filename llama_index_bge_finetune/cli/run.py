@@ -1,0 +1,143 @@
+"""``bge-finetune run`` and ``bge-finetune demo``: the whole loop in one command."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from llama_index_bge_finetune import pipeline
+from llama_index_bge_finetune.cli.progress import console, setup_logging, stage
+from llama_index_bge_finetune.errors import GenerationError
+
+logger = logging.getLogger("llama_index_bge_finetune.cli")
+
+RUN_HELP = """Run the whole loop on a folder of documents: chunk, generate questions, split, fine-tune, evaluate.
+
+Writes to OUTPUT: the model (model/), the datasets (train_dataset.json, val_dataset.json),
+report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
+
+Example: bge-finetune run docs/ --output runs/docs --epochs 2
+"""
+
+DEMO_HELP = """Run the whole loop on the Python Language Reference that CPython ships (no download, no API key).
+
+Example: bge-finetune demo --output bge-finetune-demo
+"""
+
+Output = typer.Option("bge-finetune-output", "--output", "-o", help="Folder for the model, datasets and report.")
+
+
+def run(
+    documents: Path = typer.Argument(..., help="Folder of PDF, Markdown (.md) and text (.txt) files."),
+    output: Path = Output,
+    base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (hub id or folder). Default: BAAI/bge-small-en-v1.5 when reachable, else the packaged all-MiniLM-L6-v2."),
+    generator: str = typer.Option("auto", help="Question generator: auto (OpenAI when OPENAI_API_KEY is set, else offline), openai, offline."),
+    llm_model: str = typer.Option("gpt-4o-mini", help="OpenAI model that writes the questions (generator openai)."),
+    questions_per_chunk: int = typer.Option(2, min=1, help="Questions generated per chunk."),
+    chunk_size: int = typer.Option(512, min=32, help="Chunk size in tokens (LlamaIndex SentenceSplitter)."),
+    chunk_overlap: int = typer.Option(32, min=0, help="Overlap between chunks in tokens."),
+    val_fraction: float = typer.Option(0.2, min=0.01, max=0.9, help="Share of chunks held out for evaluation."),
+    seed: int = typer.Option(0, help="Seed for the split and training."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: the engine's)."),
+    batch_size: Optional[int] = typer.Option(None, min=2, help="Training batch size (default: the engine's)."),
+    learning_rate: Optional[float] = typer.Option(None, help="Learning rate (default: the engine's)."),
+    k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs for the metrics; repeat for several."),
+    max_nodes: Optional[int] = typer.Option(None, min=2, help="Use only the first N chunks (a quick try)."),
+    overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    setup_logging(verbose)
+    config = pipeline.RunConfig(
+        output=str(output), documents=str(documents), base_model=base_model, generator=generator,
+        llm_model=llm_model, questions_per_chunk=questions_per_chunk, chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap, val_fraction=val_fraction, seed=seed, epochs=epochs,
+        batch_size=batch_size, learning_rate=learning_rate, k_values=tuple(k), max_nodes=max_nodes,
+    )
+    from llama_index_bge_finetune.ingest import load_documents
+
+    run_loop(config, lambda: load_documents(documents), overwrite=overwrite)
+
+
+def demo(
+    output: Path = typer.Option("bge-finetune-demo", "--output", "-o", help="Folder for the model, datasets and report."),
+    base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default as for `run`)."),
+    generator: str = typer.Option("auto", help="auto, openai or offline (as for `run`)."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: the engine's)."),
+    max_nodes: Optional[int] = typer.Option(None, min=2, help="Use only the first N chunks."),
+    overwrite: bool = typer.Option(True, help="Replace an earlier demo run in OUTPUT."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    setup_logging(verbose)
+    from llama_index_bge_finetune.ingest import demo_documents
+
+    config = pipeline.RunConfig(output=str(output), documents="pydoc_data.topics (CPython's Language Reference)",
+                                base_model=base_model, generator=generator, epochs=epochs, max_nodes=max_nodes)
+    run_loop(config, demo_documents, overwrite=overwrite)
+
+
+def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrite: bool) -> None:
+    """The stages of `run`, each with a progress bar, ending with the before/after table."""
+    from llama_index_bge_finetune.ingest import chunk_documents
+    from llama_index_bge_finetune.models import resolve_base_model
+
+    out = Path(config.output)
+    started = time.perf_counter()
+    with stage("Reading documents"):
+        docs = load()
+    with stage("Chunking"):
+        nodes = chunk_documents(docs, chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap)
+    if config.max_nodes:
+        nodes = nodes[: config.max_nodes]
+    console.print(f"{len(docs)} documents, {len(nodes)} chunks.")
+
+    pipeline.prepare_output(out, overwrite)
+    choice = resolve_base_model(config.base_model)
+    gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk)
+    console.print(f"Base model: [bold]{choice.model}[/bold] ({choice.reason})", highlight=False)
+    console.print(f"Questions: {gen_description}", highlight=False)
+    pipeline.save_run_config(config, {"base_model_resolved": choice.model, "base_model_reason": choice.reason,
+                                      "question_generator": gen_description})
+
+    with stage("Generating questions", total=len(nodes)) as update:
+        dataset, failures = pipeline.generate_dataset(nodes, gen, out, on_progress=update)
+    if failures:
+        console.print(f"[yellow]{len(failures)} chunks got no questions[/yellow] (see the log); rerun to retry them.")
+    if len(dataset.queries) < 4:
+        raise GenerationError(
+            f"Only {len(dataset.queries)} questions were generated from {len(nodes)} chunks: too few to "
+            "train and evaluate. Add documents, lower --chunk-size, or raise --questions-per-chunk."
+        )
+    train, val = pipeline.split_dataset(dataset, out, config.val_fraction, config.seed)
+
+    console.print(f"Fine-tuning on {len(train.queries)} questions over {len(train.corpus)} chunks ...")
+    engine = pipeline.train_model(train, choice.model, out / "model", val=None, epochs=config.epochs,
+                                  batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed)
+
+    with stage("Evaluating base vs fine-tuned"):
+        comparison = pipeline.evaluate_models(
+            {"base": choice.model, "fine-tuned": str(out / "model")}, val, out, k_values=config.k_values,
+            extra_sections=_report_sections(config, choice, gen_description, train, val, engine, len(nodes)),
+        )
+    console.print()
+    console.print(comparison.to_markdown(), highlight=False, soft_wrap=True)
+    console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Model: {out / 'model'}; report: {out / 'report.md'}")
+
+
+def _report_sections(config: pipeline.RunConfig, choice: Any, gen_description: str, train: Any, val: Any,
+                     engine: Any, n_nodes: int) -> dict:
+    lines = [
+        f"- Documents: {config.documents}",
+        f"- Chunks: {n_nodes} (chunk size {config.chunk_size}, overlap {config.chunk_overlap})",
+        f"- Base model: {choice.model} ({choice.reason})",
+        f"- Questions: {gen_description}",
+        f"- Train: {len(train.queries)} questions over {len(train.corpus)} chunks; "
+        f"validation: {len(val.queries)} questions over {len(val.corpus)} chunks (split by chunk, seed {config.seed})",
+    ]
+    summary = getattr(engine, "training_summary", None)
+    if summary:
+        lines.append(f"- Training: {summary}")
+    return {"Run": "\n".join(lines)}

@@ -1,0 +1,43 @@
+"""``bge-finetune train``: a training dataset in, a fine-tuned model folder out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from llama_index_bge_finetune import pipeline
+from llama_index_bge_finetune.cli.progress import console, setup_logging
+
+HELP = """Fine-tune a model on a dataset JSON (ours or llama-index-finetuning's).
+
+Writes a sentence-transformers folder to OUTPUT that SentenceTransformer(OUTPUT) and
+HuggingFaceEmbedding(model_name=OUTPUT) load. A killed run resumes from its last checkpoint.
+
+Example: bge-finetune train runs/docs/train_dataset.json --val runs/docs/val_dataset.json --output runs/docs/model
+"""
+
+
+def train(
+    dataset: Path = typer.Argument(..., help="Training dataset (EmbeddingQAFinetuneDataset JSON or JSONL)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the fine-tuned model."),
+    val: Optional[Path] = typer.Option(None, help="Validation dataset, evaluated during training."),
+    base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default: BGE when reachable, else the packaged MiniLM)."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs (default: the engine's)."),
+    batch_size: Optional[int] = typer.Option(None, min=2, help="Batch size (default: the engine's)."),
+    learning_rate: Optional[float] = typer.Option(None, help="Learning rate (default: the engine's)."),
+    seed: int = typer.Option(0, help="Seed."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    setup_logging(verbose)
+    from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+    from llama_index_bge_finetune.models import resolve_base_model
+
+    train_ds = EmbeddingQAFinetuneDataset.from_json(dataset)
+    val_ds = EmbeddingQAFinetuneDataset.from_json(val) if val else None
+    choice = resolve_base_model(base_model)
+    console.print(f"Base model: [bold]{choice.model}[/bold] ({choice.reason})", highlight=False)
+    pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
+                         learning_rate=learning_rate, seed=seed)
+    console.print(f"Model saved to {output}")
