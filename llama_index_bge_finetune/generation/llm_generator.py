@@ -1,0 +1,297 @@
+"""Generate questions for nodes with any LlamaIndex LLM: concurrent, retried, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from llama_index.core.llms import LLM
+from llama_index.core.schema import BaseNode
+
+from llama_index_bge_finetune.errors import GenerationError
+from llama_index_bge_finetune.generation._common import build_dataset, run_sync, unique_nodes
+from llama_index_bge_finetune.generation.checkpoint import Checkpoint, entry_key
+from llama_index_bge_finetune.generation.parsing import parse_questions
+from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL, check_prompt_template
+from llama_index_bge_finetune.generation.result import GenerationResult, NodeFailure, Usage
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+_RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+
+
+class _NoQuestions(Exception):
+    """The answer held no usable question (retried like a transient error)."""
+
+
+class QuestionGenerator:
+    """Writes ``num_questions_per_chunk`` questions per node with an LLM, many requests at once.
+
+    Up to ``max_in_flight`` requests run concurrently; a failed request is retried with
+    exponential back-off and jitter (a 429's ``Retry-After`` is honoured), each request has a
+    time-out, and a node that still fails is reported in ``result.failures`` with its reason
+    instead of being skipped silently. With ``checkpoint_path`` every finished node is
+    appended to a JSONL file at once, so a rerun after a crash asks only for what is missing.
+
+    Args:
+        llm: any LlamaIndex LLM; ``None`` uses ``Settings.llm`` (OpenAI by default).
+        num_questions_per_chunk: questions asked per node.
+        qa_generate_prompt_tmpl: prompt with ``{context_str}`` and ``{num_questions_per_chunk}``.
+        max_in_flight: requests running at once.
+        timeout: seconds before one request is abandoned (and retried).
+        max_retries: retries per node after the first attempt.
+        backoff_base: first back-off delay in seconds; doubles per retry, with jitter.
+        backoff_max: longest back-off delay (and longest ``Retry-After`` honoured), seconds.
+
+    Example::
+
+        from llama_index.core.schema import TextNode
+        from llama_index.llms.openai import OpenAI
+        from llama_index_bge_finetune.generation import QuestionGenerator
+
+        gen = QuestionGenerator(llm=OpenAI(model="gpt-4o-mini"), max_in_flight=16)
+        result = gen.generate([TextNode(text="...")], checkpoint_path="train.checkpoint.jsonl")
+        result.dataset.save_json("train.json")
+        print(result.usage.summary(), result.failures)
+    """
+
+    query_source = "llm"
+
+    def __init__(
+        self,
+        llm: Optional[LLM] = None,
+        num_questions_per_chunk: int = 2,
+        qa_generate_prompt_tmpl: str = DEFAULT_QA_GENERATE_PROMPT_TMPL,
+        max_in_flight: int = 16,
+        timeout: float = 60.0,
+        max_retries: int = 6,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        if not isinstance(num_questions_per_chunk, int) or num_questions_per_chunk < 1:
+            raise GenerationError(f"num_questions_per_chunk must be a positive integer, got {num_questions_per_chunk!r}.")
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise GenerationError(f"max_in_flight must be a positive integer, got {max_in_flight!r}.")
+        if timeout <= 0 or backoff_base < 0 or backoff_max < backoff_base:
+            raise GenerationError(
+                f"timeout must be > 0 and 0 <= backoff_base <= backoff_max (got timeout={timeout}, "
+                f"backoff_base={backoff_base}, backoff_max={backoff_max})."
+            )
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise GenerationError(f"max_retries must be a non-negative integer, got {max_retries!r}.")
+        self.llm = llm if llm is not None else _settings_llm()
+        self.num_questions_per_chunk = num_questions_per_chunk
+        self.qa_generate_prompt_tmpl = check_prompt_template(qa_generate_prompt_tmpl)
+        self.max_in_flight = max_in_flight
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+
+    @property
+    def model_name(self) -> str:
+        """The model's name as the checkpoint key and the cost estimate see it."""
+        try:
+            name = self.llm.metadata.model_name
+        except (AttributeError, NotImplementedError):
+            name = ""
+        return f"{type(self.llm).__name__}:{name or 'unknown'}"
+
+    def describe(self) -> str:
+        """A short label for the CLI, e.g. ``OpenAI gpt-4o-mini``."""
+        return self.model_name.replace(":", " ")
+
+    # ------------------------------------------------------------------ public
+    def generate(
+        self,
+        nodes: Sequence[BaseNode],
+        checkpoint_path: Optional[Union[str, Path]] = None,
+        on_progress: Optional[ProgressCallback] = None,
+    ) -> GenerationResult:
+        """Generate questions for ``nodes`` (blocking); see :meth:`agenerate`."""
+        return run_sync(self.agenerate(nodes, checkpoint_path=checkpoint_path, on_progress=on_progress))
+
+    async def agenerate(
+        self,
+        nodes: Sequence[BaseNode],
+        checkpoint_path: Optional[Union[str, Path]] = None,
+        on_progress: Optional[ProgressCallback] = None,
+    ) -> GenerationResult:
+        """Generate questions for ``nodes``; ``on_progress(done, total)`` is called as nodes finish.
+
+        Nodes already in the checkpoint (same text, prompt, model and question count) are not
+        asked again. The dataset holds the nodes that got questions, in input order.
+        """
+        pairs = unique_nodes(nodes)
+        model = self.model_name
+        usage = Usage(model=model.split(":", 1)[1])
+        questions: Dict[str, List[str]] = {}
+        failures: List[NodeFailure] = []
+        ckpt = Checkpoint(checkpoint_path) if checkpoint_path is not None else None
+        todo: List[Tuple[str, str, str]] = []
+        for node_id, text in pairs:
+            key = entry_key(text, self.qa_generate_prompt_tmpl, model, self.num_questions_per_chunk)
+            cached = ckpt.get(key) if ckpt else None
+            if cached is not None:
+                questions[node_id] = list(cached["questions"])
+                usage.cached_nodes += 1
+            else:
+                todo.append((node_id, text, key))
+        total, done = len(pairs), len(pairs) - len(todo)
+        if on_progress:
+            on_progress(done, total)
+        logger.info("Generating questions for %d nodes (%d from the checkpoint).", len(todo), done)
+        llm = _without_inner_retries(self.llm, self.timeout)
+        semaphore = asyncio.Semaphore(self.max_in_flight)
+        done_written: Dict[str, List[str]] = {}
+
+        async def one(node_id: str, text: str, key: str) -> None:
+            nonlocal done
+            async with semaphore:
+                outcome = await self._ask(llm, text, usage)
+            if isinstance(outcome, NodeFailure):
+                outcome.node_id = node_id
+                failures.append(outcome)
+                logger.warning("No questions for node %s after %d attempts: %s", node_id, outcome.attempts, outcome.reason)
+            else:
+                questions[node_id] = outcome
+                if key not in done_written and ckpt is not None:
+                    ckpt.append(key, {"questions": outcome, "model": model})
+                done_written[key] = outcome
+            done += 1
+            if on_progress:
+                on_progress(done, total)
+
+        try:
+            await asyncio.gather(*(one(*item) for item in todo))
+        finally:
+            if ckpt is not None:
+                ckpt.close()
+            await _close_async_client(llm, self.llm)
+        order = {node_id: i for i, (node_id, _) in enumerate(pairs)}
+        failures.sort(key=lambda f: order[f.node_id])
+        logger.info("Generation done: %s; %d nodes failed.", usage.summary(), len(failures))
+        return GenerationResult(dataset=build_dataset(pairs, questions, self.query_source), failures=failures, usage=usage)
+
+    # ------------------------------------------------------------------ internals
+    async def _ask(self, llm: LLM, text: str, usage: Usage) -> Union[List[str], NodeFailure]:
+        prompt = self.qa_generate_prompt_tmpl.format(context_str=text, num_questions_per_chunk=self.num_questions_per_chunk)
+        reason = ""
+        for attempt in range(self.max_retries + 1):
+            wait: Optional[float] = None
+            try:
+                usage.requests += 1
+                response = await asyncio.wait_for(llm.acomplete(prompt), timeout=self.timeout + 1.0)
+                _count_tokens(response, usage)
+                found = parse_questions(response.text, passage=text, limit=self.num_questions_per_chunk)
+                if not found:
+                    raise _NoQuestions(f"the answer held no usable question: {response.text[:80]!r}")
+                return found
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any LLM SDK's error: classified, retried or recorded per node
+                retryable, wait = _classify(exc)
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                if not retryable:
+                    return NodeFailure(node_id="", reason=reason, attempts=attempt + 1)
+            if attempt < self.max_retries:
+                backoff = min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+                await asyncio.sleep(min(self.backoff_max, wait) + random.uniform(0, 0.1 * max(wait, 0.01)) if wait is not None else backoff)
+        return NodeFailure(node_id="", reason=reason, attempts=self.max_retries + 1)
+
+
+def _settings_llm() -> LLM:
+    from llama_index.core import Settings
+
+    try:
+        return Settings.llm
+    except (ValueError, ImportError) as exc:
+        raise GenerationError(
+            f"No LLM to write questions ({exc}). Pass llm=..., set Settings.llm, set OPENAI_API_KEY, "
+            "or use OfflineQuestionGenerator, which needs no LLM."
+        ) from exc
+
+
+def _classify(exc: BaseException) -> Tuple[bool, Optional[float]]:
+    """(retry it?, seconds the server asked us to wait) for an exception from any LLM client."""
+    if isinstance(exc, (_NoQuestions, asyncio.TimeoutError, TimeoutError, ConnectionError)):
+        return True, None
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    if isinstance(status, int):
+        wait = _retry_after(getattr(response, "headers", None)) if status == 429 else None
+        return status in _RETRYABLE_STATUS, wait
+    name = type(exc).__name__.lower()
+    return any(word in name for word in ("timeout", "connection", "ratelimit", "unavailable", "overloaded")), None
+
+
+def _retry_after(headers: Any) -> Optional[float]:
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _count_tokens(response: Any, usage: Usage) -> None:
+    raw = getattr(response, "raw", None)
+    info = getattr(raw, "usage", None) if raw is not None and not isinstance(raw, dict) else (raw or {}).get("usage")
+    if info is not None:
+        get = info.get if isinstance(info, dict) else lambda k: getattr(info, k, None)
+        usage.prompt_tokens += int(get("prompt_tokens") or 0)
+        usage.completion_tokens += int(get("completion_tokens") or 0)
+        return
+    extra = getattr(response, "additional_kwargs", None) or {}
+    usage.prompt_tokens += int(extra.get("prompt_tokens") or 0)
+    usage.completion_tokens += int(extra.get("completion_tokens") or 0)
+
+
+def _without_inner_retries(llm: LLM, timeout: float) -> LLM:
+    """A copy of ``llm`` whose own client neither retries nor waits longer than ``timeout``.
+
+    Retrying happens here (with Retry-After and per-node failure records); a client that also
+    retries would multiply requests and hide failures. The copy gets fresh HTTP clients so
+    they bind to the running event loop.
+    """
+    fields = type(llm).model_fields
+    updates: Dict[str, Any] = {}
+    if "max_retries" in fields:
+        updates["max_retries"] = 0
+    if "timeout" in fields:
+        updates["timeout"] = timeout
+    if not updates:
+        return llm
+    clone = llm.model_copy(update=updates)
+    private = getattr(clone, "__pydantic_private__", None) or {}
+    if "_client" in private or "_aclient" in private:
+        clone.__pydantic_private__ = {**private, **{k: None for k in ("_client", "_aclient") if k in private}}
+    return clone
+
+
+async def _close_async_client(clone: LLM, original: LLM) -> None:
+    if clone is original:
+        return
+    aclient = (getattr(clone, "__pydantic_private__", None) or {}).get("_aclient")
+    close = getattr(aclient, "close", None)
+    if close is not None:
+        try:
+            await close()
+        except (RuntimeError, OSError) as exc:
+            logger.debug("Closing the LLM's async client failed: %s", exc)
