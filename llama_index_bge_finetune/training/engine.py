@@ -1,0 +1,503 @@
+"""The fine-tuning engine: a drop-in replacement for llama-index-finetuning's, on the modern trainer.
+
+Example::
+
+    from llama_index_bge_finetune import EmbeddingQAFinetuneDataset
+    from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
+
+    train = EmbeddingQAFinetuneDataset.from_json("train_dataset.json")
+    engine = SentenceTransformersFinetuneEngine(
+        train, model_id="BAAI/bge-small-en-v1.5", model_output_path="exp_finetune"
+    )
+    engine.finetune()
+    embed_model = engine.get_finetuned_model()  # a HuggingFaceEmbedding with the query instruction
+    print(engine.result.train_seconds, engine.result.final_loss)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+from llama_index_bge_finetune.errors import DatasetError, TrainingError
+from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL, query_instruction_for
+from llama_index_bge_finetune.training.examples import query_positive_pairs, training_tables
+from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
+from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
+from llama_index_bge_finetune.training.model_card import card_fields, write_model_card
+from llama_index_bge_finetune.training.result import FinetuneResult
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+_FROM_MODEL = object()  # sentinel: "use the base model's own query instruction"
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+CHECKPOINT_DIR = "checkpoints"
+
+
+class SentenceTransformersFinetuneEngine:
+    """Fine-tunes a sentence-transformers model on an ``EmbeddingQAFinetuneDataset``.
+
+    The first sixteen arguments are those of llama-index-finetuning 0.4.2's engine, with the same
+    meaning, so replacing the import is enough. What is better: batches never hold the same
+    passage twice; hard negatives mined with the base model (with a false-negative guard); the
+    base model's query instruction used in training, evaluation and inference (saved with the
+    model); small datasets still train; no crash without a validation set; checkpoints under the
+    output folder with resume after a kill; data-parallel under ``torchrun``; a model card.
+
+    Args:
+        dataset: training data: our ``EmbeddingQAFinetuneDataset``, llama-index-finetuning's, a dict, or a JSON path.
+        model_id: base model (hub id or folder).
+        model_output_path: folder that receives the fine-tuned model (and ``checkpoints/``).
+        batch_size: examples per batch (per device); every other passage in the batch is a negative.
+        val_dataset: optional validation data: evaluated every ``evaluation_steps``, best checkpoint kept.
+        loss: ``None`` (in-batch negatives), a name from ``LOSS_NAMES`` or a ready loss module.
+        epochs: passes over the data.
+        show_progress_bar: show progress bars.
+        evaluation_steps: evaluate every this many steps (only with ``val_dataset``).
+        use_all_docs: one pair per relevant passage instead of the first only.
+        trust_remote_code: passed to ``SentenceTransformer``.
+        device: e.g. ``"cpu"`` or ``"cuda"``; ``None`` picks the accelerator.
+        save_checkpoints: ``None`` (default) checkpoints for resume and deletes them after success;
+            ``True`` keeps them; ``False`` saves none.
+        resume_from_checkpoint: ``True`` continues from the last checkpoint in
+            ``<model_output_path>/checkpoints`` (fresh start if none), or a checkpoint folder path.
+        checkpoint_save_steps: steps between checkpoints.
+        checkpoint_save_total_limit: checkpoints kept (0 = all).
+        query_instruction: prepended to queries (never passages) in training, evaluation and
+            inference; defaults to the base model's own (the BGE instruction for BGE v1/v1.5).
+        learning_rate, warmup_ratio, lr_scheduler_type, weight_decay, seed,
+            gradient_accumulation_steps: the optimiser schedule.
+        precision: ``"auto"`` (bf16 or fp16 on GPU, fp32 on CPU), ``"fp32"``, ``"fp16"``, ``"bf16"``.
+        hard_negatives: hard negatives per pair (0 turns mining off).
+        hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin: the miner's
+            false-negative guard (see :class:`HardNegativeMiner`).
+        temperature: softmax temperature of the contrastive loss.
+        mini_batch_size: chunk size of the cached losses (``loss="cached_mnrl"``).
+        matryoshka_dims: also train these truncated dimensions, e.g. ``[384, 256, 128]``.
+        guide_model_id: guide of the GIST losses (default: the base model).
+        train_max_seq_length: truncate texts to this many tokens while training only (the saved
+            model keeps the base's limit); ``None`` keeps the base's.
+        forgetting_dataset: a general dataset; with it, the forgetting guard runs.
+        forgetting_threshold: largest acceptable nDCG@10 drop on it before interpolating.
+        forgetting_alpha: weight of the fine-tuned model in the interpolation.
+        cache_dir: where corpus embeddings for mining are kept (default: under the checkpoints).
+        logging_steps: steps between loss log lines.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        model_id: str = DEFAULT_BASE_MODEL,
+        model_output_path: PathLike = "exp_finetune",
+        batch_size: int = 32,
+        val_dataset: Optional[Any] = None,
+        loss: Optional[Any] = None,
+        epochs: float = 1,
+        show_progress_bar: bool = True,
+        evaluation_steps: int = 50,
+        use_all_docs: bool = False,
+        trust_remote_code: bool = False,
+        device: Optional[Any] = None,
+        save_checkpoints: Optional[bool] = None,
+        resume_from_checkpoint: Union[bool, PathLike] = False,
+        checkpoint_save_steps: int = 500,
+        checkpoint_save_total_limit: int = 0,
+        *,
+        query_instruction: Any = _FROM_MODEL,
+        learning_rate: float = 5e-5,
+        warmup_ratio: float = 0.1,
+        lr_scheduler_type: str = "linear",
+        weight_decay: float = 0.01,
+        seed: int = 42,
+        gradient_accumulation_steps: int = 1,
+        precision: str = "auto",
+        hard_negatives: int = 1,
+        hard_negative_skip_top: int = 3,
+        hard_negative_max_rank: int = 50,
+        hard_negative_margin: float = 0.05,
+        temperature: float = 0.05,
+        mini_batch_size: int = 32,
+        matryoshka_dims: Optional[Sequence[int]] = None,
+        guide_model_id: Optional[str] = None,
+        train_max_seq_length: Optional[int] = None,
+        forgetting_dataset: Optional[Any] = None,
+        forgetting_threshold: float = 0.02,
+        forgetting_alpha: float = 0.5,
+        cache_dir: Optional[PathLike] = None,
+        logging_steps: int = 10,
+    ) -> None:
+        self.dataset = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("training dataset")
+        self.val_dataset = (
+            EmbeddingQAFinetuneDataset.coerce(val_dataset).validate_or_raise("validation dataset")
+            if val_dataset is not None else None
+        )
+        _check_positive(batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+                        evaluation_steps=evaluation_steps, checkpoint_save_steps=checkpoint_save_steps,
+                        gradient_accumulation_steps=gradient_accumulation_steps, logging_steps=logging_steps)
+        if not 0.0 <= warmup_ratio < 1.0:
+            raise TrainingError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}; 0.1 is the usual value.")
+        if precision not in PRECISIONS:
+            raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        if hard_negatives < 0:
+            raise TrainingError(f"hard_negatives must be >= 0 (0 turns mining off), got {hard_negatives}.")
+        if checkpoint_save_total_limit < 0:
+            raise TrainingError(f"checkpoint_save_total_limit must be >= 0 (0 keeps all), got {checkpoint_save_total_limit}.")
+        if isinstance(loss, str) and loss not in LOSS_NAMES:
+            raise TrainingError(f"Unknown loss {loss!r}; choose one of {', '.join(LOSS_NAMES)}, or pass a loss object.")
+        if train_max_seq_length is not None and train_max_seq_length < 8:
+            raise TrainingError(f"train_max_seq_length must be at least 8 tokens, got {train_max_seq_length}.")
+        self.miner = (
+            HardNegativeMiner(hard_negatives, hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin)
+            if hard_negatives else None
+        )
+        self.forgetting_guard = None
+        if forgetting_dataset is not None:
+            from llama_index_bge_finetune.training.forgetting import ForgettingGuard
+
+            self.forgetting_guard = ForgettingGuard(forgetting_dataset, forgetting_threshold, forgetting_alpha)
+
+        self.model_id = str(model_id)
+        self.model_output_path = os.fspath(model_output_path)
+        self.batch_size = batch_size
+        self.loss = loss
+        self.epochs = epochs
+        self.show_progress_bar = show_progress_bar
+        self.evaluation_steps = evaluation_steps
+        self.use_all_docs = use_all_docs
+        self.trust_remote_code = trust_remote_code
+        self.device = device
+        self.save_checkpoints = save_checkpoints
+        self.resume_from_checkpoint = resume_from_checkpoint
+        self.checkpoint_save_steps = checkpoint_save_steps
+        self.checkpoint_save_total_limit = checkpoint_save_total_limit
+        self.query_instruction: Optional[str] = (
+            query_instruction_for(self.model_id) if query_instruction is _FROM_MODEL else (query_instruction or None)
+        )
+        self.learning_rate = learning_rate
+        self.warmup_ratio = warmup_ratio
+        self.lr_scheduler_type = lr_scheduler_type
+        self.weight_decay = weight_decay
+        self.seed = seed
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.precision = precision
+        self.temperature = temperature
+        self.mini_batch_size = mini_batch_size
+        self.matryoshka_dims = list(matryoshka_dims) if matryoshka_dims else None
+        self.guide_model_id = guide_model_id
+        self.train_max_seq_length = train_max_seq_length
+        self.cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
+        self.logging_steps = logging_steps
+        self.checkpoint_path = os.path.join(self.model_output_path, CHECKPOINT_DIR)
+        self.result: Optional[FinetuneResult] = None
+        self._model = loss.model if loss is not None and not isinstance(loss, str) and hasattr(loss, "model") else None
+
+    # ------------------------------------------------------------------ model
+    @property
+    def model(self) -> "SentenceTransformer":  # noqa: F821
+        """The model being fine-tuned (loaded on first use)."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.model_id, trust_remote_code=self.trust_remote_code, device=self.device)
+        return self._model
+
+    def _loss_name(self) -> str:
+        if self.loss is None:
+            return "mnrl"
+        return self.loss if isinstance(self.loss, str) else type(self.loss).__name__
+
+    def hyperparameters(self) -> Dict[str, Any]:
+        """Every setting that shapes the result, for reports and the model card."""
+        params: Dict[str, Any] = {
+            "base_model": self.model_id,
+            "loss": self._loss_name(),
+            "temperature": self.temperature,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "warmup_ratio": self.warmup_ratio,
+            "lr_scheduler_type": self.lr_scheduler_type,
+            "weight_decay": self.weight_decay,
+            "seed": self.seed,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "precision": self.precision,
+            "use_all_docs": self.use_all_docs,
+            "batch_sampler": "no_duplicates",
+            "query_instruction": self.query_instruction,
+            "hard_negatives": self.miner.get_config_dict() if self.miner else 0,
+            "train_max_seq_length": self.train_max_seq_length,
+        }
+        if self._loss_name().startswith("cached"):
+            params["mini_batch_size"] = self.mini_batch_size
+        if self.matryoshka_dims:
+            params["matryoshka_dims"] = self.matryoshka_dims
+        return params
+
+    # ------------------------------------------------------------------ training
+    def finetune(self, **train_kwargs: Any) -> None:
+        """Train and save the model to ``model_output_path``; the outcome is in :attr:`result`.
+
+        ``train_kwargs`` override fields of ``SentenceTransformerTrainingArguments``.
+        """
+        import torch
+        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+        from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+        from transformers.trainer_utils import get_last_checkpoint
+
+        started = time.perf_counter()
+        model = self.model
+        base_seq_len = model.max_seq_length
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank0 = int(os.environ.get("RANK", "0")) == 0
+        result = FinetuneResult(model_path=self.model_output_path, hyperparameters=self.hyperparameters())
+
+        pairs = query_positive_pairs(self.dataset, self.use_all_docs)
+        if len(pairs) < 2:
+            raise DatasetError(
+                f"The training dataset has {len(pairs)} question/passage pair; contrastive training needs at least 2. "
+                "Generate more questions or merge datasets."
+            )
+        negatives: Optional[List[List[str]]] = None
+        if self.miner is not None:
+            t0 = time.perf_counter()
+            self.miner.cache_dir = self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")
+            negatives = self.miner.mine(
+                model, self.dataset.queries, self.dataset.corpus, self.dataset.relevant_docs, pairs,
+                model_key=self.model_id, query_prompt=self.query_instruction,
+                show_progress_bar=self.show_progress_bar and rank0,
+            )
+            result.mining_seconds = time.perf_counter() - t0
+        tables = training_tables(self.dataset, pairs, negatives)
+        result.pairs = len(pairs)
+        result.pairs_with_negatives = len(tables["with_negatives"]) if "with_negatives" in tables else 0
+        if len(pairs) < self.batch_size:
+            logger.warning(
+                "Only %d training pairs, fewer than batch_size=%d: training with batches of %d "
+                "(fewer in-batch negatives). Generate more questions for a stronger model.",
+                len(pairs), self.batch_size, len(pairs),
+            )
+
+        if self.train_max_seq_length:
+            model.max_seq_length = self.train_max_seq_length
+        loss = self._build_loss(model, gather=world > 1 and len(tables) == 1)
+        evaluator = self._build_evaluator()
+        base_state = None
+        forgetting_before = None
+        if self.forgetting_guard is not None:
+            base_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            forgetting_before = self.forgetting_guard.measure(model, self.query_instruction)
+        if evaluator is not None:
+            result.evaluation["base"] = _ir_scores(evaluator(model))
+
+        batch = max(1, min(self.batch_size, len(pairs)))
+        steps_per_epoch = sum(math.ceil(len(t) / (batch * world)) for t in tables.values())
+        total_steps = max(1, math.ceil(steps_per_epoch * self.epochs / self.gradient_accumulation_steps))
+        keep_ckpt = self.save_checkpoints is not False or evaluator is not None
+        save_steps = self.checkpoint_save_steps
+        eval_kwargs: Dict[str, Any] = {"eval_strategy": "no"}
+        if evaluator is not None:
+            eval_steps = min(self.evaluation_steps, total_steps)
+            save_steps = eval_steps
+            eval_kwargs = {
+                "eval_strategy": "steps", "eval_steps": eval_steps, "load_best_model_at_end": True,
+                "metric_for_best_model": "eval_val_cosine_ndcg@10", "greater_is_better": True,
+            }
+        use_cpu = str(self.device or "").startswith("cpu") or not torch.cuda.is_available()
+        fp16, bf16 = _precision_flags(self.precision, use_cpu)
+        args_kwargs: Dict[str, Any] = dict(
+            output_dir=self.checkpoint_path,
+            num_train_epochs=self.epochs,
+            per_device_train_batch_size=batch,
+            per_device_eval_batch_size=batch,
+            learning_rate=self.learning_rate,
+            warmup_steps=int(total_steps * self.warmup_ratio),
+            lr_scheduler_type=self.lr_scheduler_type,
+            weight_decay=self.weight_decay,
+            seed=self.seed,
+            data_seed=self.seed,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            fp16=fp16,
+            bf16=bf16,
+            use_cpu=use_cpu,
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
+            prompts={"anchor": self.query_instruction} if self.query_instruction else None,
+            save_strategy="steps" if keep_ckpt else "no",
+            save_steps=save_steps,
+            save_total_limit=self.checkpoint_save_total_limit or None,
+            save_only_model=False,
+            logging_steps=self.logging_steps,
+            report_to="none",
+            disable_tqdm=not self.show_progress_bar,
+            dataloader_drop_last=False,
+            ddp_find_unused_parameters=False,
+            **eval_kwargs,
+        )
+        args_kwargs.update(train_kwargs)
+        args = SentenceTransformerTrainingArguments(**args_kwargs)
+
+        resume = self._resume_checkpoint(get_last_checkpoint)
+        if resume:
+            result.resumed_from_step = _checkpoint_step(resume)
+            logger.info("Resuming from %s (step %d).", resume, result.resumed_from_step)
+        train_dataset: Any = tables if len(tables) > 1 else next(iter(tables.values()))
+        if len(tables) > 1:
+            from datasets import DatasetDict
+
+            train_dataset = DatasetDict(tables)
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator,
+        )
+        output = trainer.train(resume_from_checkpoint=resume)
+        model.max_seq_length = base_seq_len
+
+        result.train_seconds = float(output.metrics.get("train_runtime", 0.0))
+        result.examples_per_second = float(output.metrics.get("train_samples_per_second", 0.0))
+        result.steps = int(output.global_step)
+        result.mean_loss = float(output.training_loss) if output.training_loss is not None else None
+        losses_logged = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        result.final_loss = float(losses_logged[-1]) if losses_logged else result.mean_loss
+
+        if evaluator is not None:
+            result.evaluation["fine_tuned"] = _ir_scores(evaluator(model))
+        if self.forgetting_guard is not None:
+            result.forgetting = self.forgetting_guard.check(model, base_state, forgetting_before, self.query_instruction)
+            if result.forgetting["interpolated_applied"] and evaluator is not None:
+                result.evaluation["interpolated"] = _ir_scores(evaluator(model))
+
+        if trainer.is_world_process_zero():
+            self._save(model, result)
+            if self.save_checkpoints is None:
+                shutil.rmtree(self.checkpoint_path, ignore_errors=True)
+        result.total_seconds = time.perf_counter() - started
+        self.result = result
+        logger.info(
+            "Fine-tuned %s in %.1f s (%d steps, %.1f examples/s, final loss %s) -> %s",
+            self.model_id, result.train_seconds, result.steps, result.examples_per_second,
+            f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a", self.model_output_path,
+        )
+
+    def _build_loss(self, model: Any, gather: bool) -> Any:
+        if self.loss is not None and not isinstance(self.loss, str):
+            return self.loss
+        name = self.loss or "mnrl"
+        guide = None
+        if name in ("gist", "cached_gist"):
+            from sentence_transformers import SentenceTransformer
+
+            guide = SentenceTransformer(self.guide_model_id or self.model_id, trust_remote_code=self.trust_remote_code,
+                                        device=self.device)
+        return build_loss(name, model, temperature=self.temperature, mini_batch_size=self.mini_batch_size,
+                          matryoshka_dims=self.matryoshka_dims, guide=guide, gather_across_devices=gather)
+
+    def _build_evaluator(self) -> Any:
+        if self.val_dataset is None:
+            return None
+        from sentence_transformers.evaluation import InformationRetrievalEvaluator
+
+        ds = self.val_dataset
+        return InformationRetrievalEvaluator(
+            ds.queries, ds.corpus, {q: set(d) for q, d in ds.relevant_docs.items()}, name="val",
+            query_prompt=self.query_instruction, batch_size=64, write_csv=False,
+            show_progress_bar=False, accuracy_at_k=[1, 5, 10], precision_recall_at_k=[5, 10],
+        )
+
+    def _resume_checkpoint(self, get_last_checkpoint: Any) -> Optional[str]:
+        if not self.resume_from_checkpoint:
+            return None
+        if self.resume_from_checkpoint is True:
+            last = get_last_checkpoint(self.checkpoint_path) if os.path.isdir(self.checkpoint_path) else None
+            if last is None:
+                logger.warning("resume_from_checkpoint=True but %s holds no checkpoint: starting fresh.", self.checkpoint_path)
+            return last
+        path = os.fspath(self.resume_from_checkpoint)
+        if not os.path.isdir(path):
+            raise TrainingError(
+                f"Checkpoint {path} does not exist; pass resume_from_checkpoint=True to continue from the "
+                f"last checkpoint in {self.checkpoint_path}, or the path of a checkpoint-<step> folder."
+            )
+        return path
+
+    def _save(self, model: Any, result: FinetuneResult) -> None:
+        model.prompts = {"query": self.query_instruction} if self.query_instruction else {}
+        model.default_prompt_name = None
+        model.save_pretrained(self.model_output_path, create_model_card=False)
+        data = {
+            "queries": len(self.dataset.queries),
+            "passages": len(self.dataset.corpus),
+            "training pairs": result.pairs,
+            "pairs with hard negatives": result.pairs_with_negatives,
+            "query source": self.dataset.query_source or "unknown",
+        }
+        training = card_fields({
+            "steps": result.steps, "train seconds": result.train_seconds,
+            "examples per second": result.examples_per_second, "final loss": result.final_loss,
+        })
+        evaluation = dict(result.evaluation)
+        if result.forgetting:
+            for name in ("base", "fine_tuned", "interpolated"):
+                if result.forgetting.get(name):
+                    evaluation[f"general set: {name}"] = {
+                        k: v for k, v in result.forgetting[name].items() if k != "queries"
+                    }
+        write_model_card(
+            self.model_output_path, base_model=self.model_id, query_instruction=self.query_instruction,
+            data=data, hyperparameters=card_fields(result.hyperparameters), training=training, evaluation=evaluation,
+        )
+        Path(self.model_output_path, "training_result.json").write_text(
+            json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8"
+        )
+
+    # ------------------------------------------------------------------ inference
+    def get_finetuned_model(self, **model_kwargs: Any) -> "HuggingFaceEmbedding":  # noqa: F821
+        """The fine-tuned model as a LlamaIndex ``HuggingFaceEmbedding`` that applies the query instruction.
+
+        ``model_kwargs`` go to ``HuggingFaceEmbedding`` (e.g. ``embed_batch_size``, ``device``).
+        """
+        from llama_index_bge_finetune.integration.embedding import from_finetuned
+
+        if not os.path.isfile(os.path.join(self.model_output_path, "config_sentence_transformers.json")):
+            raise TrainingError(
+                f"No fine-tuned model in {self.model_output_path}: call finetune() first "
+                "(or point model_output_path at a finished model folder)."
+            )
+        return from_finetuned(self.model_output_path, **model_kwargs)
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise TrainingError(f"{name} must be positive, got {value}.")
+
+
+def _precision_flags(precision: str, use_cpu: bool) -> "tuple[bool, bool]":
+    import torch
+
+    if use_cpu or precision == "fp32":
+        return False, False
+    if precision == "auto":
+        bf16 = torch.cuda.is_bf16_supported()
+        return not bf16, bf16
+    return precision == "fp16", precision == "bf16"
+
+
+def _checkpoint_step(path: str) -> int:
+    name = os.path.basename(os.path.normpath(path))
+    try:
+        return int(name.rsplit("-", 1)[-1])
+    except ValueError:
+        return 0
+
+
+def _ir_scores(metrics: Dict[str, float]) -> Dict[str, float]:
+    """Pick the headline metrics out of an ``InformationRetrievalEvaluator`` result."""
+    wanted = {"cosine_ndcg@10": "ndcg@10", "cosine_accuracy@5": "hit_rate@5", "cosine_mrr@10": "mrr@10"}
+    return {short: float(v) for k, v in metrics.items() for suffix, short in wanted.items() if k.endswith(suffix)}

@@ -1,0 +1,127 @@
+"""Hard negatives mined from the corpus with the base model, with a false-negative guard.
+
+For each (query, positive) pair the miner ranks the whole corpus with the base model and picks
+the highest-scoring passages that are (a) not relevant to the query, (b) ranked below the
+``skip_top`` best non-relevant passages, (c) within the ``max_rank`` best, and (d) scoring at
+least ``relative_margin`` below the positive (``score <= positive_score * (1 - relative_margin)``).
+Rules (b) and (d) keep unlabelled true answers out of the negatives.
+
+A pair with no qualifying passage keeps no negative: it still trains with in-batch negatives,
+it is never dropped.
+
+Example::
+
+    from sentence_transformers import SentenceTransformer
+    from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
+
+    miner = HardNegativeMiner(num_negatives=1, skip_top=3, relative_margin=0.05)
+    negatives = miner.mine(model, dataset, pairs=[("q1", "n1")], model_key="my-model")
+    # negatives == [["n7"]] (or [[]] when nothing qualifies)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from llama_index_bge_finetune.errors import TrainingError
+from llama_index_bge_finetune.training.embedding_cache import encode_cached
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+
+class HardNegativeMiner:
+    """Chooses hard negatives for (query, positive) pairs from a dataset's corpus.
+
+    Args:
+        num_negatives: negatives per pair (each becomes one more passage per training example).
+        skip_top: how many of the best-ranked non-relevant passages to skip (likely unlabelled positives).
+        max_rank: only passages within this many best non-relevant ones are candidates ("hard").
+        relative_margin: a candidate must score at most ``positive_score * (1 - relative_margin)``.
+        batch_size: encoding batch size.
+        cache_dir: where corpus embeddings are kept between runs; ``None`` disables the cache.
+    """
+
+    def __init__(
+        self,
+        num_negatives: int = 1,
+        skip_top: int = 3,
+        max_rank: int = 50,
+        relative_margin: float = 0.05,
+        batch_size: int = 64,
+        cache_dir: Optional[PathLike] = None,
+    ) -> None:
+        if num_negatives < 1:
+            raise TrainingError(f"num_negatives must be at least 1, got {num_negatives}; use hard_negatives=0 to turn mining off.")
+        if skip_top < 0 or max_rank <= skip_top:
+            raise TrainingError(
+                f"Need 0 <= skip_top < max_rank, got skip_top={skip_top}, max_rank={max_rank}; "
+                "for example skip_top=3, max_rank=50."
+            )
+        if not 0.0 <= relative_margin < 1.0:
+            raise TrainingError(f"relative_margin must be in [0, 1), got {relative_margin}; 0.05 is a good value.")
+        self.num_negatives = num_negatives
+        self.skip_top = skip_top
+        self.max_rank = max_rank
+        self.relative_margin = relative_margin
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+
+    def get_config_dict(self) -> Dict[str, float]:
+        """The settings, for logs and the model card."""
+        return {
+            "num_negatives": self.num_negatives,
+            "skip_top": self.skip_top,
+            "max_rank": self.max_rank,
+            "relative_margin": self.relative_margin,
+        }
+
+    def mine(
+        self,
+        model: "SentenceTransformer",  # noqa: F821
+        queries: Dict[str, str],
+        corpus: Dict[str, str],
+        relevant_docs: Dict[str, List[str]],
+        pairs: Sequence[Tuple[str, str]],
+        model_key: str,
+        query_prompt: Optional[str] = None,
+        show_progress_bar: bool = False,
+    ) -> List[List[str]]:
+        """Negative passage ids for each ``(query id, positive id)`` pair, in order (possibly empty lists)."""
+        doc_ids = list(corpus)
+        if len(doc_ids) < 2:
+            return [[] for _ in pairs]
+        doc_index = {d: i for i, d in enumerate(doc_ids)}
+        doc_vecs = encode_cached(
+            model, [corpus[d] for d in doc_ids], self.cache_dir, model_key,
+            batch_size=self.batch_size, show_progress_bar=show_progress_bar,
+        )
+        qids = list(dict.fromkeys(q for q, _ in pairs))
+        q_vecs = encode_cached(
+            model, [queries[q] for q in qids], None, model_key, prompt=query_prompt,
+            batch_size=self.batch_size, show_progress_bar=False,
+        )
+        q_row = {q: i for i, q in enumerate(qids)}
+        depth = min(len(doc_ids), self.max_rank + max(len(v) for v in relevant_docs.values()) + 1)
+        scores = q_vecs @ doc_vecs.T
+        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth] if depth < len(doc_ids) else np.tile(np.arange(len(doc_ids)), (len(qids), 1))
+        out: List[List[str]] = []
+        for qid, pos in pairs:
+            row = q_row[qid]
+            cand = top[row][np.argsort(-scores[row, top[row]], kind="stable")]
+            relevant = {doc_index[d] for d in relevant_docs.get(qid, []) if d in doc_index}
+            ranked = [int(c) for c in cand if int(c) not in relevant][self.skip_top : self.max_rank]
+            ceiling = scores[row, doc_index[pos]] * (1.0 - self.relative_margin)
+            chosen = [doc_ids[c] for c in ranked if scores[row, c] <= ceiling][: self.num_negatives]
+            out.append(chosen)
+        found = sum(1 for c in out if c)
+        logger.info(
+            "Hard negatives: %d of %d pairs got at least one (the others train with in-batch negatives only).",
+            found, len(out),
+        )
+        return out
