@@ -1,0 +1,300 @@
+"""Turn a model spec (folder, hub id, ``SentenceTransformer``, LlamaIndex ``BaseEmbedding``) into an encoder.
+
+An encoder embeds queries and passages in large batches into L2-normalised float32 arrays (or raw
+vectors for dot-product models) and names itself with a *fingerprint*: a hash of everything that
+changes its vectors (weights, pooling, prompts, normalisation), so an embedding cache keyed by it
+never serves vectors from another model.
+
+Example::
+
+    from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+
+    enc = resolve_encoder("out/model")          # applies the query instruction saved in the folder
+    vectors = enc.encode_corpus(["a passage", "another one"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Union
+
+import numpy as np
+
+from llama_index_bge_finetune.errors import EvaluationError
+from llama_index_bge_finetune.models import query_instruction_for
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnx-int8")
+
+
+@dataclass
+class EvalModel:
+    """A model plus how to evaluate it, for when a bare spec is not enough.
+
+    Args:
+        model: a model folder or hub id, a ``SentenceTransformer``, or a LlamaIndex ``BaseEmbedding``.
+        query_instruction: text put before every query; ``None`` uses the one saved with the model
+            (a folder's ``query`` prompt, the BGE instruction for BGE hub ids); ``""`` uses none.
+        backend: ``"torch"`` (exact, the default) or ``"onnx-int8"`` (an int8-quantised ONNX Runtime
+            export, about 2x faster on CPU, slightly different vectors: measure its metric change).
+        batch_size: passages per forward pass.
+    """
+
+    model: Any
+    query_instruction: Optional[str] = None
+    backend: str = "torch"
+    batch_size: int = 64
+
+
+ModelSpec = Union[str, "os.PathLike[str]", Any, EvalModel]
+
+
+class Encoder:
+    """Embeds queries and passages; subclasses implement ``_encode`` and ``_fingerprint_parts``."""
+
+    name: str = "model"
+    normalize: bool = True
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors, one row per text, float32."""
+        return self._finish(self._encode(list(texts), is_query=True))
+
+    def encode_corpus(self, texts: Sequence[str]) -> np.ndarray:
+        """Passage vectors, one row per text, float32."""
+        return self._finish(self._encode(list(texts), is_query=False))
+
+    def fingerprint(self) -> str:
+        """A hex digest that changes whenever the passage vectors would change."""
+        if getattr(self, "_fp", None) is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(type(self).__name__.encode())
+            h.update(str(self.normalize).encode())
+            for part in self._fingerprint_parts():
+                h.update(b"\0")
+                h.update(part if isinstance(part, (bytes, memoryview)) else str(part).encode())
+            self._fp = h.hexdigest()
+        return self._fp
+
+    backend: str = "torch"
+    source: str = ""
+    query_instruction: Optional[str] = None
+
+    def describe(self) -> dict:
+        """What the report prints about this encoder (never an API key)."""
+        return {"name": self.name, "source": self.source, "encoder": type(self).__name__, "backend": self.backend,
+                "query_instruction": self.query_instruction, "fingerprint": self.fingerprint()}
+
+    # ------------------------------------------------------------ hooks
+    def _encode(self, texts: List[str], is_query: bool) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fingerprint_parts(self) -> Sequence[Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _finish(self, vecs: Any) -> np.ndarray:
+        arr = np.asarray(vecs, dtype=np.float32)
+        if arr.ndim != 2:
+            arr = arr.reshape(len(arr), -1)
+        if self.normalize and len(arr):
+            norms = np.linalg.norm(arr, axis=1, keepdims=True)
+            arr = arr / np.where(norms == 0, 1.0, norms)
+        return arr
+
+
+def hash_state_dict(module: Any) -> List[Any]:
+    """Raw bytes of every parameter and buffer, in order (fast: no copies for CPU tensors)."""
+    import torch
+
+    parts: List[Any] = []
+    for key, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        parts.append(key)
+        parts.append(memoryview(t.view(-1).view(torch.uint8).numpy()))
+    return parts
+
+
+class SentenceTransformerEncoder(Encoder):
+    """A ``SentenceTransformer`` with a query instruction; passages get the model's document prompt."""
+
+    def __init__(self, model: Any, query_instruction: Optional[str] = None, batch_size: int = 64, name: str = "") -> None:
+        self.model = model
+        prompts = getattr(model, "prompts", {}) or {}
+        self.query_instruction = prompts.get("query") or "" if query_instruction is None else query_instruction
+        self.document_prompt = prompts.get("document") or prompts.get("text") or ""
+        self.batch_size = int(batch_size)
+        self.normalize = getattr(model, "similarity_fn_name", "cosine") != "dot"
+        self.name = name or _model_label(model)
+        self.source = _model_label(model)
+        self._fp: Optional[str] = None
+
+    def _encode(self, texts: List[str], is_query: bool) -> np.ndarray:
+        prompt = self.query_instruction if is_query else self.document_prompt
+        return self.model.encode(
+            texts, prompt=prompt or None, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+
+    def _fingerprint_parts(self) -> Sequence[Any]:
+        config = [repr(m) for m in self.model]  # module configs: pooling mode, dims, ...
+        return [self.document_prompt, str(self.model.max_seq_length), *config, *hash_state_dict(self.model)]
+
+
+class LlamaIndexEncoder(Encoder):
+    """Any LlamaIndex ``BaseEmbedding``: batched text embeddings, concurrent query embeddings."""
+
+    def __init__(self, embed_model: Any, query_concurrency: int = 16, name: str = "") -> None:
+        self.embed_model = embed_model
+        self.query_concurrency = max(1, int(query_concurrency))
+        self.source = f"{embed_model.class_name()}({getattr(embed_model, 'model_name', '')})"
+        self.name = name or getattr(embed_model, "model_name", None) or embed_model.class_name()
+        self._fp: Optional[str] = None
+
+    def _encode(self, texts: List[str], is_query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        if not is_query:
+            return np.asarray(self.embed_model.get_text_embedding_batch(texts), dtype=np.float32)
+        return np.asarray(_run(self._aqueries(texts)), dtype=np.float32)
+
+    async def _aqueries(self, texts: List[str]) -> List[List[float]]:
+        sem = asyncio.Semaphore(self.query_concurrency)
+
+        async def one(text: str) -> List[float]:
+            async with sem:
+                return await self.embed_model.aget_query_embedding(text)
+
+        return list(await asyncio.gather(*(one(t) for t in texts)))
+
+    def _fingerprint_parts(self) -> Sequence[Any]:
+        fields = {}
+        for key, value in self.embed_model.model_dump().items():
+            lowered = key.lower()
+            if any(s in lowered for s in ("key", "secret", "token", "callback", "batch", "workers", "retries", "timeout")):
+                continue
+            if isinstance(value, (str, int, float, bool, type(None))):
+                fields[key] = value
+        parts: List[Any] = [self.embed_model.class_name(), json.dumps(fields, sort_keys=True)]
+        inner = getattr(self.embed_model, "_model", None)
+        if inner is not None and hasattr(inner, "state_dict"):
+            parts += [repr(m) for m in inner] + hash_state_dict(inner)
+        return parts
+
+
+class HuggingFaceEmbeddingEncoder(SentenceTransformerEncoder):
+    """A LlamaIndex ``HuggingFaceEmbedding``, encoded through its ``SentenceTransformer`` in large batches.
+
+    Gives the same vectors as its ``get_query_embedding``/``get_text_embedding_batch`` (same prompts,
+    same normalisation) without a Python call per query.
+    """
+
+    def __init__(self, embed_model: Any, query_instruction: Optional[str] = None, batch_size: int = 64, name: str = "") -> None:
+        st = embed_model._model
+        prompts = st.prompts or {}
+        qi = prompts.get("query") or "" if query_instruction is None else query_instruction
+        super().__init__(st, query_instruction=qi, batch_size=batch_size, name=name or embed_model.model_name)
+        self.document_prompt = prompts.get("text") or ""
+        self.normalize = bool(embed_model.normalize)
+        self.source = f"HuggingFaceEmbedding({embed_model.model_name})"
+
+
+def load_sentence_transformer(path_or_id: str) -> Any:
+    """Load a model folder or hub id on CPU (or CUDA when present), with a clear error when it fails."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return SentenceTransformer(path_or_id, device=device)
+    except Exception as exc:  # OSError for a missing folder, HTTP errors for an unreachable hub
+        raise EvaluationError(
+            f"Cannot load the model {path_or_id!r} ({type(exc).__name__}: {exc}). Pass a sentence-transformers "
+            "model folder (e.g. the output of `bge-finetune train`) or a hub id that is cached locally."
+        ) from exc
+
+
+def resolve_encoder(spec: ModelSpec, name: str = "", query_instruction: Optional[str] = None,
+                    backend: str = "torch", batch_size: int = 64, cache_dir: Optional[str] = None) -> Encoder:
+    """Build the encoder for ``spec`` (see :data:`ModelSpec`); an :class:`EvalModel` overrides the other arguments."""
+    if isinstance(spec, Encoder):
+        return spec
+    if isinstance(spec, EvalModel):
+        return resolve_encoder(spec.model, name=name, query_instruction=spec.query_instruction,
+                               backend=spec.backend, batch_size=spec.batch_size, cache_dir=cache_dir)
+    if backend not in BACKENDS:
+        raise EvaluationError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    if isinstance(spec, (str, os.PathLike)):
+        path = os.fspath(spec)
+        if query_instruction is None:
+            query_instruction = query_instruction_for(path) or ""
+        st = load_sentence_transformer(path)
+        encoder: Encoder = SentenceTransformerEncoder(st, query_instruction, batch_size, name or path)
+        encoder.source = path
+    elif _is_sentence_transformer(spec):
+        encoder = SentenceTransformerEncoder(spec, query_instruction, batch_size, name)
+    elif _is_hf_embedding(spec):
+        encoder = HuggingFaceEmbeddingEncoder(spec, query_instruction, batch_size, name)
+    elif _is_base_embedding(spec):
+        if backend != "torch":
+            raise EvaluationError(f"backend={backend!r} needs a sentence-transformers model, not a {type(spec).__name__}.")
+        if query_instruction:
+            raise EvaluationError(
+                "query_instruction applies to sentence-transformers models; set it on the LlamaIndex "
+                f"embedding ({type(spec).__name__}) itself instead."
+            )
+        return LlamaIndexEncoder(spec, name=name)
+    else:
+        raise EvaluationError(
+            f"Cannot evaluate a {type(spec).__name__}: pass a model folder or hub id, a SentenceTransformer, "
+            "a LlamaIndex BaseEmbedding, or an EvalModel wrapping one of these."
+        )
+    if backend == "onnx-int8":
+        from llama_index_bge_finetune.evaluation.onnx_backend import OnnxInt8Encoder
+
+        return OnnxInt8Encoder.from_encoder(encoder, cache_dir=cache_dir)  # type: ignore[arg-type]
+    return encoder
+
+
+def _model_label(model: Any) -> str:
+    card = getattr(model, "model_card_data", None)
+    label = getattr(card, "base_model", None) or getattr(model, "name_or_path", None)
+    if not label:
+        try:
+            label = model[0].auto_model.config.name_or_path
+        except Exception:  # a model without a transformer first module
+            label = ""
+    return os.path.basename(str(label).rstrip("/")) or type(model).__name__
+
+
+def _is_sentence_transformer(obj: Any) -> bool:
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:  # pragma: no cover - dependency
+        return False
+    return isinstance(obj, SentenceTransformer)
+
+
+def _is_hf_embedding(obj: Any) -> bool:
+    try:
+        from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    except ImportError:  # pragma: no cover - dependency
+        return False
+    return isinstance(obj, HuggingFaceEmbedding)
+
+
+def _is_base_embedding(obj: Any) -> bool:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    return isinstance(obj, BaseEmbedding)
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine from sync code, also inside a running loop (Jupyter), via llama-index's helper."""
+    from llama_index.core.async_utils import asyncio_run
+
+    return asyncio_run(coro)
