@@ -3,8 +3,10 @@
 It answers ``POST /v1/chat/completions`` with questions built deterministically from the
 passage in the prompt, ``POST /v1/embeddings`` with hashed bag-of-words vectors, and
 ``GET /v1/models``. Faults are injected per test: latency, 429 with ``Retry-After``, 500,
-a hang past the client's time-out, malformed answers. Every fault decision is a hash of
-(seed, passage, attempt number), so a run is reproducible whatever the request order.
+a hang past the client's time-out, malformed answers. A prompt asking to answer "yes or
+no" gets a relevance judgment (yes when the ``Query:`` line shares a content word with the
+passage). Every fault decision is a hash of (seed, passage, attempt number), so a run is
+reproducible whatever the request order.
 
 Use it through the ``openai_server`` fixture (registered in ``tests/conftest.py``)::
 
@@ -57,7 +59,8 @@ class ServerConfig:
     hang_seconds: float = 30.0
     rate_malformed: float = 0.0  # fraction of chat answers that hold no question at all
     answer_style: str = "numbered"  # one of ANSWER_STYLES
-    always_fail: Tuple[str, ...] = ()  # passages containing one of these strings always get 500
+    always_fail: Tuple[str, ...] = ()  # passages containing one of these strings always fail...
+    fail_status: int = 500  # ...with this status (401, 400, ... for permanent errors)
     embedding_dim: int = 64
 
 
@@ -117,6 +120,14 @@ def render_answer(questions: List[str], style: str) -> str:
     if style == "malformed":
         return "I'm sorry, but I cannot comply with that request"
     raise ValueError(f"unknown answer_style {style!r}; choose one of {ANSWER_STYLES}")
+
+
+def judge_answer(prompt: str, passage: str) -> str:
+    """A relevance judge's answer: "Yes" when the ``Query:`` line shares a content word with the passage."""
+    match = re.search(r"Query:\s*(.+)", prompt)
+    query = match.group(1) if match else ""
+    content = lambda t: {w.lower() for w in _words(t) if w.lower() not in STOPWORDS and len(w) > 2}  # noqa: E731
+    return "Yes." if content(query) & content(passage) else "No."
 
 
 def hashed_embedding(text: str, dim: int) -> List[float]:
@@ -179,6 +190,8 @@ class OpenAITestServer:
     def reset_counters(self) -> None:
         """Forget every request seen so far."""
         self.total_requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests handled at the same time
         self.chat_requests = 0
         self.embedding_requests = 0
         self.per_passage: Counter = Counter()  # passage hash -> chat requests (all outcomes)
@@ -208,6 +221,16 @@ class OpenAITestServer:
         return int.from_bytes(digest[:8], "little") / 2**64
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._route(h, method)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _route(self, h: BaseHTTPRequestHandler, method: str) -> None:
         path = h.path.split("?")[0].rstrip("/")
         body: Dict[str, Any] = {}
         if method == "POST":
@@ -248,7 +271,7 @@ class OpenAITestServer:
             attempt = self.per_passage[key]
         cfg = self.config
         if any(s in passage for s in cfg.always_fail):
-            return self._send(h, 500, {"error": {"message": "injected permanent failure", "type": "server_error"}})
+            return self._send(h, cfg.fail_status, {"error": {"message": "injected permanent failure", "type": "server_error"}})
         if self._chance("429", key, attempt) < cfg.rate_429:
             return self._send(
                 h, 429, {"error": {"message": "Rate limit reached (injected)", "type": "rate_limit_error"}},
@@ -258,10 +281,13 @@ class OpenAITestServer:
             return self._send(h, 500, {"error": {"message": "Internal error (injected)", "type": "server_error"}})
         if self._chance("hang", key, attempt) < cfg.rate_hang:
             self._stop.wait(cfg.hang_seconds)
-        match = re.search(r"(\d+)\s+(?:\w+\s+){0,3}questions", prompt)
-        n = int(match.group(1)) if match else 2
-        style = "malformed" if self._chance("malformed", key, attempt) < cfg.rate_malformed else cfg.answer_style
-        text = render_answer(make_questions(passage, n), style)
+        if "yes or no" in prompt.lower():
+            text = judge_answer(prompt, passage)
+        else:
+            match = re.search(r"(\d+)\s+(?:\w+\s+){0,3}questions", prompt)
+            n = int(match.group(1)) if match else 2
+            style = "malformed" if self._chance("malformed", key, attempt) < cfg.rate_malformed else cfg.answer_style
+            text = render_answer(make_questions(passage, n), style)
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         with self._lock:

@@ -70,7 +70,7 @@ def _line_candidates(text: str) -> Iterable[str]:
 
 
 def _clean(candidate: str) -> Optional[str]:
-    q = re.sub(r"\s+", " ", candidate).strip().strip("\"'`").strip()
+    q = re.sub(r"\s+", " ", candidate).strip().strip("\"'`[],").strip()
     q = _MARKER.sub("", q, count=1).strip() if _MARKER.match(q) else q
     if not q or q.endswith(":"):
         return None
