@@ -137,7 +137,12 @@ def _report_sections(config: pipeline.RunConfig, choice: Any, gen_description: s
         f"- Train: {len(train.queries)} questions over {len(train.corpus)} chunks; "
         f"validation: {len(val.queries)} questions over {len(val.corpus)} chunks (split by chunk, seed {config.seed})",
     ]
-    summary = getattr(engine, "training_summary", None)
-    if summary:
-        lines.append(f"- Training: {summary}")
+    result = engine.result
+    hp = result.hyperparameters
+    lines.append(
+        f"- Training: {result.steps} steps, {hp.get('epochs')} epochs, batch {hp.get('batch_size')}, "
+        f"learning rate {hp.get('learning_rate')}, loss {hp.get('loss')}; {result.pairs} pairs "
+        f"({result.pairs_with_negatives} with a mined hard negative); {result.train_seconds:.0f} s "
+        f"({result.examples_per_second:.1f} examples/s)"
+    )
     return {"Run": "\n".join(lines)}
