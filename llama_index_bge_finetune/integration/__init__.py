@@ -1,5 +1,37 @@
-"""Putting a fine-tuned model into an existing LlamaIndex app."""
+"""Putting a fine-tuned model into an existing LlamaIndex app.
+
+- :func:`use_finetuned` / :func:`from_finetuned`: the model as ``Settings.embed_model`` or as an
+  index's ``embed_model``; :func:`settings_from_service_context` migrates ``ServiceContext`` code.
+- :func:`reembed_index`: re-embed an existing index (persisted folder or Qdrant), resumably.
+- :func:`record_embed_model`, :func:`check_embed_model`, :func:`load_index`: the stale-vector guard.
+- :class:`QueryAdapterFinetuneEngine`, :class:`QueryAdapterEmbedding`: a query-side linear adapter
+  for indexes that cannot be re-embedded.
+"""
 
 from llama_index_bge_finetune.integration.embedding import from_finetuned
+from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
+from llama_index_bge_finetune.integration.guard import (
+    StaleVectorsWarning,
+    UnfingerprintedIndexWarning,
+    check_embed_model,
+    load_index,
+    record_embed_model,
+    recorded_embed_model,
+)
+from llama_index_bge_finetune.integration.reembed import reembed_index
+from llama_index_bge_finetune.integration.settings import settings_from_service_context, use_finetuned
 
-__all__ = ["from_finetuned"]
+__all__ = [
+    "EmbedModelFingerprint",
+    "StaleVectorsWarning",
+    "UnfingerprintedIndexWarning",
+    "check_embed_model",
+    "fingerprint_embed_model",
+    "from_finetuned",
+    "load_index",
+    "record_embed_model",
+    "recorded_embed_model",
+    "reembed_index",
+    "settings_from_service_context",
+    "use_finetuned",
+]

@@ -1,0 +1,322 @@
+"""Re-embed every node of an existing index with a new model, resumably, then swap it in.
+
+Swapping the query model alone leaves the stored vectors from the old model, so retrieval silently
+degrades. :func:`reembed_index` reads every node (ids, metadata and relationships kept) from the
+docstore, or from the vector store when it holds the text (Qdrant), embeds it with the new model in
+batches, writes the vectors into a *fresh* vector store of the same kind, and only when that store
+is complete swaps it in. Until then the old vectors stay untouched and usable; a killed run
+resumes where it stopped.
+
+- Persisted ``SimpleVectorStore`` folders: finished batches are journaled in
+  ``<persist_dir>/.reembed-<model>/``; the new files replace the old ones by ``os.replace``.
+- Qdrant (``QdrantVectorStore``, server or local mode): the new vectors go to the collection
+  ``<name>__<model>``; when complete, ``<name>`` becomes an alias of it and the old collection
+  is dropped, so code that opens ``collection_name="<name>"`` keeps working.
+
+Example::
+
+    from llama_index_bge_finetune.integration import reembed_index, load_index, from_finetuned
+
+    new_model = from_finetuned("out/model")
+    reembed_index("storage", new_model)               # load, re-embed, persist
+    index = load_index("storage", embed_model=new_model)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+import numpy as np
+
+from llama_index_bge_finetune.errors import BgeFinetuneError
+from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
+from llama_index_bge_finetune.integration.guard import SWAP_MARKER, record_embed_model, recorded_embed_model
+from llama_index_bge_finetune.integration.settings import resolve_finetuned
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+ProgressCallback = Callable[[int, int], None]
+
+
+def reembed_index(
+    index_or_storage: Any,
+    embed_model: Any,
+    *,
+    persist_dir: Optional[PathLike] = None,
+    index_id: Optional[str] = None,
+    batch_size: int = 256,
+    show_progress: bool = True,
+    on_batch: Optional[ProgressCallback] = None,
+) -> Any:
+    """Re-embed all nodes of a vector index with ``embed_model`` and return the re-embedded index.
+
+    Args:
+        index_or_storage: a ``VectorStoreIndex``, a ``StorageContext``, or a persist folder.
+        embed_model: the new model: a fine-tuned model folder or a LlamaIndex ``BaseEmbedding``.
+        persist_dir: where the index is persisted (implied when ``index_or_storage`` is a folder).
+            With it the run is resumable and the result is persisted there; without it a
+            ``SimpleVectorStore`` index is re-embedded in memory only.
+        index_id: which index, when the storage holds several.
+        batch_size: nodes embedded (and journaled) per step; nodes are sorted by length first so a
+            batch pads little.
+        show_progress: show a progress bar.
+        on_batch: called as ``on_batch(done, total)`` after each batch is safely stored.
+
+    Returns:
+        A ``VectorStoreIndex`` over the new vectors that queries with ``embed_model``; the model's
+        fingerprint is recorded for the stale-vector guard.
+
+    Raises:
+        BgeFinetuneError: the index's vector store is of a kind this function cannot copy.
+
+    Re-running after completion is a no-op that returns the index; re-running after a kill resumes.
+    """
+    from llama_index.core import StorageContext, load_index_from_storage
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    embed_model = resolve_finetuned(embed_model)
+    fp = fingerprint_embed_model(embed_model)
+    if isinstance(index_or_storage, (str, os.PathLike)):
+        persist_dir = Path(index_or_storage)
+        _finish_interrupted_swap(persist_dir)
+        storage_context = StorageContext.from_defaults(persist_dir=str(persist_dir))
+        index = load_index_from_storage(storage_context, index_id=index_id, embed_model=embed_model)
+    elif isinstance(index_or_storage, StorageContext):
+        if persist_dir is not None:
+            _finish_interrupted_swap(Path(persist_dir))
+        index = load_index_from_storage(index_or_storage, index_id=index_id, embed_model=embed_model)
+    else:
+        index = index_or_storage
+    run = _Run(embed_model, fp, batch_size, show_progress, on_batch)
+    kind = type(index.vector_store).__name__
+    if kind == "SimpleVectorStore":
+        return _reembed_simple(index, run, Path(persist_dir) if persist_dir is not None else None)
+    if kind == "QdrantVectorStore":
+        return _reembed_qdrant(index, run, Path(persist_dir) if persist_dir is not None else None)
+    raise BgeFinetuneError(
+        f"reembed_index cannot copy a {kind}: it supports SimpleVectorStore (the default, persisted "
+        "with storage_context.persist) and QdrantVectorStore. For another store, rebuild with "
+        "VectorStoreIndex(nodes, embed_model=new_model, storage_context=...) into a new collection."
+    )
+
+
+class _Run:
+    """What one re-embedding needs: the model, its fingerprint and the batching/progress options."""
+
+    def __init__(self, embed_model: Any, fp: EmbedModelFingerprint, batch_size: int,
+                 show_progress: bool, on_batch: Optional[ProgressCallback]) -> None:
+        self.embed_model = embed_model
+        self.fp = fp
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        self.on_batch = on_batch
+
+    def embed(self, items: Sequence[Tuple[str, Any]], done: Set[str],
+              store: Callable[[List[str], List[List[float]]], None]) -> None:
+        """Embed ``(vector id, node)`` pairs not in ``done``, longest first, handing each batch to ``store``."""
+        from llama_index.core.schema import MetadataMode
+        from tqdm.auto import tqdm
+
+        todo = [(vid, node.get_content(metadata_mode=MetadataMode.EMBED)) for vid, node in items if vid not in done]
+        todo.sort(key=lambda item: len(item[1]), reverse=True)
+        total = len(items)
+        if done:
+            logger.info("Resuming re-embedding: %d of %d nodes already embedded.", total - len(todo), total)
+        bar = tqdm(total=total, initial=total - len(todo), unit="node", desc="re-embedding",
+                   disable=not self.show_progress)
+        with bar:
+            for start in range(0, len(todo), self.batch_size):
+                batch = todo[start:start + self.batch_size]
+                vectors = self.embed_model.get_text_embedding_batch([text for _, text in batch])
+                store([vid for vid, _ in batch], vectors)
+                bar.update(len(batch))
+                if self.on_batch is not None:
+                    self.on_batch(bar.n, total)
+
+
+# --------------------------------------------------------------------------- SimpleVectorStore
+def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.vector_stores import SimpleVectorStore
+    from llama_index.core.vector_stores.simple import SimpleVectorStoreData
+
+    if _already_done(index, run.fp):
+        return index
+    old = index.vector_store
+    vector_to_node = dict(index.index_struct.nodes_dict)
+    nodes = {n.node_id: n for n in index.docstore.get_nodes(list(vector_to_node.values()))}
+    items = [(vid, nodes[nid]) for vid, nid in vector_to_node.items()]
+
+    journal = _Journal(persist_dir / f".reembed-{run.fp.short}") if persist_dir is not None else None
+    if journal is None:
+        logger.warning("Re-embedding in memory only: pass persist_dir to make the run resumable and saved.")
+    embeddings: Dict[str, List[float]] = journal.load() if journal is not None else {}
+    embeddings = {k: v for k, v in embeddings.items() if k in vector_to_node}
+
+    def store(ids: List[str], vectors: List[List[float]]) -> None:
+        if journal is not None:
+            journal.append(ids, vectors)
+        embeddings.update(zip(ids, vectors))
+
+    run.embed(items, set(embeddings), store)
+    new_store = SimpleVectorStore(data=SimpleVectorStoreData(
+        embedding_dict=embeddings,
+        text_id_to_ref_doc_id=dict(old.data.text_id_to_ref_doc_id),
+        metadata_dict=dict(old.data.metadata_dict),
+    ))
+    sc = index.storage_context
+    new_sc = StorageContext(
+        docstore=sc.docstore, index_store=sc.index_store,
+        vector_stores={**sc.vector_stores, "default": new_store},
+        graph_store=sc.graph_store, property_graph_store=sc.property_graph_store,
+    )
+    new_index = VectorStoreIndex(index_struct=index.index_struct, storage_context=new_sc, embed_model=run.embed_model)
+    record_embed_model(new_index, run.embed_model)
+    if journal is not None:
+        final = journal.root / "final"
+        shutil.rmtree(final, ignore_errors=True)
+        new_sc.persist(persist_dir=str(final))
+        (journal.root / SWAP_MARKER).touch()
+        _finish_interrupted_swap(persist_dir)
+    logger.info("Re-embedded %d nodes with %s.", len(items), run.fp.describe())
+    return new_index
+
+
+def _finish_interrupted_swap(persist_dir: Path) -> None:
+    """Move a completed re-embedding's files into ``persist_dir`` (index store last) and clean up."""
+    for marker in sorted(persist_dir.glob(f".reembed-*/{SWAP_MARKER}")):
+        final = marker.parent / "final"
+        files = sorted(final.glob("*.json"), key=lambda p: p.name == "index_store.json") if final.is_dir() else []
+        for path in files:
+            os.replace(path, persist_dir / path.name)
+        marker.unlink()
+        shutil.rmtree(marker.parent)
+        logger.info("Swapped the re-embedded vectors into %s.", persist_dir)
+
+
+class _Journal:
+    """Finished batches as numbered ``.npz`` files, each written atomically, so a kill loses at most one batch."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._next = len(list(self.root.glob("batch-*.npz")))
+
+    def load(self) -> Dict[str, List[float]]:
+        out: Dict[str, List[float]] = {}
+        for path in sorted(self.root.glob("batch-*.npz")):
+            with np.load(path) as data:
+                out.update(zip(data["ids"].tolist(), data["vectors"].tolist()))
+        return out
+
+    def append(self, ids: List[str], vectors: List[List[float]]) -> None:
+        path = self.root / f"batch-{self._next:06d}.npz"
+        tmp = self.root / f"tmp-{self._next:06d}.npz"
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=np.array(ids), vectors=np.asarray(vectors, dtype=np.float32))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        self._next += 1
+
+
+def _already_done(index: Any, fp: EmbedModelFingerprint) -> bool:
+    recorded = recorded_embed_model(index)
+    if recorded is not None and recorded.same_vectors_as(fp):
+        logger.info("Index %s is already embedded with %s; nothing to do.", index.index_id, fp.describe())
+        return True
+    return False
+
+
+# --------------------------------------------------------------------------- Qdrant
+def _reembed_qdrant(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
+    from llama_index.core import StorageContext, VectorStoreIndex
+
+    old = index.vector_store
+    if old.enable_hybrid:
+        raise BgeFinetuneError(
+            "reembed_index does not copy hybrid (dense + sparse) Qdrant collections yet; rebuild the "
+            "index with VectorStoreIndex(nodes, embed_model=..., storage_context=...) into a new collection."
+        )
+    client, public = old.client, old.collection_name
+    target = f"{public}__{run.fp.short}"
+    aliases = {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
+    if not client.collection_exists(public) and client.collection_exists(target):
+        _qdrant_swap(client, public, target, aliases)  # a previous run died between drop and alias
+        aliases = {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
+    current = aliases.get(public, public)
+
+    def open_store(name: str) -> Any:
+        return type(old)(collection_name=name, client=client, batch_size=old.batch_size,
+                         dense_vector_name=old.dense_vector_name, text_key=old.text_key)
+
+    def finished_index() -> Any:
+        sc = index.storage_context
+        new_sc = StorageContext(docstore=sc.docstore, index_store=sc.index_store,
+                                vector_stores={**sc.vector_stores, "default": open_store(public)},
+                                graph_store=sc.graph_store, property_graph_store=sc.property_graph_store)
+        new_index = VectorStoreIndex(index_struct=index.index_struct, storage_context=new_sc, embed_model=run.embed_model)
+        record_embed_model(new_index, run.embed_model)
+        if persist_dir is not None:
+            new_sc.persist(persist_dir=str(persist_dir))
+        return new_index
+
+    if current == target:
+        logger.info("Collection %s already holds vectors from %s; nothing to do.", public, run.fp.describe())
+        return finished_index()
+
+    nodes = [(n.node_id, n) for n in _scroll_nodes(old, current)]
+    done = {str(p.id) for p in _scroll(client, target, with_payload=False)} if client.collection_exists(target) else set()
+    new_store = open_store(target)
+    by_id = dict(nodes)
+
+    def store(ids: List[str], vectors: List[List[float]]) -> None:
+        copies = []
+        for vid, vector in zip(ids, vectors):
+            node = by_id[vid].model_copy()
+            node.embedding = vector
+            copies.append(node)
+        new_store.add(copies)
+
+    run.embed(nodes, done, store)
+    client.update_collection(target, metadata={"bge_finetune_embed_model": run.fp.to_dict()})
+    _qdrant_swap(client, public, target, aliases)
+    if current != public and current != target and client.collection_exists(current):
+        client.delete_collection(current)
+    logger.info("Re-embedded %d nodes into %s; %s now points at it.", len(nodes), target, public)
+    return finished_index()
+
+
+def _qdrant_swap(client: Any, public: str, target: str, aliases: Dict[str, str]) -> None:
+    """Make ``public`` an alias of ``target``: atomically when it already is an alias, else drop then alias."""
+    from qdrant_client import models
+
+    ops: List[Any] = []
+    if public in aliases:
+        ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=public)))
+    elif client.collection_exists(public):
+        client.delete_collection(public)
+    ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=public)))
+    client.update_collection_aliases(change_aliases_operations=ops)
+
+
+def _scroll(client: Any, collection: str, with_payload: bool = True, page: int = 512) -> List[Any]:
+    points: List[Any] = []
+    offset = None
+    while True:
+        batch, offset = client.scroll(collection_name=collection, limit=page, offset=offset,
+                                      with_payload=with_payload, with_vectors=False)
+        points.extend(batch)
+        if offset is None:
+            return points
+
+
+def _scroll_nodes(store: Any, collection: str) -> List[Any]:
+    """Every node stored in a Qdrant collection, rebuilt from its payload (text, metadata, relationships)."""
+    return store.parse_to_query_result(_scroll(store.client, collection)).nodes
