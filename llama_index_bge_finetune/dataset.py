@@ -79,7 +79,7 @@ class EmbeddingQAFinetuneDataset(BaseModel):
         if p.suffix == ".jsonl":
             return cls.from_jsonl(p)
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(p.read_text(encoding="utf-8"), object_pairs_hook=_reject_duplicate_keys)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DatasetError(
                 f"Dataset file {p} is not valid JSON ({exc}). It should hold an object with "
@@ -155,6 +155,11 @@ class EmbeddingQAFinetuneDataset(BaseModel):
                     if kind == "doc":
                         corpus[str(rec["id"])] = rec["text"]
                     elif kind == "query":
+                        if queries.get(str(rec["id"]), rec["text"]) != rec["text"]:
+                            raise DatasetError(
+                                f"{path}:{lineno} reuses query id {rec['id']!r} for another text; give every "
+                                "query its own id (or remove the duplicate line)."
+                            )
                         queries[str(rec["id"])] = rec["text"]
                         relevant[str(rec["id"])] = [str(d) for d in rec["relevant_docs"]]
                     elif kind == "meta":
@@ -287,6 +292,19 @@ class EmbeddingQAFinetuneDataset(BaseModel):
             "avg_query_words": sum(len(t.split()) for t in self.queries.values()) / nq if nq else 0.0,
             "avg_passage_words": sum(len(t.split()) for t in self.corpus.values()) / nd if nd else 0.0,
         }
+
+
+def _reject_duplicate_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """``json.loads`` hook: a repeated id would otherwise silently keep only its last value."""
+    seen: Dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DatasetError(
+                f"The dataset file uses the id {key!r} twice in one object; give every query and passage "
+                "its own id (a hand-merged file? use EmbeddingQAFinetuneDataset.merge)."
+            )
+        seen[key] = value
+    return seen
 
 
 def _atomic_write(path: Path, text: str) -> None:
