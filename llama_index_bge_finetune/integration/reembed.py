@@ -128,16 +128,16 @@ class _Run:
         total = len(items)
         if done:
             logger.info("Resuming re-embedding: %d of %d nodes already embedded.", total - len(todo), total)
-        bar = tqdm(total=total, initial=total - len(todo), unit="node", desc="re-embedding",
-                   disable=not self.show_progress)
-        with bar:
+        finished = total - len(todo)
+        with tqdm(total=total, initial=finished, unit="node", desc="re-embedding", disable=not self.show_progress) as bar:
             for start in range(0, len(todo), self.batch_size):
                 batch = todo[start:start + self.batch_size]
                 vectors = self.embed_model.get_text_embedding_batch([text for _, text in batch])
                 store([vid for vid, _ in batch], vectors)
+                finished += len(batch)
                 bar.update(len(batch))
                 if self.on_batch is not None:
-                    self.on_batch(bar.n, total)
+                    self.on_batch(finished, total)
 
 
 # --------------------------------------------------------------------------- SimpleVectorStore
