@@ -142,6 +142,11 @@ def hashed_embedding(text: str, dim: int) -> List[float]:
     return [v / norm for v in vec]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 resets connections when many clients connect at once
+
+
 class OpenAITestServer:
     """The running server: its URL, its configuration and what it has seen."""
 
@@ -165,8 +170,7 @@ class OpenAITestServer:
             def do_POST(self) -> None:  # noqa: N802
                 server._handle(self, "POST")
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), Handler)
         self.host, self.port = self.httpd.server_address[:2]
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
