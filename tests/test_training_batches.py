@@ -1,0 +1,128 @@
+"""Batches never hold the same passage twice; hard negatives respect the false-negative guard; every pair trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+from llama_index_bge_finetune.training import HardNegativeMiner, SentenceTransformersFinetuneEngine
+from llama_index_bge_finetune.training.examples import query_positive_pairs, training_tables
+from tests.training_data import topics_dataset
+
+
+def _recording_loss(model):
+    """A real MultipleNegativesRankingLoss that also records the passages of every batch it sees."""
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    class Recording(MultipleNegativesRankingLoss):
+        batches: list = []
+
+        def forward(self, sentence_features, labels=None):
+            tok = self.model.tokenizer
+            passages = []
+            for features in sentence_features[1:]:
+                passages += tok.batch_decode(features["input_ids"], skip_special_tokens=True)
+            self.batches.append(passages)
+            return super().forward(sentence_features, labels)
+
+    return Recording(model)
+
+
+def test_no_passage_twice_in_a_batch(tiny_model_path, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    # 12 passages x 3 questions: a plain sequential batch of 8 would hold each passage ~3 times.
+    ds = topics_dataset(12, 3)
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    loss = _recording_loss(model)
+    engine = SentenceTransformersFinetuneEngine(
+        ds, model_id=str(tiny_model_path), model_output_path=str(tmp_path / "o"), batch_size=8, loss=loss,
+        epochs=2, show_progress_bar=False, hard_negatives=0,
+    )
+    engine.finetune()
+    assert engine.model is model
+    assert len(loss.batches) >= 6
+    # Duplicate-free batches can come out smaller than 8, so a pass yields more batches than the
+    # trainer's step count; at most the last small batch or two of the run is cut.
+    assert sum(len(b) for b in loss.batches) >= 0.9 * 2 * 36
+    for passages in loss.batches:
+        assert len(passages) == len(set(passages)), passages
+
+
+def _echo_dataset(n: int = 30) -> EmbeddingQAFinetuneDataset:
+    """Each query's positive is the query's own text, so it ranks first with score 1.0."""
+    from pydoc_data.topics import topics
+
+    names = sorted(topics)[:n]
+    corpus = {f"d{i}": " ".join(topics[name].split())[:200] for i, name in enumerate(names)}
+    queries = {f"q{i}": corpus[f"d{i}"] for i in range(n)}
+    return EmbeddingQAFinetuneDataset(queries=queries, corpus=corpus, relevant_docs={q: ["d" + q[1:]] for q in queries})
+
+
+def test_mined_negatives_skip_top_ranks_and_margin(tiny_model_path, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    ds = _echo_dataset()
+    ds.relevant_docs["q0"] = ["d0", "d1"]  # a second relevant passage is never a negative
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    pairs = query_positive_pairs(ds, use_all_docs=True)
+    # The random tiny model scores most passage pairs 0.98-0.99, so a 1.5% margin is a real filter here.
+    miner = HardNegativeMiner(num_negatives=2, skip_top=3, max_rank=20, relative_margin=0.015, cache_dir=tmp_path / "c")
+    negs = miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
+    assert len(negs) == len(pairs)
+    assert len(pairs) // 3 <= sum(1 for n in negs if n) < len(pairs)
+
+    ids = list(ds.corpus)
+    docs = model.encode([ds.corpus[d] for d in ids], normalize_embeddings=True)
+    for (qid, pos), chosen in zip(pairs, negs):
+        q = model.encode(ds.queries[qid], normalize_embeddings=True)
+        scores = {d: float(docs[i] @ q) for i, d in enumerate(ids)}
+        ranked = sorted((d for d in ids if d not in ds.relevant_docs[qid]), key=lambda d: -scores[d])
+        assert len(chosen) <= 2
+        for d in chosen:
+            assert d not in ds.relevant_docs[qid]
+            assert d not in ranked[:3], "a top-ranked (likely unlabelled positive) passage was used"
+            assert d in ranked[:20]
+            assert scores[d] <= scores[pos] * 0.985 + 1e-5
+    # The corpus embeddings were cached; a second call reads them back.
+    cached = list((tmp_path / "c").glob("*.npy"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    assert miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny") == negs
+    assert cached[0].stat().st_mtime_ns == stamp
+
+
+def test_pairs_without_a_qualifying_negative_are_kept(tiny_model_path):
+    from sentence_transformers import SentenceTransformer
+
+    ds = _echo_dataset(12)
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    pairs = query_positive_pairs(ds, use_all_docs=False)
+    strict = HardNegativeMiner(num_negatives=1, skip_top=0, max_rank=5, relative_margin=0.99)
+    negs = strict.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
+    negs[0] = ["d5"]  # one pair with a negative, the rest without
+    tables = training_tables(ds, pairs, negs)
+    assert len(tables["pairs"]) + len(tables["with_negatives"]) == len(pairs)
+    assert tables["with_negatives"].column_names == ["anchor", "positive", "negative_1"]
+
+
+def test_bad_miner_settings():
+    from llama_index_bge_finetune.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="skip_top"):
+        HardNegativeMiner(skip_top=10, max_rank=5)
+    with pytest.raises(TrainingError, match="relative_margin"):
+        HardNegativeMiner(relative_margin=1.5)
+
+
+def test_engine_trains_with_mined_negatives(tiny_model_path, tmp_path):
+    engine = SentenceTransformersFinetuneEngine(
+        _echo_dataset(24), model_id=str(tiny_model_path), model_output_path=str(tmp_path / "o"), batch_size=8,
+        show_progress_bar=False, hard_negatives=1, hard_negative_skip_top=1,
+    )
+    engine.finetune()
+    res = engine.result
+    assert res.pairs == 24 and 0 < res.pairs_with_negatives <= 24
+    assert res.hyperparameters["hard_negatives"]["num_negatives"] == 1
+    assert np.isfinite(res.final_loss)
