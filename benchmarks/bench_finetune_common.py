@@ -90,12 +90,20 @@ def compare(
     shutil.rmtree(peer_out, ignore_errors=True)
     peer_ds = PeerDataset(queries=train.queries, corpus=train.corpus, relevant_docs=train.relevant_docs)
     peer = PeerEngine(peer_ds, model_id=base_model, model_output_path=str(peer_out))
+    peer_note = "defaults"
     t = time.perf_counter()
-    peer.finetune()
+    try:
+        peer.finetune()
+    except ValueError as exc:  # its default evaluation_steps=50 without a validation set
+        logger.warning("peer crashed with its defaults (%s); rerunning with evaluation_steps=0", exc)
+        peer_note = f"defaults crash without val set ({str(exc)[:80]}); rerun with evaluation_steps=0"
+        peer.evaluation_steps = 0
+        t = time.perf_counter()
+        peer.finetune()
     peer_seconds = time.perf_counter() - t
     n_peer = len(peer.examples) * peer.epochs
     rows["peer"] = retrieval_scores(SentenceTransformer(str(peer_out), device="cpu"), test)
-    rows["peer"].update(train_seconds=peer_seconds, examples_per_second=n_peer / peer_seconds, steps=len(peer.loader) * peer.epochs)
+    rows["peer"].update(note=peer_note, train_seconds=peer_seconds, examples_per_second=n_peer / peer_seconds, steps=len(peer.loader) * peer.epochs)
     logger.info("peer: %s", rows["peer"])
     del peer
     gc.collect()
