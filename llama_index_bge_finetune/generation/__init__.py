@@ -13,7 +13,7 @@ from llama_index_bge_finetune.generation.defaults import default_generator
 from llama_index_bge_finetune.generation.llm_generator import QuestionGenerator
 from llama_index_bge_finetune.generation.offline import OfflineQuestionGenerator
 from llama_index_bge_finetune.generation.parsing import parse_questions
-from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL
+from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL, SIMPLE_QA_GENERATE_PROMPT_TMPL
 from llama_index_bge_finetune.generation.query_log import QueryLogRecorder
 from llama_index_bge_finetune.generation.result import GenerationResult, NodeFailure, Usage
 from llama_index_bge_finetune.generation.transform import QuestionGenerationTransform
@@ -26,6 +26,7 @@ __all__ = [
     "QueryLogRecorder",
     "QuestionGenerationTransform",
     "QuestionGenerator",
+    "SIMPLE_QA_GENERATE_PROMPT_TMPL",
     "Usage",
     "default_generator",
     "generate_qa_embedding_pairs",

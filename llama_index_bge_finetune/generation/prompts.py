@@ -39,3 +39,13 @@ def check_prompt_template(template: str) -> str:
             "{num_questions_per_chunk} may appear in braces; write literal braces as {{ and }}."
         ) from exc
     return template
+
+# A shorter prompt that small local models (SmolLM2-135M) follow; larger models do better with the default.
+SIMPLE_QA_GENERATE_PROMPT_TMPL = """\
+Below is a passage.
+---------------------
+{context_str}
+---------------------
+Write {num_questions_per_chunk} questions that this passage answers. \
+Reply with the questions only, one per line, numbered.
+"""
