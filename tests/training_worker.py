@@ -33,7 +33,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     engine = SentenceTransformersFinetuneEngine(
         topics_dataset(a.passages, 2), model_id=a.model, model_output_path=a.out, batch_size=a.batch,
-        epochs=a.epochs, show_progress_bar=False, save_checkpoints=True, resume_from_checkpoint=a.resume,
+        epochs=a.epochs, show_progress_bar=False, resume_from_checkpoint=a.resume,
         checkpoint_save_steps=a.steps_per_checkpoint, device="cpu", hard_negatives=0,
     )
     engine.finetune()

@@ -338,7 +338,6 @@ class SentenceTransformersFinetuneEngine:
             report_to="none",
             disable_tqdm=not self.show_progress_bar,
             dataloader_drop_last=False,
-            ddp_find_unused_parameters=False,
             **eval_kwargs,
         )
         args_kwargs.update(train_kwargs)
