@@ -26,6 +26,7 @@ _EXPORTS = {
     "OfflineQuestionGenerator": "llama_index_bge_finetune.generation",
     "QuestionGenerationTransform": "llama_index_bge_finetune.generation",
     "QueryLogRecorder": "llama_index_bge_finetune.generation",
+    "default_generator": "llama_index_bge_finetune.generation",
     # training
     "SentenceTransformersFinetuneEngine": "llama_index_bge_finetune.training",
     # evaluation
