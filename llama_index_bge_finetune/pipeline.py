@@ -168,12 +168,14 @@ def evaluate_models(
     output: Path,
     k_values: Sequence[int] = (1, 3, 5, 10),
     extra_sections: Optional[Dict[str, str]] = None,
+    dataset_name: str = "validation",
 ) -> Any:
     """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``."""
     from llama_index_bge_finetune.evaluation import compare_models
 
-    comparison = compare_models(models, dataset, k_values=k_values)
-    comparison.save(output, extra_sections=extra_sections or {})
+    comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
+                                dataset_name=dataset_name)
+    comparison.save(output)
     return comparison
 
 

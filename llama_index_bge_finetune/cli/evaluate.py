@@ -8,7 +8,8 @@ from typing import Dict, List
 import typer
 
 from llama_index_bge_finetune import pipeline
-from llama_index_bge_finetune.cli.progress import console, setup_logging, stage
+from llama_index_bge_finetune.cli.table import comparison_table
+from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
 from llama_index_bge_finetune.errors import EvaluationError
 
 HELP = """Compare embedding models on a dataset: hit rate, MRR, nDCG, recall, precision, MAP at k,
@@ -36,7 +37,7 @@ def evaluate(
     output.mkdir(parents=True, exist_ok=True)
     with stage("Evaluating"):
         comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k))
-    console.print(comparison.to_markdown(), highlight=False, soft_wrap=True)
+    results.print(comparison_table(comparison.to_dict()))
     console.print(f"Report: {output / 'report.md'}")
 
 

@@ -11,6 +11,9 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
+"""Progress, logs and messages go to stderr."""
+results = Console()
+"""Results (the before/after table) go to stdout."""
 
 
 def setup_logging(verbose: bool) -> None:

@@ -10,7 +10,8 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from llama_index_bge_finetune import pipeline
-from llama_index_bge_finetune.cli.progress import console, setup_logging, stage
+from llama_index_bge_finetune.cli.table import comparison_table
+from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
 from llama_index_bge_finetune.errors import GenerationError
 
 logger = logging.getLogger("llama_index_bge_finetune.cli")
@@ -123,7 +124,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
             extra_sections=_report_sections(config, choice, gen_description, train, val, engine, len(nodes)),
         )
     console.print()
-    console.print(comparison.to_markdown(), highlight=False, soft_wrap=True)
+    results.print(comparison_table(comparison.to_dict()))
     console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Model: {out / 'model'}; report: {out / 'report.md'}")
 
 
