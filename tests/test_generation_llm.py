@@ -173,3 +173,12 @@ def test_no_llm_configured_names_the_fix(monkeypatch):
     monkeypatch.setattr(Settings, "_llm", None)
     with pytest.raises(GenerationError, match="OfflineQuestionGenerator"):
         QuestionGenerator()
+
+
+def test_equal_texts_are_asked_once(openai_server, tmp_path):
+    from llama_index.core.schema import TextNode
+
+    text = generation_nodes(1)[0].text
+    nodes = [TextNode(id_="a", text=text), TextNode(id_="b", text=text)]
+    result = QuestionGenerator(llm=local_llm(openai_server), **FAST).generate(nodes, checkpoint_path=tmp_path / "c.jsonl")
+    assert openai_server.chat_requests == 1 and set(result.dataset.corpus) == {"a", "b"} and len(result.dataset.queries) == 4

@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
+_SECRET = re.compile(r"sk-[A-Za-z0-9_*-]{6,}")  # never let an API key reach a failure record
 
 
 class _NoQuestions(Exception):
@@ -134,7 +136,7 @@ class QuestionGenerator:
         questions: Dict[str, List[str]] = {}
         failures: List[NodeFailure] = []
         ckpt = Checkpoint(checkpoint_path) if checkpoint_path is not None else None
-        todo: List[Tuple[str, str, str]] = []
+        todo: Dict[str, Tuple[str, List[str]]] = {}  # key -> (text, node ids): equal texts are asked once
         for node_id, text in pairs:
             key = entry_key(text, self.qa_generate_prompt_tmpl, model, self.num_questions_per_chunk)
             cached = ckpt.get(key) if ckpt else None
@@ -142,34 +144,34 @@ class QuestionGenerator:
                 questions[node_id] = list(cached["questions"])
                 usage.cached_nodes += 1
             else:
-                todo.append((node_id, text, key))
-        total, done = len(pairs), len(pairs) - len(todo)
+                todo.setdefault(key, (text, []))[1].append(node_id)
+        total = len(pairs)
+        done = total - sum(len(ids) for _, ids in todo.values())
         if on_progress:
             on_progress(done, total)
         logger.info("Generating questions for %d nodes (%d from the checkpoint).", len(todo), done)
         llm = _without_inner_retries(self.llm, self.timeout)
         semaphore = asyncio.Semaphore(self.max_in_flight)
-        done_written: Dict[str, List[str]] = {}
 
-        async def one(node_id: str, text: str, key: str) -> None:
+        async def one(key: str, text: str, node_ids: List[str]) -> None:
             nonlocal done
             async with semaphore:
                 outcome = await self._ask(llm, text, usage)
             if isinstance(outcome, NodeFailure):
-                outcome.node_id = node_id
-                failures.append(outcome)
-                logger.warning("No questions for node %s after %d attempts: %s", node_id, outcome.attempts, outcome.reason)
+                for node_id in node_ids:
+                    failures.append(NodeFailure(node_id=node_id, reason=outcome.reason, attempts=outcome.attempts))
+                logger.warning("No questions for node %s after %d attempts: %s", node_ids[0], outcome.attempts, outcome.reason)
             else:
-                questions[node_id] = outcome
-                if key not in done_written and ckpt is not None:
+                for node_id in node_ids:
+                    questions[node_id] = outcome
+                if ckpt is not None:
                     ckpt.append(key, {"questions": outcome, "model": model})
-                done_written[key] = outcome
-            done += 1
+            done += len(node_ids)
             if on_progress:
                 on_progress(done, total)
 
         try:
-            await asyncio.gather(*(one(*item) for item in todo))
+            await asyncio.gather(*(one(key, text, ids) for key, (text, ids) in todo.items()))
         finally:
             if ckpt is not None:
                 ckpt.close()
@@ -197,12 +199,15 @@ class QuestionGenerator:
                 raise
             except Exception as exc:  # any LLM SDK's error: classified, retried or recorded per node
                 retryable, wait = _classify(exc)
-                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                reason = f"{type(exc).__name__}: {_SECRET.sub('sk-***', str(exc))[:200]}"
                 if not retryable:
                     return NodeFailure(node_id="", reason=reason, attempts=attempt + 1)
             if attempt < self.max_retries:
-                backoff = min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
-                await asyncio.sleep(min(self.backoff_max, wait) + random.uniform(0, 0.1 * max(wait, 0.01)) if wait is not None else backoff)
+                if wait is not None:  # the server's Retry-After, plus a little jitter
+                    delay = min(self.backoff_max, wait) + random.uniform(0, 0.1 * wait)
+                else:  # exponential back-off with jitter
+                    delay = min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+                await asyncio.sleep(delay)
         return NodeFailure(node_id="", reason=reason, attempts=self.max_retries + 1)
 
 
