@@ -8,6 +8,9 @@
   for indexes that cannot be re-embedded.
 """
 
+import importlib
+from typing import Any
+
 from llama_index_bge_finetune.integration.embedding import from_finetuned
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
 from llama_index_bge_finetune.integration.guard import (
@@ -21,8 +24,15 @@ from llama_index_bge_finetune.integration.guard import (
 from llama_index_bge_finetune.integration.reembed import reembed_index
 from llama_index_bge_finetune.integration.settings import settings_from_service_context, use_finetuned
 
+_LAZY = {  # these import torch; load them on first use
+    "QueryAdapterEmbedding": "llama_index_bge_finetune.integration.adapter",
+    "QueryAdapterFinetuneEngine": "llama_index_bge_finetune.integration.adapter",
+}
+
 __all__ = [
     "EmbedModelFingerprint",
+    "QueryAdapterEmbedding",
+    "QueryAdapterFinetuneEngine",
     "StaleVectorsWarning",
     "UnfingerprintedIndexWarning",
     "check_embed_model",
@@ -35,3 +45,10 @@ __all__ = [
     "settings_from_service_context",
     "use_finetuned",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
