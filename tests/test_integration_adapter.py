@@ -72,12 +72,25 @@ def test_adapter_embedding_queries_the_base_models_index(trained, tmp_path):
     assert np.allclose(reloaded.get_query_embedding("zorblat"), embed.get_query_embedding("zorblat"), atol=1e-6)
 
 
-def test_saved_adapter_loads_in_llama_index_adapter_model(trained, tmp_path):
+def test_adapter_files_are_compatible_with_llama_index_finetuning_both_ways(trained, tmp_path):
     adapter_pkg = pytest.importorskip("llama_index.embeddings.adapter")
+    finetuning = pytest.importorskip("llama_index.finetuning")
     base, engine = trained
     peer = adapter_pkg.AdapterEmbeddingModel(base, str(tmp_path / "adapter"), device="cpu")
     ours = engine.get_finetuned_model()
     assert np.allclose(peer.get_query_embedding("zorblat"), ours.get_query_embedding("zorblat"), atol=1e-5)
+
+    peer_engine = finetuning.EmbeddingAdapterFinetuneEngine(
+        finetuning.EmbeddingQAFinetuneDataset(**_dataset().model_dump(exclude={"query_source"})), base,
+        epochs=2, model_output_path=str(tmp_path / "peer"), device="cpu", optimizer_params={"lr": 5e-2},
+        show_progress_bar=False,
+    )
+    peer_engine.finetune()
+    peer_result = engine.evaluate(_dataset(), adapter=tmp_path / "peer")  # same evaluator, same cached passages
+    assert peer_result.metrics["mrr@10"] != engine.evaluate(_dataset(), adapter=False).metrics["mrr@10"]
+    loaded = QueryAdapterEmbedding(base, tmp_path / "peer")
+    assert np.allclose(loaded.get_query_embedding("rent"),
+                       peer_engine.get_finetuned_model().get_query_embedding("rent"), atol=1e-5)
 
 
 def test_adapter_refuses_another_base_model_and_bad_options(trained, tmp_path, minilm_path):

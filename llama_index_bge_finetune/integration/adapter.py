@@ -120,6 +120,9 @@ class QueryAdapterFinetuneEngine:
     def _embed(self, encoder: Any, dataset: Any) -> Tuple[np.ndarray, np.ndarray, List[Tuple[int, int]]]:
         """(query vectors, passage vectors, (query row, passage row) pairs), each text embedded once."""
         doc_ids = list(dataset.corpus)
+        if self.negatives == "in-batch":  # only the passages that are some query's answer are needed
+            wanted = {d for docs in dataset.relevant_docs.values() for d in docs}
+            doc_ids = [d for d in doc_ids if d in wanted]
         doc_texts = [dataset.corpus[d] for d in doc_ids]
         cache = self._embedding_cache()
         docs = cache.get_or_encode(encoder, doc_texts) if cache is not None else encoder.encode_corpus(doc_texts)
@@ -207,11 +210,14 @@ class QueryAdapterFinetuneEngine:
         return QueryAdapterEmbedding(base_embed_model=self.embed_model, adapter_path=str(self.model_output_path), **kwargs)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, dataset: Any, k_values: Sequence[int] = (1, 3, 5, 10), adapter: bool = True) -> Any:
-        """Score the adapted model (or the bare base model, ``adapter=False``) with the package's evaluator.
+    def evaluate(self, dataset: Any, k_values: Sequence[int] = (1, 3, 5, 10),
+                 adapter: Union[bool, PathLike] = True) -> Any:
+        """Score the adapted model with the package's evaluator.
 
-        Passage vectors come from the embedding cache, so scoring base and adapted model costs one
-        corpus encoding. Returns an ``EvaluationResult`` (``.metrics["ndcg@10"]``, ...).
+        ``adapter=False`` scores the bare base model; a folder scores another saved adapter over the
+        same base (e.g. one from llama-index-finetuning's ``EmbeddingAdapterFinetuneEngine``).
+        Passage vectors come from the embedding cache, so scoring several adapters and the base
+        costs one corpus encoding. Returns an ``EvaluationResult`` (``.metrics["ndcg@10"]``, ...).
         """
         from llama_index_bge_finetune.evaluation.embedding_evaluator import evaluate_encoder
         from llama_index_bge_finetune.evaluation.metrics import check_k_values
@@ -220,7 +226,9 @@ class QueryAdapterFinetuneEngine:
         ds = load_dataset(dataset)
         qids, rels, info = scorable_queries(ds)
         encoder = self._encoder()
-        if adapter:
+        if isinstance(adapter, (str, os.PathLike)):
+            encoder = _AdapterEncoder(encoder, _LinearAdapter.load(Path(adapter)))
+        elif adapter:
             if self._layer is None:
                 raise TrainingError("The adapter is not trained yet: call finetune() first, or pass adapter=False.")
             encoder = _AdapterEncoder(encoder, self._layer)
@@ -249,6 +257,14 @@ class _LinearAdapter(torch.nn.Module):
         info = {"base_model": base.to_dict(), "training": settings}
         (path / ADAPTER_INFO).write_text(json.dumps(info, indent=2))
         return path
+
+    @classmethod
+    def load(cls, path: Path) -> "_LinearAdapter":
+        """Read a saved adapter folder (ours or llama-index's ``LinearLayer``)."""
+        config = json.loads((path / "config.json").read_text())
+        layer = cls(config["in_features"], config["out_features"], bias=bool(config.get("bias", False)))
+        layer.load_state_dict(torch.load(path / "pytorch_model.bin", map_location="cpu"))
+        return layer.eval()
 
     def numpy_weights(self) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         w = self.linear.weight.detach().cpu().numpy()
@@ -310,10 +326,8 @@ class QueryAdapterEmbedding(BaseEmbedding):
         kwargs.setdefault("embed_batch_size", base_embed_model.embed_batch_size)
         kwargs.setdefault("model_name", f"{base_embed_model.model_name} + query adapter {path.name}")
         super().__init__(adapter_path=str(path), **kwargs)
-        state = torch.load(path / "pytorch_model.bin", map_location="cpu")
         self._base_embed_model = base_embed_model
-        self._weight = state["linear.weight"].numpy()
-        self._bias = state["linear.bias"].numpy() if "linear.bias" in state else None
+        self._weight, self._bias = _LinearAdapter.load(path).numpy_weights()
 
     @classmethod
     def load(cls, adapter_path: PathLike, base_embed_model: Any = None) -> "QueryAdapterEmbedding":
