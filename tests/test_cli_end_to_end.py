@@ -32,7 +32,7 @@ def test_run_writes_model_datasets_and_report(docs_folder: Path, tmp_path: Path)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160"}
     env.pop("OPENAI_API_KEY", None)
     cmd = [sys.executable, "-m", "llama_index_bge_finetune", "run", str(docs_folder), "-o", str(out),
-           "--chunk-size", "256", "--epochs", "1"]
+           "--chunk-size", "256", "--epochs", "1", "--max-nodes", "30"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "all-MiniLM-L6-v2" in proc.stderr, "the offline fallback model is named"
