@@ -64,3 +64,5 @@ def test_bad_batch_size_is_refused(two_models):
     index = VectorStoreIndex.from_documents(documents()[:2], embed_model=base)
     with pytest.raises(ValueError, match="batch_size"):
         reembed_index(index, other, batch_size=0)
+    with pytest.raises(FileNotFoundError, match="storage_context.persist"):
+        reembed_index("no-such-dir", other)

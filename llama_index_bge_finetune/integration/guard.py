@@ -140,12 +140,7 @@ def load_index(
     from llama_index.core import StorageContext, load_index_from_storage
 
     if isinstance(storage, (str, os.PathLike)):
-        persist_dir = Path(storage)
-        if not (persist_dir / "docstore.json").is_file():
-            raise FileNotFoundError(
-                f"{persist_dir} is not a persisted LlamaIndex storage folder (no docstore.json); "
-                "pass the folder given to storage_context.persist(...)."
-            )
+        persist_dir = check_storage_folder(storage)
         check_no_interrupted_swap(persist_dir)
         storage = StorageContext.from_defaults(persist_dir=str(persist_dir))
     if embed_model is not None:
@@ -153,6 +148,17 @@ def load_index(
     index = load_index_from_storage(storage, index_id=index_id, **kwargs)
     check_embed_model(index, on_mismatch=on_mismatch)
     return index
+
+
+def check_storage_folder(path: PathLike) -> Path:
+    """``path`` as a ``Path``, or ``FileNotFoundError`` when it is not a persisted LlamaIndex storage folder."""
+    persist_dir = Path(path)
+    if not (persist_dir / "docstore.json").is_file():
+        raise FileNotFoundError(
+            f"{persist_dir} is not a persisted LlamaIndex storage folder (no docstore.json); "
+            "pass the folder given to storage_context.persist(...)."
+        )
+    return persist_dir
 
 
 def check_no_interrupted_swap(persist_dir: PathLike) -> None:

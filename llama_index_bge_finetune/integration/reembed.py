@@ -34,7 +34,12 @@ import numpy as np
 
 from llama_index_bge_finetune.errors import BgeFinetuneError
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
-from llama_index_bge_finetune.integration.guard import SWAP_MARKER, record_embed_model, recorded_embed_model
+from llama_index_bge_finetune.integration.guard import (
+    SWAP_MARKER,
+    check_storage_folder,
+    record_embed_model,
+    recorded_embed_model,
+)
 from llama_index_bge_finetune.integration.settings import resolve_finetuned
 
 logger = logging.getLogger(__name__)
@@ -83,7 +88,7 @@ def reembed_index(
     embed_model = resolve_finetuned(embed_model)
     fp = fingerprint_embed_model(embed_model)
     if isinstance(index_or_storage, (str, os.PathLike)):
-        persist_dir = Path(index_or_storage)
+        persist_dir = check_storage_folder(index_or_storage)
         _finish_interrupted_swap(persist_dir)
         storage_context = StorageContext.from_defaults(persist_dir=str(persist_dir))
         index = load_index_from_storage(storage_context, index_id=index_id, embed_model=embed_model)
