@@ -37,6 +37,11 @@ _EXPORTS = {
     "from_finetuned": "llama_index_bge_finetune.integration",
     "reembed_index": "llama_index_bge_finetune.integration",
     "QueryAdapterFinetuneEngine": "llama_index_bge_finetune.integration",
+    "QueryAdapterEmbedding": "llama_index_bge_finetune.integration",
+    "load_index": "llama_index_bge_finetune.integration",
+    "record_embed_model": "llama_index_bge_finetune.integration",
+    "check_embed_model": "llama_index_bge_finetune.integration",
+    "settings_from_service_context": "llama_index_bge_finetune.integration",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
