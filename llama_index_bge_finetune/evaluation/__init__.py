@@ -25,6 +25,7 @@ _EXPORTS = {
     "EvalModel": "llama_index_bge_finetune.evaluation.encoders",
     "EmbeddingCache": "llama_index_bge_finetune.evaluation.cache",
     "score_ranking": "llama_index_bge_finetune.evaluation.metrics",
+    "load_beir": "llama_index_bge_finetune.evaluation.beir",
 }
 
 __all__ = sorted(_EXPORTS)
