@@ -126,7 +126,8 @@ def main() -> None:
         t0 = time.perf_counter()
         second = evaluate_embeddings(model_path, train, k_values=KS, cache=cache)
         second_s = time.perf_counter() - t0
-        print(f"ours second query set (train, cached corpus): {second_s:.2f} s", flush=True)
+        print(f"ours second query set (train, {len(second.queries)} queries, cached corpus): {second_s:.2f} s, "
+              f"nDCG@10 {second.metrics['ndcg@10']:.4f}", flush=True)
         int8_cache = EmbeddingCache(Path(tmp) / "cache-int8")
         int8 = ours(EvalModel(model_path, backend="onnx-int8"), test, int8_cache, args.repeats)
         print(f"ours int8: total {int8['total_s']:.1f} s (incl. export), corpus encode {int8['timings']['encode_corpus']:.1f} s",

@@ -23,9 +23,12 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from llama_index_bge_finetune.evaluation.encoders import Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ class EmbeddingCache:
         os.replace(tmp, path)
         return path
 
-    def get_or_encode(self, encoder: "Encoder", texts: Sequence[str]) -> np.ndarray:  # noqa: F821
+    def get_or_encode(self, encoder: "Encoder", texts: Sequence[str]) -> np.ndarray:
         """Cached corpus vectors for ``texts``, encoding and storing them on a miss."""
         fp = encoder.fingerprint()
         hit = self.get(fp, texts)

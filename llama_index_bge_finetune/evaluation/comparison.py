@@ -22,7 +22,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec, _cache, _cache_dir, evaluate_encoder
@@ -31,6 +31,9 @@ from llama_index_bge_finetune.evaluation.metrics import check_k_values
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult
 from llama_index_bge_finetune.evaluation.stats import PairedTest, bootstrap_ci, bootstrap_indices, paired_test
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ class ModelComparison:
         """nDCG at the largest k: the one-number summary used in verdicts."""
         return f"ndcg@{max(self.k_values)}"
 
-    def to_dataframe(self) -> "pandas.DataFrame":  # noqa: F821
+    def to_dataframe(self) -> "pd.DataFrame":
         """One row per (model, metric): value, CI, and the paired difference vs the base."""
         import pandas as pd
 

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import tempfile
@@ -68,8 +69,8 @@ class OnnxInt8Encoder(Encoder):
         if not isinstance(encoder, SentenceTransformerEncoder):
             raise EvaluationError(f"backend='onnx-int8' needs a sentence-transformers model, not {type(encoder).__name__}.")
         try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
+            for module in ("onnx", "onnxruntime"):  # the exporter and the runtime
+                importlib.import_module(module)
         except ImportError as exc:
             raise EvaluationError(
                 f"backend='onnx-int8' needs onnx and onnxruntime ({exc}); install them with "

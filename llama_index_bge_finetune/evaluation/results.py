@@ -12,11 +12,15 @@ Example::
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from llama_index_bge_finetune.evaluation.metrics import metric_keys
+
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -91,7 +95,7 @@ class EvaluationResult:
         """One metric's value for every query, in order (the input to bootstrap and paired tests)."""
         return np.array([q.metrics[metric] for q in self.queries], dtype=np.float64)
 
-    def per_query_frame(self) -> "pandas.DataFrame":  # noqa: F821
+    def per_query_frame(self) -> "pd.DataFrame":
         """A DataFrame indexed by query id, one column per metric, plus the query text."""
         import pandas as pd
 
