@@ -21,7 +21,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, List, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from llama_index_bge_finetune.models import query_instruction_for
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnx-int8")
+T = TypeVar("T")
 
 
 @dataclass
@@ -166,7 +167,7 @@ class LlamaIndexEncoder(Encoder):
 
         async def one(text: str) -> List[float]:
             async with sem:
-                return await self.embed_model.aget_query_embedding(text)
+                return await retry_already_borrowed(lambda: self.embed_model.aget_query_embedding(text))
 
         return list(await asyncio.gather(*(one(t) for t in texts)))
 
@@ -291,6 +292,24 @@ def _is_base_embedding(obj: Any) -> bool:
     from llama_index.core.base.embeddings.base import BaseEmbedding
 
     return isinstance(obj, BaseEmbedding)
+
+
+async def retry_already_borrowed(make_call: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """Await ``make_call()``, retrying on Hugging Face fast tokenizers' thread-safety error.
+
+    LlamaIndex's ``HuggingFaceEmbedding`` embeds async queries in worker threads that share one
+    Rust tokenizer, which intermittently raises ``RuntimeError: Already borrowed`` under
+    concurrency (huggingface/tokenizers#537, huggingface/transformers#47085). A retry succeeds.
+    """
+    for attempt in range(attempts):
+        try:
+            return await make_call()
+        except RuntimeError as exc:
+            if "Already borrowed" not in str(exc) or attempt == attempts - 1:
+                raise
+            logger.debug("Retrying after a concurrent tokenizer use (%s).", exc)
+            await asyncio.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _run(coro: Any) -> Any:

@@ -37,6 +37,7 @@ from llama_index.core.evaluation.retrieval.metrics_base import RetrievalMetricRe
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.embedding_evaluator import evaluate_embeddings
+from llama_index_bge_finetune.evaluation.encoders import retry_already_borrowed
 from llama_index_bge_finetune.evaluation.metrics import check_k_values, score_ranking
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.evaluation.results import EvaluationResult, QueryResult
@@ -85,7 +86,7 @@ class RetrieverEvaluator(_LlamaIndexRetrieverEvaluator):
 
     async def _aretrieve(self, query: str) -> Tuple[List[str], List[str], List[float]]:
         """Retrieve and post-process (asynchronously when the postprocessor supports it)."""
-        nodes = await self.retriever.aretrieve(query)
+        nodes = await retry_already_borrowed(lambda: self.retriever.aretrieve(query))
         for post in self.node_postprocessors or []:
             nodes = await post.apostprocess_nodes(nodes, query_str=query)
         return ([n.node.node_id for n in nodes], [n.node.get_content() for n in nodes],
