@@ -61,6 +61,14 @@ def load_llamaindex_10k(root: Path = SHARED / "llamaindex_10k") -> Tuple[Embeddi
     )
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (less sensitive than wall time to other jobs on a shared machine)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def compare(
     train: EmbeddingQAFinetuneDataset,
     test: EmbeddingQAFinetuneDataset,
@@ -91,19 +99,19 @@ def compare(
     peer_ds = PeerDataset(queries=train.queries, corpus=train.corpus, relevant_docs=train.relevant_docs)
     peer = PeerEngine(peer_ds, model_id=base_model, model_output_path=str(peer_out))
     peer_note = "defaults"
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_seconds()
     try:
         peer.finetune()
     except ValueError as exc:  # its default evaluation_steps=50 without a validation set
         logger.warning("peer crashed with its defaults (%s); rerunning with evaluation_steps=0", exc)
         peer_note = f"defaults crash without val set ({str(exc)[:80]}); rerun with evaluation_steps=0"
         peer.evaluation_steps = 0
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu_seconds()
         peer.finetune()
-    peer_seconds = time.perf_counter() - t
+    peer_seconds, peer_cpu = time.perf_counter() - t, _cpu_seconds() - c
     n_peer = len(peer.examples) * peer.epochs
     rows["peer"] = retrieval_scores(SentenceTransformer(str(peer_out), device="cpu"), test)
-    rows["peer"].update(note=peer_note, train_seconds=peer_seconds, examples_per_second=n_peer / peer_seconds, steps=len(peer.loader) * peer.epochs)
+    rows["peer"].update(note=peer_note, train_seconds=peer_seconds, train_cpu_seconds=peer_cpu, examples_per_second=n_peer / peer_seconds, steps=len(peer.loader) * peer.epochs)
     logger.info("peer: %s", rows["peer"])
     del peer
     gc.collect()
@@ -113,14 +121,14 @@ def compare(
     ours = SentenceTransformersFinetuneEngine(
         train, model_id=base_model, model_output_path=str(ours_out), cache_dir=cache_dir, **(ours_kwargs or {})
     )
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_seconds()
     ours.finetune()
-    ours_seconds = time.perf_counter() - t
+    ours_seconds, ours_cpu = time.perf_counter() - t, _cpu_seconds() - c
     res = ours.result
     model = SentenceTransformer(str(ours_out), device="cpu")
     rows["ours"] = retrieval_scores(model, test, query_prompt=ours.query_instruction)
     rows["ours"].update(
-        train_seconds=ours_seconds, trainer_seconds=res.train_seconds, mining_seconds=res.mining_seconds,
+        train_seconds=ours_seconds, train_cpu_seconds=ours_cpu, trainer_seconds=res.train_seconds, mining_seconds=res.mining_seconds,
         examples_per_second=res.examples_per_second, steps=res.steps, final_loss=res.final_loss,
         pairs=res.pairs, pairs_with_negatives=res.pairs_with_negatives, hyperparameters=res.hyperparameters,
     )

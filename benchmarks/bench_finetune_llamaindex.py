@@ -39,6 +39,8 @@ def main() -> None:
     for name, r in rows.items():
         print(f"{name:6} {r['hit_rate@5']:6.4f} {r['ndcg@10']:8.4f} {r.get('train_seconds', 0):8.0f}")
     b, p, o = rows["base"], rows["peer"], rows["ours"]
+    print(f"CPU time of training: peer {p['train_cpu_seconds']:.0f}s ours {o['train_cpu_seconds']:.0f}s "
+          f"(ratio {o['train_cpu_seconds'] / p['train_cpu_seconds']:.2f}x)")
     print(
         f"SUMMARY llamaindex_10k hit@5 base {b['hit_rate@5']:.4f} peer {p['hit_rate@5']:.4f} "
         f"(lift {100 * (p['hit_rate@5'] - b['hit_rate@5']):+.1f} pts) ours {o['hit_rate@5']:.4f} "

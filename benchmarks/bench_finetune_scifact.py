@@ -40,6 +40,8 @@ def main() -> None:
     for name, r in rows.items():
         print(f"{name:6} {r['ndcg@10']:8.4f} {r['hit_rate@5']:6.3f} {r.get('train_seconds', 0):8.0f} {r.get('examples_per_second', 0):6.2f}")
     p, o = rows["peer"], rows["ours"]
+    print(f"CPU time of training: peer {p['train_cpu_seconds']:.0f}s ours {o['train_cpu_seconds']:.0f}s "
+          f"(ratio {o['train_cpu_seconds'] / p['train_cpu_seconds']:.2f}x)")
     print(
         f"SUMMARY scifact nDCG@10 base {rows['base']['ndcg@10']:.4f} peer {p['ndcg@10']:.4f} ours {o['ndcg@10']:.4f}; "
         f"train time peer {p['train_seconds']:.0f}s ours {o['train_seconds']:.0f}s (ratio {o['train_seconds'] / p['train_seconds']:.2f}x)"
