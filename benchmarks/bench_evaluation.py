@@ -98,7 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the query phases (medians quoted)")
     parser.add_argument("--limit-corpus", type=int, default=0, help="keep only N abstracts (plus the relevant ones): a quick smoke run")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_evaluation.json"))
+    parser.add_argument("--out", default="", help="also write every figure as JSON to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -150,8 +150,10 @@ def main() -> None:
             "second_over_first": second_s / exact["total_s"],
         },
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(summary, indent=2))
+    print("DETAILS: " + json.dumps(summary), flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(summary, indent=2))
     r = summary["ratios"]
     print(f"SUMMARY: query phase {exact['query_phase_s']:.2f} s vs peer loop {p['query_loop_s']:.1f} s "
           f"({r['query_phase_speedup']:.0f}x); total {exact['total_s']:.0f} s = {r['total_over_encode_floor']:.3f}x the "
