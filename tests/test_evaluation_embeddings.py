@@ -101,3 +101,15 @@ def test_bad_inputs_raise_errors_naming_the_fix(tiny_model_path, tmp_path):
         evaluate_embeddings(str(tiny_model_path), ds, backend="tensorrt", cache=False)
     with pytest.raises(EvaluationError, match="on_missing"):
         evaluate_embeddings(str(tiny_model_path), ds, on_missing="ignore", cache=False)
+
+
+def test_llama_index_finetuning_dataset_and_its_json_are_accepted(tiny_model_path, tmp_path):
+    from llama_index.finetuning.embeddings.common import EmbeddingQAFinetuneDataset as PeerDataset
+
+    ds = evaluation_topics_dataset(n_docs=15)
+    peer = PeerDataset(queries=ds.queries, corpus=ds.corpus, relevant_docs=ds.relevant_docs)
+    peer.save_json(str(tmp_path / "peer.json"))
+    from_object = evaluate_embeddings(str(tiny_model_path), peer, cache=False)
+    from_file = evaluate_embeddings(str(tiny_model_path), tmp_path / "peer.json", cache=False)
+    assert from_object.metrics == from_file.metrics
+    assert from_object.dataset.n_queries == 15 and from_object.dataset.query_source is None
