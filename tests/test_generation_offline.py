@@ -61,7 +61,7 @@ def test_checkpoint_and_progress(tmp_path):
 
 
 def test_bad_options():
-    with pytest.raises(GenerationError, match="title_ict"):
+    with pytest.raises(GenerationError, match="ict, title, title_ict"):
         OfflineQuestionGenerator(method="magic")
     with pytest.raises(GenerationError, match="positive"):
         OfflineQuestionGenerator(num_questions_per_chunk=0)
