@@ -7,7 +7,7 @@ import logging
 import random
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 from llama_index.core.schema import BaseNode
 
