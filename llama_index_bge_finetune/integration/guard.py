@@ -48,13 +48,15 @@ class StaleVectorsWarning(UserWarning):
     """An index is queried with another model than the one that embedded it (``on_mismatch="warn"``)."""
 
 
-def record_embed_model(index: Any, embed_model: Any = None) -> EmbedModelFingerprint:
+def record_embed_model(index: Any, embed_model: Any = None,
+                       fingerprint: Optional[EmbedModelFingerprint] = None) -> EmbedModelFingerprint:
     """Record which model embedded ``index``'s vectors (default: the index's own ``embed_model``).
 
     Call it right after building an index (before ``persist``); :func:`reembed_index` calls it
-    for you. Returns the fingerprint it stored.
+    for you. ``fingerprint`` skips hashing the weights again when it is already known.
+    Returns the fingerprint it stored.
     """
-    fp = fingerprint_embed_model(embed_model if embed_model is not None else index._embed_model)
+    fp = fingerprint or fingerprint_embed_model(embed_model if embed_model is not None else index._embed_model)
     _index_kvstore(index).put(index.index_id, fp.to_dict(), collection=FINGERPRINT_COLLECTION)
     qdrant = _qdrant_target(index.vector_store)
     if qdrant is not None:

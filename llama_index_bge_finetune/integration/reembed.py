@@ -182,7 +182,7 @@ def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
         graph_store=sc.graph_store, property_graph_store=sc.property_graph_store,
     )
     new_index = VectorStoreIndex(index_struct=index.index_struct, storage_context=new_sc, embed_model=run.embed_model)
-    record_embed_model(new_index, run.embed_model)
+    record_embed_model(new_index, fingerprint=run.fp)
     if journal is not None:
         final = journal.root / "final"
         shutil.rmtree(final, ignore_errors=True)
@@ -267,7 +267,7 @@ def _reembed_qdrant(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
                                 vector_stores={**sc.vector_stores, "default": open_store(public)},
                                 graph_store=sc.graph_store, property_graph_store=sc.property_graph_store)
         new_index = VectorStoreIndex(index_struct=index.index_struct, storage_context=new_sc, embed_model=run.embed_model)
-        record_embed_model(new_index, run.embed_model)
+        record_embed_model(new_index, fingerprint=run.fp)
         if persist_dir is not None:
             new_sc.persist(persist_dir=str(persist_dir))
         return new_index
