@@ -76,13 +76,10 @@ def compare(
     work_dir: Path,
     cache_dir: Path,
     ours_kwargs: Dict[str, Any] | None = None,
+    include_peer: bool = True,
 ) -> Dict[str, Dict[str, Any]]:
     """Base, the peer engine with its defaults and ours with its defaults, on the same data in one process."""
-    from llama_index.finetuning import EmbeddingQAFinetuneDataset as PeerDataset
-    from llama_index.finetuning import SentenceTransformersFinetuneEngine as PeerEngine
     from sentence_transformers import SentenceTransformer
-
-    from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
 
     rows: Dict[str, Dict[str, Any]] = {}
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +90,17 @@ def compare(
     logger.info("base: %s (%.0f s)", rows["base"], time.perf_counter() - t)
     del base
     gc.collect()
+
+    if include_peer:
+        rows["peer"] = _run_peer(train, test, base_model, work_dir)
+    rows["ours"] = _run_ours(train, test, base_model, work_dir, cache_dir, ours_kwargs)
+    return rows
+
+
+def _run_peer(train: EmbeddingQAFinetuneDataset, test: EmbeddingQAFinetuneDataset, base_model: str, work_dir: Path) -> Dict[str, Any]:
+    from llama_index.finetuning import EmbeddingQAFinetuneDataset as PeerDataset
+    from llama_index.finetuning import SentenceTransformersFinetuneEngine as PeerEngine
+    from sentence_transformers import SentenceTransformer
 
     peer_out = work_dir / "peer"
     shutil.rmtree(peer_out, ignore_errors=True)
@@ -110,11 +118,19 @@ def compare(
         peer.finetune()
     peer_seconds, peer_cpu = time.perf_counter() - t, _cpu_seconds() - c
     n_peer = len(peer.examples) * peer.epochs
-    rows["peer"] = retrieval_scores(SentenceTransformer(str(peer_out), device="cpu"), test)
-    rows["peer"].update(note=peer_note, train_seconds=peer_seconds, train_cpu_seconds=peer_cpu, examples_per_second=n_peer / peer_seconds, steps=len(peer.loader) * peer.epochs)
-    logger.info("peer: %s", rows["peer"])
+    row = retrieval_scores(SentenceTransformer(str(peer_out), device="cpu"), test)
+    row.update(note=peer_note, train_seconds=peer_seconds, train_cpu_seconds=peer_cpu, examples_per_second=n_peer / peer_seconds, steps=len(peer.loader) * peer.epochs)
+    logger.info("peer: %s", row)
     del peer
     gc.collect()
+    return row
+
+
+def _run_ours(train: EmbeddingQAFinetuneDataset, test: EmbeddingQAFinetuneDataset, base_model: str, work_dir: Path,
+              cache_dir: Path, ours_kwargs: Dict[str, Any] | None) -> Dict[str, Any]:
+    from sentence_transformers import SentenceTransformer
+
+    from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
 
     ours_out = work_dir / "ours"
     shutil.rmtree(ours_out, ignore_errors=True)
@@ -126,14 +142,14 @@ def compare(
     ours_seconds, ours_cpu = time.perf_counter() - t, _cpu_seconds() - c
     res = ours.result
     model = SentenceTransformer(str(ours_out), device="cpu")
-    rows["ours"] = retrieval_scores(model, test, query_prompt=ours.query_instruction)
-    rows["ours"].update(
+    row = retrieval_scores(model, test, query_prompt=ours.query_instruction)
+    row.update(
         train_seconds=ours_seconds, train_cpu_seconds=ours_cpu, trainer_seconds=res.train_seconds, mining_seconds=res.mining_seconds,
         examples_per_second=res.examples_per_second, steps=res.steps, final_loss=res.final_loss,
         pairs=res.pairs, pairs_with_negatives=res.pairs_with_negatives, hyperparameters=res.hyperparameters,
     )
-    logger.info("ours: %s", rows["ours"])
-    return rows
+    logger.info("ours: %s", row)
+    return row
 
 
 def machine() -> str:
