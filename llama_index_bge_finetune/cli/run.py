@@ -36,7 +36,7 @@ def run(
     documents: Path = typer.Argument(..., help="Folder of PDF, Markdown (.md) and text (.txt) files."),
     output: Path = Output,
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (hub id or folder). Default: BAAI/bge-small-en-v1.5 when reachable, else the packaged all-MiniLM-L6-v2."),
-    generator: str = typer.Option("auto", help="Question generator: auto (OpenAI when OPENAI_API_KEY is set, else offline), openai, offline."),
+    generator: str = typer.Option("auto", help="Question generator: auto (OpenAI when OPENAI_API_KEY is set, else offline), openai, offline, local (SmolLM2 on the CPU)."),
     llm_model: str = typer.Option("gpt-4o-mini", help="OpenAI model that writes the questions (generator openai)."),
     questions_per_chunk: int = typer.Option(2, min=1, help="Questions generated per chunk."),
     chunk_size: int = typer.Option(512, min=32, help="Chunk size in tokens (LlamaIndex SentenceSplitter)."),
@@ -66,7 +66,7 @@ def run(
 def demo(
     output: Path = typer.Option("bge-finetune-demo", "--output", "-o", help="Folder for the model, datasets and report."),
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default as for `run`)."),
-    generator: str = typer.Option("auto", help="auto, openai or offline (as for `run`)."),
+    generator: str = typer.Option("auto", help="auto, openai, offline or local (as for `run`)."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: the engine's)."),
     max_nodes: Optional[int] = typer.Option(None, min=2, help="Use only the first N chunks."),
     overwrite: bool = typer.Option(True, help="Replace an earlier demo run in OUTPUT."),
