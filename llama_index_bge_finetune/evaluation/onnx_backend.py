@@ -59,7 +59,10 @@ class OnnxInt8Encoder(Encoder):
         self.name = source.name
         self.source = source.source
         self.onnx_path = onnx_path
-        self.session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        # Spin-waiting worker threads collapse when the CPU is shared with other jobs; sleep instead.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self._fp: Optional[str] = None
 
