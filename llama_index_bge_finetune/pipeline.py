@@ -144,7 +144,10 @@ def train_model(
     seed: int = 0,
     show_progress_bar: bool = True,
 ) -> Any:
-    """Fine-tune ``base_model`` on ``train`` into ``model_dir``; returns the engine (for its stats)."""
+    """Fine-tune ``base_model`` on ``train`` into ``model_dir``; returns the engine (for its stats).
+
+    An interrupted run left checkpoints in ``model_dir/checkpoints``; training resumes from the last one.
+    """
     from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
 
     kwargs: Dict[str, Any] = {"seed": seed, "show_progress_bar": show_progress_bar}
@@ -156,7 +159,7 @@ def train_model(
         kwargs["learning_rate"] = learning_rate
     engine = SentenceTransformersFinetuneEngine(
         train, model_id=base_model, model_output_path=str(model_dir), val_dataset=val,
-        resume_from_checkpoint=True, **kwargs,
+        resume_from_checkpoint=(model_dir / "checkpoints").is_dir(), **kwargs,
     )
     engine.finetune()
     return engine

@@ -67,7 +67,7 @@ def demo(
     output: Path = typer.Option("bge-finetune-demo", "--output", "-o", help="Folder for the model, datasets and report."),
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default as for `run`)."),
     generator: str = typer.Option("auto", help="auto, openai, offline or local (as for `run`)."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: the engine's)."),
+    epochs: int = typer.Option(1, min=1, help="Training epochs (one keeps the demo to a few minutes on a CPU)."),
     max_nodes: Optional[int] = typer.Option(None, min=2, help="Use only the first N chunks."),
     overwrite: bool = typer.Option(True, help="Replace an earlier demo run in OUTPUT."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
@@ -98,7 +98,6 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     pipeline.prepare_output(out, overwrite)
     choice = resolve_base_model(config.base_model)
     gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk)
-    console.print(f"Base model: [bold]{choice.model}[/bold] ({choice.reason})", highlight=False)
     console.print(f"Questions: {gen_description}", highlight=False)
     pipeline.save_run_config(config, {"base_model_resolved": choice.model, "base_model_reason": choice.reason,
                                       "question_generator": gen_description})
@@ -106,7 +105,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     with stage("Generating questions", total=len(nodes)) as update:
         dataset, failures = pipeline.generate_dataset(nodes, gen, out, on_progress=update)
     if failures:
-        console.print(f"[yellow]{len(failures)} chunks got no questions[/yellow] (see the log); rerun to retry them.")
+        console.print(f"[yellow]{len(failures)} of {len(nodes)} chunks got no questions[/yellow] (reasons in the log).")
     if len(dataset.queries) < 4:
         raise GenerationError(
             f"Only {len(dataset.queries)} questions were generated from {len(nodes)} chunks: too few to "

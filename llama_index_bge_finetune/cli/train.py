@@ -37,7 +37,6 @@ def train(
     train_ds = EmbeddingQAFinetuneDataset.from_json(dataset)
     val_ds = EmbeddingQAFinetuneDataset.from_json(val) if val else None
     choice = resolve_base_model(base_model)
-    console.print(f"Base model: [bold]{choice.model}[/bold] ({choice.reason})", highlight=False)
     pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, seed=seed)
     console.print(f"Model saved to {output}")
