@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from llama_index_bge_finetune import pipeline
+from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.progress import console, setup_logging, stage
 
 HELP = """Generate question/passage pairs from a folder of documents and split them by chunk.
@@ -20,18 +21,18 @@ Example: bge-finetune generate docs/ --output runs/docs --generator openai
 
 
 def generate(
-    documents: Path = typer.Argument(..., help="Folder of PDF, Markdown (.md) and text (.txt) files."),
+    documents: Path = options.DOCUMENTS,
     output: Path = typer.Option("bge-finetune-output", "--output", "-o", help="Folder for the datasets."),
-    generator: str = typer.Option("auto", help="auto (OpenAI when OPENAI_API_KEY is set, else offline), openai, offline, local (SmolLM2 on the CPU)."),
-    llm_model: str = typer.Option("gpt-4o-mini", help="OpenAI model that writes the questions."),
-    questions_per_chunk: int = typer.Option(2, min=1, help="Questions per chunk."),
-    chunk_size: int = typer.Option(512, min=32, help="Chunk size in tokens."),
-    chunk_overlap: int = typer.Option(32, min=0, help="Overlap between chunks in tokens."),
-    val_fraction: float = typer.Option(0.2, min=0.01, max=0.9, help="Share of chunks held out."),
+    generator: str = options.GENERATOR,
+    llm_model: str = options.LLM_MODEL,
+    questions_per_chunk: int = options.QUESTIONS_PER_CHUNK,
+    chunk_size: int = options.CHUNK_SIZE,
+    chunk_overlap: int = options.CHUNK_OVERLAP,
+    val_fraction: float = options.VAL_FRACTION,
     seed: int = typer.Option(0, help="Seed for the split."),
-    max_nodes: Optional[int] = typer.Option(None, min=2, help="Use only the first N chunks."),
+    max_nodes: Optional[int] = options.MAX_NODES,
     overwrite: bool = typer.Option(False, help="Replace datasets of a finished run in OUTPUT."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.ingest import chunk_documents, load_documents

@@ -10,6 +10,7 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from llama_index_bge_finetune import pipeline
+from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.table import comparison_table
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
 from llama_index_bge_finetune.errors import GenerationError
@@ -33,23 +34,23 @@ Output = typer.Option("bge-finetune-output", "--output", "-o", help="Folder for 
 
 
 def run(
-    documents: Path = typer.Argument(..., help="Folder of PDF, Markdown (.md) and text (.txt) files."),
+    documents: Path = options.DOCUMENTS,
     output: Path = Output,
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (hub id or folder). Default: BAAI/bge-small-en-v1.5 when reachable, else the packaged all-MiniLM-L6-v2."),
-    generator: str = typer.Option("auto", help="Question generator: auto (OpenAI when OPENAI_API_KEY is set, else offline), openai, offline, local (SmolLM2 on the CPU)."),
-    llm_model: str = typer.Option("gpt-4o-mini", help="OpenAI model that writes the questions (generator openai)."),
-    questions_per_chunk: int = typer.Option(2, min=1, help="Questions generated per chunk."),
-    chunk_size: int = typer.Option(512, min=32, help="Chunk size in tokens (LlamaIndex SentenceSplitter)."),
-    chunk_overlap: int = typer.Option(32, min=0, help="Overlap between chunks in tokens."),
-    val_fraction: float = typer.Option(0.2, min=0.01, max=0.9, help="Share of chunks held out for evaluation."),
+    generator: str = options.GENERATOR,
+    llm_model: str = options.LLM_MODEL,
+    questions_per_chunk: int = options.QUESTIONS_PER_CHUNK,
+    chunk_size: int = options.CHUNK_SIZE,
+    chunk_overlap: int = options.CHUNK_OVERLAP,
+    val_fraction: float = options.VAL_FRACTION,
     seed: int = typer.Option(0, help="Seed for the split and training."),
     epochs: Optional[int] = typer.Option(None, min=1, help="Training epochs (default: the engine's)."),
     batch_size: Optional[int] = typer.Option(None, min=2, help="Training batch size (default: the engine's)."),
     learning_rate: Optional[float] = typer.Option(None, help="Learning rate (default: the engine's)."),
     k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs for the metrics; repeat for several."),
-    max_nodes: Optional[int] = typer.Option(None, min=2, help="Use only the first N chunks (a quick try)."),
+    max_nodes: Optional[int] = options.MAX_NODES,
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     config = pipeline.RunConfig(
@@ -68,9 +69,9 @@ def demo(
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default as for `run`)."),
     generator: str = typer.Option("auto", help="auto, openai, offline or local (as for `run`)."),
     epochs: int = typer.Option(2, min=1, help="Training epochs (about 3 minutes each on a 2-core CPU)."),
-    max_nodes: Optional[int] = typer.Option(None, min=2, help="Use only the first N chunks."),
+    max_nodes: Optional[int] = options.MAX_NODES,
     overwrite: bool = typer.Option(True, help="Replace an earlier demo run in OUTPUT."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.ingest import demo_documents

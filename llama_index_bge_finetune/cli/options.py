@@ -1,0 +1,15 @@
+"""Options shared by several subcommands, declared once so their defaults and help stay in step."""
+
+from __future__ import annotations
+
+import typer
+
+DOCUMENTS = typer.Argument(..., help="Folder of PDF, Markdown (.md) and text (.txt) files.")
+GENERATOR = typer.Option("auto", help="Question generator: auto (OpenAI when OPENAI_API_KEY is set, else offline), openai, offline, local (SmolLM2 on the CPU).")
+LLM_MODEL = typer.Option("gpt-4o-mini", help="OpenAI model that writes the questions (generator openai).")
+QUESTIONS_PER_CHUNK = typer.Option(2, min=1, help="Questions generated per chunk.")
+CHUNK_SIZE = typer.Option(512, min=32, help="Chunk size in tokens (LlamaIndex SentenceSplitter).")
+CHUNK_OVERLAP = typer.Option(32, min=0, help="Overlap between chunks in tokens.")
+VAL_FRACTION = typer.Option(0.2, min=0.01, max=0.9, help="Share of chunks held out for evaluation.")
+MAX_NODES = typer.Option(None, min=2, help="Use only the first N chunks (a quick try).")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Debug logging.")
