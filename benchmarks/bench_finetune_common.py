@@ -152,6 +152,20 @@ def _run_ours(train: EmbeddingQAFinetuneDataset, test: EmbeddingQAFinetuneDatase
     return row
 
 
+def parse_overrides(items: List[str]) -> Dict[str, Any]:
+    """``["epochs=1", "train_max_seq_length=128"]`` -> keyword arguments (values parsed as JSON when possible)."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects NAME=VALUE, got {item!r}")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
+
+
 def machine() -> str:
     """One line describing where the benchmark ran."""
     import torch

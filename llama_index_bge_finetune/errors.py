@@ -11,6 +11,8 @@ The CLI prints these messages as one paragraph and exits non-zero, without a tra
 - :class:`TrainingError`: the fine-tuning configuration or data cannot train a model.
 - :class:`EvaluationError`: an evaluation cannot be computed as asked.
 - :class:`StaleVectorsError`: an index's vectors were made by another model than the one querying it.
+- :class:`IntegrationError`: a swap-in call got an argument it cannot use (a bad option, an unknown keyword).
+- :class:`MissingFilesError`: a model, adapter or index folder lacks the files it needs.
 """
 
 from __future__ import annotations
@@ -46,3 +48,11 @@ class EvaluationError(BgeFinetuneError, ValueError):
 
 class StaleVectorsError(BgeFinetuneError, RuntimeError):
     """An index is queried with a model other than the one that embedded it."""
+
+
+class IntegrationError(BgeFinetuneError, ValueError):
+    """A swap-in function (re-embedding, adapter, Settings migration) got an argument it cannot use."""
+
+
+class MissingFilesError(BgeFinetuneError, FileNotFoundError):
+    """A model, adapter or persisted-index folder is missing or lacks the files it needs."""

@@ -33,7 +33,7 @@ import torch
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
-from llama_index_bge_finetune.errors import StaleVectorsError, TrainingError
+from llama_index_bge_finetune.errors import IntegrationError, MissingFilesError, StaleVectorsError, TrainingError
 from llama_index_bge_finetune.evaluation.encoders import Encoder
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
 
@@ -87,12 +87,12 @@ class QueryAdapterFinetuneEngine:
         from llama_index_bge_finetune.integration.settings import resolve_finetuned
 
         if negatives not in NEGATIVES:
-            raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}.")
+            raise IntegrationError(f"negatives must be one of {NEGATIVES}, got {negatives!r}.")
         for name, value in (("batch_size", batch_size), ("epochs", epochs)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+                raise IntegrationError(f"{name} must be a positive integer, got {value!r}.")
         if not lr > 0 or not 0 <= warmup_ratio < 1:
-            raise ValueError(f"lr must be > 0 and warmup_ratio in [0, 1); got lr={lr}, warmup_ratio={warmup_ratio}.")
+            raise IntegrationError(f"lr must be > 0 and warmup_ratio in [0, 1); got lr={lr}, warmup_ratio={warmup_ratio}.")
         self.dataset = EmbeddingQAFinetuneDataset.coerce(dataset).clean()
         if not self.dataset.queries:
             raise TrainingError("The dataset has no query with a relevant passage in its corpus; nothing to train on.")
@@ -318,7 +318,7 @@ class QueryAdapterEmbedding(BaseEmbedding):
     def __init__(self, base_embed_model: BaseEmbedding, adapter_path: PathLike, **kwargs: Any) -> None:
         path = Path(adapter_path)
         if not (path / "config.json").is_file() or not (path / "pytorch_model.bin").is_file():
-            raise FileNotFoundError(
+            raise MissingFilesError(
                 f"{path} is not an adapter folder (needs config.json and pytorch_model.bin); pass the "
                 "model_output_path of QueryAdapterFinetuneEngine or EmbeddingAdapterFinetuneEngine."
             )
@@ -337,7 +337,7 @@ class QueryAdapterEmbedding(BaseEmbedding):
         if base_embed_model is None:
             info = _adapter_info(Path(adapter_path))
             if info is None:
-                raise FileNotFoundError(f"{adapter_path} has no {ADAPTER_INFO}; pass base_embed_model= explicitly.")
+                raise MissingFilesError(f"{adapter_path} has no {ADAPTER_INFO}; pass base_embed_model= explicitly.")
             base_embed_model = info["base_model"]["name"]
         return cls(base_embed_model=resolve_finetuned(base_embed_model), adapter_path=adapter_path)
 

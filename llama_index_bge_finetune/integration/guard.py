@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from llama_index_bge_finetune.errors import StaleVectorsError
+from llama_index_bge_finetune.errors import IntegrationError, MissingFilesError, StaleVectorsError
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
 
 logger = logging.getLogger(__name__)
@@ -84,13 +84,13 @@ def check_embed_model(index: Any, embed_model: Any = None, on_mismatch: OnMismat
 
     Raises:
         StaleVectorsError: the recorded model differs and ``on_mismatch="raise"``.
-        ValueError: ``on_mismatch`` is not ``"raise"`` or ``"warn"``.
+        IntegrationError: ``on_mismatch`` is not ``"raise"`` or ``"warn"``.
 
     An index with no recorded model (built by plain LlamaIndex) gets an
     :class:`UnfingerprintedIndexWarning`, never an error.
     """
     if on_mismatch not in ("raise", "warn"):
-        raise ValueError(f"on_mismatch must be 'raise' or 'warn', got {on_mismatch!r}.")
+        raise IntegrationError(f"on_mismatch must be 'raise' or 'warn', got {on_mismatch!r}.")
     recorded = recorded_embed_model(index)
     current = fingerprint_embed_model(embed_model if embed_model is not None else index._embed_model)
     if recorded is None:
@@ -153,10 +153,10 @@ def load_index(
 
 
 def check_storage_folder(path: PathLike) -> Path:
-    """``path`` as a ``Path``, or ``FileNotFoundError`` when it is not a persisted LlamaIndex storage folder."""
+    """``path`` as a ``Path``, or :class:`MissingFilesError` when it is not a persisted LlamaIndex storage folder."""
     persist_dir = Path(path)
     if not (persist_dir / "docstore.json").is_file():
-        raise FileNotFoundError(
+        raise MissingFilesError(
             f"{persist_dir} is not a persisted LlamaIndex storage folder (no docstore.json); "
             "pass the folder given to storage_context.persist(...)."
         )

@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -32,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Un
 
 import numpy as np
 
-from llama_index_bge_finetune.errors import BgeFinetuneError
+from llama_index_bge_finetune.errors import BgeFinetuneError, IntegrationError
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
 from llama_index_bge_finetune.integration.guard import (
     SWAP_MARKER,
@@ -55,6 +56,7 @@ def reembed_index(
     persist_dir: Optional[PathLike] = None,
     index_id: Optional[str] = None,
     batch_size: int = 256,
+    encode_batch_size: int = 64,
     show_progress: bool = True,
     on_batch: Optional[ProgressCallback] = None,
 ) -> Any:
@@ -69,6 +71,9 @@ def reembed_index(
         index_id: which index, when the storage holds several.
         batch_size: nodes embedded (and journaled) per step; nodes are sorted by length first so a
             batch pads little.
+        encode_batch_size: texts per forward pass while re-embedding, when it is larger than the
+            model's own ``embed_batch_size`` (LlamaIndex's default of 10 leaves throughput unused on
+            long, length-sorted batches); the model object itself is not changed.
         show_progress: show a progress bar.
         on_batch: called as ``on_batch(done, total)`` after each batch is safely stored.
 
@@ -83,8 +88,10 @@ def reembed_index(
     """
     from llama_index.core import StorageContext, load_index_from_storage
 
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    if batch_size < 1 or encode_batch_size < 1:
+        raise IntegrationError(
+            f"batch_size and encode_batch_size must be at least 1, got {batch_size} and {encode_batch_size}."
+        )
     embed_model = resolve_finetuned(embed_model)
     fp = fingerprint_embed_model(embed_model)
     if isinstance(index_or_storage, (str, os.PathLike)):
@@ -98,7 +105,7 @@ def reembed_index(
         index = load_index_from_storage(index_or_storage, index_id=index_id, embed_model=embed_model)
     else:
         index = index_or_storage
-    run = _Run(embed_model, fp, batch_size, show_progress, on_batch)
+    run = _Run(embed_model, fp, batch_size, show_progress, on_batch, encoder=_with_encode_batch(embed_model, encode_batch_size))
     kind = type(index.vector_store).__name__
     if kind == "SimpleVectorStore":
         return _reembed_simple(index, run, Path(persist_dir) if persist_dir is not None else None)
@@ -115,8 +122,9 @@ class _Run:
     """What one re-embedding needs: the model, its fingerprint and the batching/progress options."""
 
     def __init__(self, embed_model: Any, fp: EmbedModelFingerprint, batch_size: int,
-                 show_progress: bool, on_batch: Optional[ProgressCallback]) -> None:
+                 show_progress: bool, on_batch: Optional[ProgressCallback], encoder: Any = None) -> None:
         self.embed_model = embed_model
+        self.encoder = encoder if encoder is not None else embed_model
         self.fp = fp
         self.batch_size = batch_size
         self.show_progress = show_progress
@@ -137,12 +145,20 @@ class _Run:
         with tqdm(total=total, initial=finished, unit="node", desc="re-embedding", disable=not self.show_progress) as bar:
             for start in range(0, len(todo), self.batch_size):
                 batch = todo[start:start + self.batch_size]
-                vectors = self.embed_model.get_text_embedding_batch([text for _, text in batch])
+                vectors = self.encoder.get_text_embedding_batch([text for _, text in batch])
                 store([vid for vid, _ in batch], vectors)
                 finished += len(batch)
                 bar.update(len(batch))
                 if self.on_batch is not None:
                     self.on_batch(finished, total)
+
+
+def _with_encode_batch(embed_model: Any, encode_batch_size: int) -> Any:
+    """A shallow copy of ``embed_model`` (same weights) that encodes ``encode_batch_size`` texts per call."""
+    current = getattr(embed_model, "embed_batch_size", None)
+    if not isinstance(current, int) or current >= encode_batch_size or not hasattr(embed_model, "model_copy"):
+        return embed_model
+    return embed_model.model_copy(update={"embed_batch_size": encode_batch_size})
 
 
 # --------------------------------------------------------------------------- SimpleVectorStore
@@ -177,7 +193,7 @@ def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
     ))
     sc = index.storage_context
     new_sc = StorageContext(
-        docstore=sc.docstore, index_store=sc.index_store,
+        docstore=sc.docstore, index_store=_own_copy(sc.index_store),
         vector_stores={**sc.vector_stores, "default": new_store},
         graph_store=sc.graph_store, property_graph_store=sc.property_graph_store,
     )
@@ -191,6 +207,15 @@ def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
         _finish_interrupted_swap(persist_dir)
     logger.info("Re-embedded %d nodes with %s.", len(items), run.fp.describe())
     return new_index
+
+
+def _own_copy(index_store: Any) -> Any:
+    """A copy of an in-memory index store, so recording the new model never marks the old index as done."""
+    from llama_index.core.storage.index_store import SimpleIndexStore
+
+    if isinstance(index_store, SimpleIndexStore):
+        return SimpleIndexStore.from_dict(copy.deepcopy(index_store.to_dict()))
+    return index_store
 
 
 def _finish_interrupted_swap(persist_dir: Path) -> None:

@@ -18,6 +18,7 @@ import logging
 import os
 from typing import Any, Dict, Optional, Union
 
+from llama_index_bge_finetune.errors import IntegrationError, MissingFilesError
 from llama_index_bge_finetune.integration.embedding import from_finetuned
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def resolve_finetuned(path_or_model: Any) -> Any:
         return path_or_model
     if isinstance(path_or_model, (str, os.PathLike)):
         if not os.path.isdir(path_or_model):
-            raise FileNotFoundError(
+            raise MissingFilesError(
                 f"{path_or_model} is not a model folder. Pass the output folder of a fine-tuning run "
                 "(it holds config_sentence_transformers.json) or a LlamaIndex embedding object."
             )
@@ -113,13 +114,13 @@ def settings_from_service_context(**service_context_kwargs: Any) -> Any:
         index = VectorStoreIndex.from_documents(docs)
 
     Raises:
-        ValueError: a keyword that Settings has no equivalent for (the message lists the valid ones).
+        IntegrationError: a keyword that Settings has no equivalent for (the message lists the valid ones).
     """
     from llama_index.core import Settings
 
     unknown = sorted(set(service_context_kwargs) - set(_SERVICE_CONTEXT_KEYS))
     if unknown:
-        raise ValueError(
+        raise IntegrationError(
             f"ServiceContext keyword(s) {unknown} have no Settings equivalent; valid keywords are "
             f"{sorted(_SERVICE_CONTEXT_KEYS)}. Pass other components directly to the index or query engine."
         )
