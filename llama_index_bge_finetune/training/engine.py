@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
 from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL, query_instruction_for
+from llama_index_bge_finetune.training.attention_dropout import set_attention_dropout
 from llama_index_bge_finetune.training.examples import query_positive_pairs, training_tables
 from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
@@ -77,7 +78,12 @@ class SentenceTransformersFinetuneEngine:
             inference; defaults to the base model's own (the BGE instruction for BGE v1/v1.5).
         learning_rate, warmup_ratio, lr_scheduler_type, weight_decay, seed,
             gradient_accumulation_steps: the optimiser schedule.
-        precision: ``"auto"`` (bf16 or fp16 on GPU, fp32 on CPU), ``"fp32"``, ``"fp16"``, ``"bf16"``.
+        precision: ``"auto"`` (bf16 or fp16 on GPU; bf16 autocast on a CPU that computes bfloat16
+            natively (AVX512-BF16 or AMX), else fp32), ``"fp32"``, ``"fp16"`` (GPU only), ``"bf16"``.
+        attention_dropout: dropout on attention probabilities while training; ``None`` keeps the
+            model's own (0.1 for BERT models). Default 0: with it on, attention cannot use PyTorch's
+            fused kernels and a CPU step took 2-3x longer, for no measured quality gain (see
+            benchmarks/RESULTS.md). Hidden-state dropout is unchanged.
         hard_negatives: hard negatives per pair (0 turns mining off).
         hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin: the miner's
             false-negative guard (see :class:`HardNegativeMiner`).
@@ -121,6 +127,7 @@ class SentenceTransformersFinetuneEngine:
         seed: int = 42,
         gradient_accumulation_steps: int = 1,
         precision: str = "auto",
+        attention_dropout: Optional[float] = 0.0,
         hard_negatives: int = 1,
         hard_negative_skip_top: int = 3,
         hard_negative_max_rank: int = 50,
@@ -148,6 +155,8 @@ class SentenceTransformersFinetuneEngine:
             raise TrainingError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}; 0.1 is the usual value.")
         if precision not in PRECISIONS:
             raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        if attention_dropout is not None and not 0.0 <= attention_dropout < 1.0:
+            raise TrainingError(f"attention_dropout must be in [0, 1) or None (the model's own), got {attention_dropout}.")
         if hard_negatives < 0:
             raise TrainingError(f"hard_negatives must be >= 0 (0 turns mining off), got {hard_negatives}.")
         if checkpoint_save_total_limit < 0:
@@ -190,6 +199,7 @@ class SentenceTransformersFinetuneEngine:
         self.seed = seed
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.precision = precision
+        self.attention_dropout = attention_dropout
         self.temperature = temperature
         self.mini_batch_size = mini_batch_size
         self.matryoshka_dims = list(matryoshka_dims) if matryoshka_dims else None
@@ -231,6 +241,7 @@ class SentenceTransformersFinetuneEngine:
             "seed": self.seed,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
             "precision": self.precision,
+            "attention_dropout": "model default" if self.attention_dropout is None else self.attention_dropout,
             "use_all_docs": self.use_all_docs,
             "batch_sampler": "no_duplicates",
             "query_instruction": self.query_instruction,
@@ -314,6 +325,7 @@ class SentenceTransformersFinetuneEngine:
             }
         use_cpu = str(self.device or "").startswith("cpu") or not torch.cuda.is_available()
         fp16, bf16 = _precision_flags(self.precision, use_cpu)
+        result.hyperparameters["precision"] = f"{self.precision} ({'bf16' if bf16 else 'fp16' if fp16 else 'fp32'})"
         args_kwargs: Dict[str, Any] = dict(
             output_dir=self.checkpoint_path,
             num_train_epochs=self.epochs,
@@ -357,7 +369,12 @@ class SentenceTransformersFinetuneEngine:
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator,
         )
-        output = trainer.train(resume_from_checkpoint=resume)
+        restore_dropout = (set_attention_dropout(model, self.attention_dropout)
+                           if self.attention_dropout is not None else (lambda: None))
+        try:
+            output = trainer.train(resume_from_checkpoint=resume)
+        finally:
+            restore_dropout()
         model.max_seq_length = base_seq_len
 
         result.train_seconds = float(output.metrics.get("train_runtime", 0.0))
@@ -480,14 +497,40 @@ def _check_positive(**values: float) -> None:
 
 
 def _precision_flags(precision: str, use_cpu: bool) -> "tuple[bool, bool]":
+    """``(fp16, bf16)`` trainer flags: mixed precision where the hardware computes it natively."""
     import torch
 
-    if use_cpu or precision == "fp32":
+    if precision == "fp32":
         return False, False
+    if use_cpu:
+        bf16 = precision == "bf16" or (precision == "auto" and cpu_has_native_bf16())
+        if precision == "fp16":
+            raise TrainingError("fp16 training needs a GPU; on CPU use precision='bf16' or 'fp32'.")
+        return False, bf16
     if precision == "auto":
         bf16 = torch.cuda.is_bf16_supported()
         return not bf16, bf16
     return precision == "fp16", precision == "bf16"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 matrix products natively (AVX512-BF16 or AMX), as oneDNN uses them."""
+    import torch
+
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if probe is None:  # pragma: no cover - older torch builds
+        return False
+    try:
+        if not probe():
+            return False
+    except RuntimeError:  # pragma: no cover
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = f.read()
+    except OSError:  # not Linux: trust oneDNN's answer
+        return True
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _checkpoint_step(path: str) -> int:

@@ -1,0 +1,70 @@
+"""Attention dropout off while training (restored afterwards) and the precision each setting picks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llama_index_bge_finetune.errors import TrainingError
+from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
+from llama_index_bge_finetune.training.attention_dropout import attention_dropout_layers, set_attention_dropout
+from llama_index_bge_finetune.training.engine import _precision_flags, cpu_has_native_bf16
+from tests.training_data import topics_dataset
+
+
+def _model(path):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(path), device="cpu")
+
+
+def test_attention_dropout_is_set_and_restored(tiny_model_path):
+    model = _model(tiny_model_path)
+    layers = attention_dropout_layers(model)
+    assert len(layers) == model[0].auto_model.config.num_hidden_layers
+    before = [d.p for d in layers]
+    hidden = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout) and m not in layers]
+    restore = set_attention_dropout(model, 0.0)
+    assert all(d.p == 0.0 for d in layers)
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout) and m not in layers] == hidden
+    restore()
+    assert [d.p for d in layers] == before
+    with pytest.raises(ValueError, match="attention dropout"):
+        set_attention_dropout(model, 1.0)
+
+
+def test_attention_dropout_off_gives_deterministic_train_mode_passes(tiny_model_path):
+    """With only hidden dropout zeroed too, two train-mode passes agree: the attention dropout really is off."""
+    model = _model(tiny_model_path)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout) and m not in attention_dropout_layers(model):
+            m.p = 0.0
+    model.train()
+    feats = model.tokenize(["a somewhat longer sentence about rent and leases"])
+    on = [model(dict(feats))["sentence_embedding"] for _ in range(2)]
+    set_attention_dropout(model, 0.0)
+    off = [model(dict(feats))["sentence_embedding"] for _ in range(2)]
+    assert not torch.allclose(on[0], on[1])  # the tiny model's attention dropout is 0.1
+    assert torch.allclose(off[0], off[1])
+
+
+def test_engine_trains_without_attention_dropout_and_restores_the_model(tiny_model_path, tmp_path):
+    engine = SentenceTransformersFinetuneEngine(
+        topics_dataset(8, 1), model_id=str(tiny_model_path), model_output_path=str(tmp_path / "o"),
+        batch_size=4, epochs=1, show_progress_bar=False, hard_negatives=0,
+    )
+    layers = attention_dropout_layers(engine.model)
+    engine.finetune()
+    assert all(d.p == 0.1 for d in layers), "the model's own attention dropout is restored after training"
+    assert engine.result.hyperparameters["attention_dropout"] == 0.0
+    assert engine.result.hyperparameters["precision"].startswith("auto (")
+
+
+def test_precision_flags():
+    assert _precision_flags("fp32", use_cpu=True) == (False, False)
+    assert _precision_flags("bf16", use_cpu=True) == (False, True)
+    assert _precision_flags("auto", use_cpu=True) == (False, cpu_has_native_bf16())
+    with pytest.raises(TrainingError, match="fp16 training needs a GPU"):
+        _precision_flags("fp16", use_cpu=True)
+    with pytest.raises(TrainingError, match="attention_dropout"):
+        SentenceTransformersFinetuneEngine(topics_dataset(4, 1), model_id="unused", attention_dropout=1.5)
