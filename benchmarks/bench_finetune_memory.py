@@ -65,7 +65,7 @@ def child(loss: str, batch: int, steps: int) -> None:
     print("RESULT " + json.dumps({
         "loss": loss, "batch": batch, "pairs": len(qids), "steps": engine.result.steps,
         "examples_per_second": engine.result.examples_per_second, "train_seconds": engine.result.train_seconds,
-        "peak_extra_mb": peak - before, "peak_rss_mb": peak,
+        "wall_seconds": seconds, "peak_extra_mb": peak - before, "peak_rss_mb": peak,
     }), flush=True)
 
 

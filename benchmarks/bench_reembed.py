@@ -2,7 +2,7 @@
 
 One command (run it under the shared heavy-job lock on a shared machine)::
 
-    flock /tmp/heavy.lock python benchmarks/bench_reembed.py [--nodes 334] [--repeats 3]
+    flock /tmp/heavy.lock python benchmarks/bench_reembed.py [--nodes 334] [--repeats 5]
 
 Both sides embed the same LlamaIndex nodes (the Lyft 10-K chunks of the published LlamaIndex
 fine-tuning experiment) with the same ``HuggingFaceEmbedding`` (all-MiniLM-L6-v2 with one weight
@@ -54,7 +54,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=334, help="how many chunks (334 = the whole Lyft corpus)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--data", default=str(DATA))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -60,6 +60,20 @@ def documents() -> List["Document"]:  # noqa: F821
             for k, t in PASSAGES.items()]
 
 
+def persist_index(embed_model: "BaseEmbedding", path: Path, record: bool = True) -> "VectorStoreIndex":  # noqa: F821
+    """Build a ``VectorStoreIndex`` of :func:`documents` with ``embed_model``, record the model (unless
+    ``record=False``, as plain LlamaIndex would) and persist it to ``path``."""
+    from llama_index.core import VectorStoreIndex
+
+    from llama_index_bge_finetune.integration import record_embed_model
+
+    index = VectorStoreIndex.from_documents(documents(), embed_model=embed_model)
+    if record:
+        record_embed_model(index)
+    index.storage_context.persist(str(path))
+    return index
+
+
 def finetune_zorblat(base_path: Path, out_dir: Path, steps: int = 8, seed: int = 0) -> Path:
     """Fine-tune ``base_path`` on :data:`TRAIN_PAIRS` with MultipleNegativesRankingLoss; cached per process."""
     key = str(base_path)

@@ -7,7 +7,6 @@ import warnings
 
 import pytest
 import torch
-from llama_index.core import VectorStoreIndex
 
 from llama_index_bge_finetune.errors import StaleVectorsError
 from llama_index_bge_finetune.integration import (
@@ -16,10 +15,9 @@ from llama_index_bge_finetune.integration import (
     fingerprint_embed_model,
     from_finetuned,
     load_index,
-    record_embed_model,
     recorded_embed_model,
 )
-from tests.integration_helpers import documents
+from tests.integration_helpers import persist_index
 
 
 @pytest.fixture
@@ -36,10 +34,7 @@ def other_model_path(tiny_model_path, tmp_path):
 
 
 def _persisted(model_path, tmp_path, record=True):
-    index = VectorStoreIndex.from_documents(documents(), embed_model=from_finetuned(model_path))
-    if record:
-        record_embed_model(index)
-    index.storage_context.persist(str(tmp_path / "storage"))
+    persist_index(from_finetuned(model_path), tmp_path / "storage", record=record)
     return tmp_path / "storage"
 
 

@@ -23,7 +23,7 @@ from llama_index_bge_finetune.integration import (
     recorded_embed_model,
     reembed_index,
 )
-from tests.integration_helpers import QUERY, TAX_ID, documents, finetune_zorblat
+from tests.integration_helpers import QUERY, TAX_ID, documents, finetune_zorblat, persist_index
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,13 +40,6 @@ def _top(index, query=QUERY):
     return index.as_retriever(similarity_top_k=1).retrieve(query)[0].node.metadata["key"]
 
 
-def _persist_base_index(base, path):
-    index = VectorStoreIndex.from_documents(documents(), embed_model=base)
-    record_embed_model(index)
-    index.storage_context.persist(str(path))
-    return index
-
-
 def _node_facts(index):
     """Id -> (text, metadata, relationships) for every node, to check nothing is lost."""
     ids = list(index.index_struct.nodes_dict.values())
@@ -57,7 +50,7 @@ def _node_facts(index):
 def test_persisted_index_reembed_fixes_the_query_the_base_model_gets_wrong(models, tmp_path):
     base, tuned = models
     storage = tmp_path / "storage"
-    before = _persist_base_index(base, storage)
+    before = persist_index(base, storage)
     assert _top(before) != TAX_ID  # the premise: the base model does not know the word
     facts = _node_facts(before)
 
@@ -118,7 +111,7 @@ def _kill_half_way(args):
 def test_sigkill_half_way_keeps_the_old_index_and_a_rerun_completes(models, tmp_path):
     base, tuned = models
     storage = tmp_path / "storage"
-    _persist_base_index(base, storage)
+    persist_index(base, storage)
     old_top = _top(load_index(storage, embed_model=base))
 
     _kill_half_way([tuned.model_name, 3, "simple", storage])  # 12 nodes, 2 per batch: dies after 3 of 6

@@ -60,9 +60,9 @@ class SentenceTransformersFinetuneEngine:
         batch_size: examples per batch (per device); every other passage in the batch is a negative.
         val_dataset: optional validation data: evaluated every ``evaluation_steps``, best checkpoint kept.
         loss: ``None`` (in-batch negatives), a name from ``LOSS_NAMES`` or a ready loss module.
-        epochs: passes over the data (fractions allowed); 2 like the peer. With one hard negative this is
-            estimated at ~1.5x the peer's training time on CPU, from measured step times (batches of 32
-            run more efficiently than its 10); see benchmarks/RESULTS.md.
+        epochs: passes over the data (fractions allowed); 2 like the peer. With one hard negative per
+            pair each example carries two passages, yet on CPU the defaults train in about the peer's
+            time (see ``precision`` and ``attention_dropout``; benchmarks/RESULTS.md).
         show_progress_bar: show progress bars.
         evaluation_steps: evaluate every this many steps (only with ``val_dataset``).
         use_all_docs: one pair per relevant passage instead of the first only.

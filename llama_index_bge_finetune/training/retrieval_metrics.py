@@ -1,7 +1,7 @@
-"""Exact nDCG@10, hit rate@5 and MRR@10 of a model on a dataset, with numpy top-k.
+"""nDCG@10, hit rate@5 and MRR@10 of a sentence-transformers model on a dataset, for training-time checks.
 
-Used by the forgetting guard and the model card; the full evaluation suite lives in
-``llama_index_bge_finetune.evaluation``.
+Used by the forgetting guard and the benchmarks; the search and the metric definitions are the
+evaluation suite's (``llama_index_bge_finetune.evaluation``), so both always agree.
 
 Example::
 
@@ -13,15 +13,15 @@ Example::
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Dict, Optional, Union
 
-import numpy as np
-
+from llama_index_bge_finetune.evaluation.metrics import score_ranking
+from llama_index_bge_finetune.evaluation.search import top_k
 from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
 PathLike = Union[str, os.PathLike]
+HEADLINE = ("ndcg@10", "hit_rate@5", "mrr@10")
 
 
 def retrieval_scores(
@@ -40,19 +40,11 @@ def retrieval_scores(
     qids = [q for q in dataset.queries if dataset.relevant_docs.get(q)]
     docs = encode_cached(model, [dataset.corpus[d] for d in doc_ids], cache_dir if model_key else None, model_key, batch_size=batch_size)
     qs = encode_cached(model, [dataset.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
-    k = min(10, len(doc_ids))
-    scores = qs @ docs.T
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    ndcg = hit5 = mrr = 0.0
+    idx, _ = top_k(qs, docs, 10, doc_ids)
+    totals = dict.fromkeys(HEADLINE, 0.0)
     for row, q in enumerate(qids):
-        ranked = top[row][np.argsort(-scores[row, top[row]], kind="stable")]
-        rel = set(dataset.relevant_docs[q])
-        gains = [1.0 if doc_ids[i] in rel else 0.0 for i in ranked]
-        dcg = sum(g / math.log2(r + 2) for r, g in enumerate(gains))
-        ideal = sum(1.0 / math.log2(r + 2) for r in range(min(len(rel), k)))
-        ndcg += dcg / ideal
-        hit5 += 1.0 if any(gains[:5]) else 0.0
-        first = next((r for r, g in enumerate(gains) if g), None)
-        mrr += 1.0 / (first + 1) if first is not None else 0.0
+        scores = score_ranking([doc_ids[i] for i in idx[row]], dict.fromkeys(dataset.relevant_docs[q], 1.0), (5, 10))
+        for key in HEADLINE:
+            totals[key] += scores[key]
     n = max(len(qids), 1)
-    return {"ndcg@10": ndcg / n, "hit_rate@5": hit5 / n, "mrr@10": mrr / n, "queries": float(len(qids))}
+    return {**{key: value / n for key, value in totals.items()}, "queries": float(len(qids))}
