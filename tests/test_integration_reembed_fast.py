@@ -50,18 +50,6 @@ def test_in_memory_index_gets_new_vectors_and_the_old_one_is_untouched(two_model
     assert new_index.vector_store.data.text_id_to_ref_doc_id == index.vector_store.data.text_id_to_ref_doc_id
 
 
-def test_wide_encode_batches_give_the_same_vectors_and_leave_the_model_alone(two_models):
-    base, other = two_models  # (other's inflated random weights are too chaotic for a 1e-5 comparison)
-    index = VectorStoreIndex.from_documents(documents(), embed_model=other)
-    assert base.embed_batch_size == 10
-    narrow = reembed_index(index, base, encode_batch_size=1, show_progress=False).vector_store.data.embedding_dict
-    wide = reembed_index(index, base, encode_batch_size=64, show_progress=False).vector_store.data.embedding_dict
-    assert base.embed_batch_size == 10  # a copy encoded the wide batches
-    assert narrow.keys() == wide.keys()
-    for key in narrow:
-        assert np.allclose(narrow[key], wide[key], atol=1e-5)
-
-
 def test_storage_context_input_with_persist_dir(two_models, tmp_path):
     base, other = two_models
     index = VectorStoreIndex.from_documents(documents(), embed_model=base)
@@ -78,7 +66,5 @@ def test_bad_batch_size_is_refused(two_models):
     index = VectorStoreIndex.from_documents(documents()[:2], embed_model=base)
     with pytest.raises(IntegrationError, match="batch_size"):
         reembed_index(index, other, batch_size=0)
-    with pytest.raises(IntegrationError, match="encode_batch_size"):
-        reembed_index(index, other, encode_batch_size=0)
     with pytest.raises(MissingFilesError, match="storage_context.persist"):
         reembed_index("no-such-dir", other)

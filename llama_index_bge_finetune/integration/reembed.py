@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import shutil
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
+from llama_index.core.storage.index_store.types import DEFAULT_PERSIST_FNAME as INDEX_STORE_FNAME
+from llama_index.core.storage.storage_context import DEFAULT_VECTOR_STORE, NAMESPACE_SEP, VECTOR_STORE_FNAME
 
 from llama_index_bge_finetune.errors import BgeFinetuneError, IntegrationError
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
@@ -45,6 +48,8 @@ from llama_index_bge_finetune.integration.settings import resolve_finetuned
 
 logger = logging.getLogger(__name__)
 
+_SIMPLE_FIELDS = {"embedding_dict", "text_id_to_ref_doc_id", "metadata_dict"}
+
 PathLike = Union[str, os.PathLike]
 ProgressCallback = Callable[[int, int], None]
 
@@ -56,7 +61,6 @@ def reembed_index(
     persist_dir: Optional[PathLike] = None,
     index_id: Optional[str] = None,
     batch_size: int = 256,
-    encode_batch_size: int = 64,
     show_progress: bool = True,
     on_batch: Optional[ProgressCallback] = None,
 ) -> Any:
@@ -71,9 +75,6 @@ def reembed_index(
         index_id: which index, when the storage holds several.
         batch_size: nodes embedded (and journaled) per step; nodes are sorted by length first so a
             batch pads little.
-        encode_batch_size: texts per forward pass while re-embedding, when it is larger than the
-            model's own ``embed_batch_size`` (LlamaIndex's default of 10 leaves throughput unused on
-            long, length-sorted batches); the model object itself is not changed.
         show_progress: show a progress bar.
         on_batch: called as ``on_batch(done, total)`` after each batch is safely stored.
 
@@ -88,16 +89,15 @@ def reembed_index(
     """
     from llama_index.core import StorageContext, load_index_from_storage
 
-    if batch_size < 1 or encode_batch_size < 1:
-        raise IntegrationError(
-            f"batch_size and encode_batch_size must be at least 1, got {batch_size} and {encode_batch_size}."
-        )
+    if batch_size < 1:
+        raise IntegrationError(f"batch_size must be at least 1, got {batch_size}.")
     embed_model = resolve_finetuned(embed_model)
     fp = fingerprint_embed_model(embed_model)
     if isinstance(index_or_storage, (str, os.PathLike)):
         persist_dir = check_storage_folder(index_or_storage)
         _finish_interrupted_swap(persist_dir)
-        storage_context = StorageContext.from_defaults(persist_dir=str(persist_dir))
+        storage_context = StorageContext.from_defaults(
+            persist_dir=str(persist_dir), vector_stores=_read_simple_vector_stores(persist_dir))
         index = load_index_from_storage(storage_context, index_id=index_id, embed_model=embed_model)
     elif isinstance(index_or_storage, StorageContext):
         if persist_dir is not None:
@@ -105,7 +105,7 @@ def reembed_index(
         index = load_index_from_storage(index_or_storage, index_id=index_id, embed_model=embed_model)
     else:
         index = index_or_storage
-    run = _Run(embed_model, fp, batch_size, show_progress, on_batch, encoder=_with_encode_batch(embed_model, encode_batch_size))
+    run = _Run(embed_model, fp, batch_size, show_progress, on_batch)
     kind = type(index.vector_store).__name__
     if kind == "SimpleVectorStore":
         return _reembed_simple(index, run, Path(persist_dir) if persist_dir is not None else None)
@@ -122,9 +122,8 @@ class _Run:
     """What one re-embedding needs: the model, its fingerprint and the batching/progress options."""
 
     def __init__(self, embed_model: Any, fp: EmbedModelFingerprint, batch_size: int,
-                 show_progress: bool, on_batch: Optional[ProgressCallback], encoder: Any = None) -> None:
+                 show_progress: bool, on_batch: Optional[ProgressCallback]) -> None:
         self.embed_model = embed_model
-        self.encoder = encoder if encoder is not None else embed_model
         self.fp = fp
         self.batch_size = batch_size
         self.show_progress = show_progress
@@ -145,20 +144,12 @@ class _Run:
         with tqdm(total=total, initial=finished, unit="node", desc="re-embedding", disable=not self.show_progress) as bar:
             for start in range(0, len(todo), self.batch_size):
                 batch = todo[start:start + self.batch_size]
-                vectors = self.encoder.get_text_embedding_batch([text for _, text in batch])
+                vectors = self.embed_model.get_text_embedding_batch([text for _, text in batch])
                 store([vid for vid, _ in batch], vectors)
                 finished += len(batch)
                 bar.update(len(batch))
                 if self.on_batch is not None:
                     self.on_batch(finished, total)
-
-
-def _with_encode_batch(embed_model: Any, encode_batch_size: int) -> Any:
-    """A shallow copy of ``embed_model`` (same weights) that encodes ``encode_batch_size`` texts per call."""
-    current = getattr(embed_model, "embed_batch_size", None)
-    if not isinstance(current, int) or current >= encode_batch_size or not hasattr(embed_model, "model_copy"):
-        return embed_model
-    return embed_model.model_copy(update={"embed_batch_size": encode_batch_size})
 
 
 # --------------------------------------------------------------------------- SimpleVectorStore
@@ -202,11 +193,42 @@ def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
     if journal is not None:
         final = journal.root / "final"
         shutil.rmtree(final, ignore_errors=True)
-        new_sc.persist(persist_dir=str(final))
+        final.mkdir(parents=True)
+        # Only the vectors and the index store change; the docstore and graph stores stay as they are.
+        _write_simple_vector_store(new_store, final / f"{DEFAULT_VECTOR_STORE}{NAMESPACE_SEP}{VECTOR_STORE_FNAME}")
+        new_sc.index_store.persist(str(final / INDEX_STORE_FNAME))
         (journal.root / SWAP_MARKER).touch()
         _finish_interrupted_swap(persist_dir)
     logger.info("Re-embedded %d nodes with %s.", len(items), run.fp.describe())
     return new_index
+
+
+def _read_simple_vector_stores(persist_dir: Path) -> Optional[Dict[str, Any]]:
+    """The persisted ``SimpleVectorStore`` files of ``persist_dir``, read with plain ``json``.
+
+    LlamaIndex decodes these files through dataclasses-json one float at a time, which took longer
+    than the rest of loading an index; the file format is the same plain dict. ``None`` (let
+    LlamaIndex read them) when the folder uses another layout.
+    """
+    from llama_index.core.vector_stores import SimpleVectorStore
+    from llama_index.core.vector_stores.simple import SimpleVectorStoreData
+
+    stores: Dict[str, Any] = {}
+    for path in sorted(persist_dir.glob(f"*{NAMESPACE_SEP}{VECTOR_STORE_FNAME}")):
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+        if not isinstance(raw, dict) or not set(raw) <= _SIMPLE_FIELDS:
+            return None
+        stores[path.name.split(NAMESPACE_SEP)[0]] = SimpleVectorStore(data=SimpleVectorStoreData(**raw))
+    return stores if DEFAULT_VECTOR_STORE in stores else None
+
+
+def _write_simple_vector_store(store: Any, path: Path) -> None:
+    """Write a ``SimpleVectorStore`` in the format its own ``persist`` writes, with plain ``json``."""
+    data = store.data
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"embedding_dict": data.embedding_dict, "text_id_to_ref_doc_id": data.text_id_to_ref_doc_id,
+                   "metadata_dict": data.metadata_dict}, f)
 
 
 def _own_copy(index_store: Any) -> Any:
