@@ -73,6 +73,20 @@ def test_openai_embeddings_compared_over_http_to_the_local_server(tiny_model_pat
     assert api_key not in report
 
 
+def test_graded_relevance_is_used_as_in_evaluate_embeddings(tiny_model_path):
+    from llama_index_bge_finetune.evaluation import evaluate_embeddings
+
+    ds = evaluation_topics_dataset(n_docs=10)
+    docs = list(ds.corpus)
+    graded = {q: {d: 2.0 for d in rel} | {docs[0]: 1.0} for q, rel in ds.relevant_docs.items()}
+    cmp = compare_models({"base": str(tiny_model_path)}, ds, k_values=(10,), cache=False, relevance=graded,
+                         n_bootstrap=50, n_permutations=50)
+    single = evaluate_embeddings(str(tiny_model_path), ds, k_values=(10,), cache=False, relevance=graded)
+    binary = evaluate_embeddings(str(tiny_model_path), ds, k_values=(10,), cache=False)
+    assert cmp.estimates["base"]["ndcg@10"].value == pytest.approx(single.metrics["ndcg@10"])
+    assert single.metrics["ndcg@10"] != pytest.approx(binary.metrics["ndcg@10"])  # the grades mattered
+
+
 def test_comparison_errors_name_the_problem(tiny_model_path):
     ds = evaluation_topics_dataset(n_docs=5)
     with pytest.raises(EvaluationError, match="at least one model"):

@@ -173,6 +173,7 @@ def compare_models(
     on_missing: str = "exclude",
     dataset_name: str = "",
     n_worst: int = 5,
+    relevance: Optional[Mapping[str, Mapping[str, float]]] = None,
 ) -> ModelComparison:
     """Evaluate every model on the same queries and compare each with the first (the base).
 
@@ -195,6 +196,8 @@ def compare_models(
         on_missing: what to do with queries that have no relevant passage in the corpus.
         dataset_name: how the report names the dataset.
         n_worst: worst queries listed per model.
+        relevance: optional graded judgments (query id -> {doc id: grade}) instead of the dataset's
+            binary ``relevant_docs``, as in :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`.
 
     Raises:
         EvaluationError: no models, an unknown label in ``query_instructions``, or a bad option.
@@ -206,7 +209,7 @@ def compare_models(
         raise EvaluationError(f"query_instructions names unknown models {sorted(unknown)}; use labels from {list(models)}.")
     ks = check_k_values(k_values)
     ds = load_dataset(dataset)
-    qids, rels, info = scorable_queries(ds, on_missing=on_missing)
+    qids, rels, info = scorable_queries(ds, relevance=relevance, on_missing=on_missing)
     info.name = dataset_name or (os.fspath(dataset) if isinstance(dataset, (str, os.PathLike)) else "")
     results: Dict[str, EvaluationResult] = {}
     for label, spec in models.items():
