@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -47,8 +48,6 @@ from llama_index_bge_finetune.integration.guard import (
 from llama_index_bge_finetune.integration.settings import resolve_finetuned
 
 logger = logging.getLogger(__name__)
-
-_SIMPLE_FIELDS = {"embedding_dict", "text_id_to_ref_doc_id", "metadata_dict"}
 
 PathLike = Union[str, os.PathLike]
 ProgressCallback = Callable[[int, int], None]
@@ -185,7 +184,7 @@ def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
     sc = index.storage_context
     new_sc = StorageContext(
         docstore=sc.docstore, index_store=_own_copy(sc.index_store),
-        vector_stores={**sc.vector_stores, "default": new_store},
+        vector_stores={**sc.vector_stores, DEFAULT_VECTOR_STORE: new_store},
         graph_store=sc.graph_store, property_graph_store=sc.property_graph_store,
     )
     new_index = VectorStoreIndex(index_struct=index.index_struct, storage_context=new_sc, embed_model=run.embed_model)
@@ -217,7 +216,7 @@ def _read_simple_vector_stores(persist_dir: Path) -> Optional[Dict[str, Any]]:
     for path in sorted(persist_dir.glob(f"*{NAMESPACE_SEP}{VECTOR_STORE_FNAME}")):
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
-        if not isinstance(raw, dict) or not set(raw) <= _SIMPLE_FIELDS:
+        if not isinstance(raw, dict) or not set(raw) <= set(_simple_fields()):
             return None
         stores[path.name.split(NAMESPACE_SEP)[0]] = SimpleVectorStore(data=SimpleVectorStoreData(**raw))
     return stores if DEFAULT_VECTOR_STORE in stores else None
@@ -225,10 +224,15 @@ def _read_simple_vector_stores(persist_dir: Path) -> Optional[Dict[str, Any]]:
 
 def _write_simple_vector_store(store: Any, path: Path) -> None:
     """Write a ``SimpleVectorStore`` in the format its own ``persist`` writes, with plain ``json``."""
-    data = store.data
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"embedding_dict": data.embedding_dict, "text_id_to_ref_doc_id": data.text_id_to_ref_doc_id,
-                   "metadata_dict": data.metadata_dict}, f)
+        json.dump({name: getattr(store.data, name) for name in _simple_fields()}, f)
+
+
+def _simple_fields() -> List[str]:
+    """The fields of LlamaIndex's ``SimpleVectorStoreData``: the keys of its persisted JSON."""
+    from llama_index.core.vector_stores.simple import SimpleVectorStoreData
+
+    return [f.name for f in dataclasses.fields(SimpleVectorStoreData)]
 
 
 def _own_copy(index_store: Any) -> Any:
@@ -311,7 +315,7 @@ def _reembed_qdrant(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
     def finished_index() -> Any:
         sc = index.storage_context
         new_sc = StorageContext(docstore=sc.docstore, index_store=sc.index_store,
-                                vector_stores={**sc.vector_stores, "default": open_store(public)},
+                                vector_stores={**sc.vector_stores, DEFAULT_VECTOR_STORE: open_store(public)},
                                 graph_store=sc.graph_store, property_graph_store=sc.property_graph_store)
         new_index = VectorStoreIndex(index_struct=index.index_struct, storage_context=new_sc, embed_model=run.embed_model)
         record_embed_model(new_index, fingerprint=run.fp)

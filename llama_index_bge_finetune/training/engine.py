@@ -503,10 +503,9 @@ def _precision_flags(precision: str, use_cpu: bool) -> "tuple[bool, bool]":
     if precision == "fp32":
         return False, False
     if use_cpu:
-        bf16 = precision == "bf16" or (precision == "auto" and cpu_has_native_bf16())
         if precision == "fp16":
             raise TrainingError("fp16 training needs a GPU; on CPU use precision='bf16' or 'fp32'.")
-        return False, bf16
+        return False, precision == "bf16" or cpu_has_native_bf16()
     if precision == "auto":
         bf16 = torch.cuda.is_bf16_supported()
         return not bf16, bf16
