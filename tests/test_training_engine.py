@@ -184,3 +184,28 @@ def test_single_pair_and_missing_model_are_errors(tiny_model_path, tmp_path):
             topics_dataset(4, 1), model_id=str(tiny_model_path), model_output_path=str(tmp_path / "o2"),
             resume_from_checkpoint=str(tmp_path / "nowhere"), show_progress_bar=False,
         ).finetune()
+
+
+def test_base_validation_over_the_training_corpus_reuses_the_mining_vectors(tiny_model_path, tmp_path, monkeypatch):
+    from sentence_transformers import SentenceTransformer
+
+    from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+
+    train = topics_dataset(24, 2)
+    ids = sorted(train.queries)[:6]
+    val = EmbeddingQAFinetuneDataset(queries={q: train.queries[q] + " ?" for q in ids}, corpus=train.corpus,
+                                     relevant_docs={q: train.relevant_docs[q] for q in ids})
+    sizes = []
+    original = SentenceTransformer.encode
+    monkeypatch.setattr(SentenceTransformer, "encode",
+                        lambda self, inputs, *a, **k: sizes.append(len(inputs)) or original(self, inputs, *a, **k))
+    engine = SentenceTransformersFinetuneEngine(
+        train, model_id=str(tiny_model_path), model_output_path=str(tmp_path / "out"), batch_size=8, val_dataset=val,
+        show_progress_bar=False, epochs=1,
+    )
+    engine.finetune()
+    evals = [e for e in engine.result.log_history if "eval_val_cosine_ndcg@10" in e]
+    corpus_encodes = sizes.count(len(train.corpus))
+    # One encode for mining (reused by the base evaluation), one per evaluation during training.
+    assert corpus_encodes == 1 + len(evals), (sizes, len(evals))
+    assert "ndcg@10" in engine.result.evaluation["base"]

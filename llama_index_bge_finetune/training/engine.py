@@ -283,16 +283,16 @@ class SentenceTransformersFinetuneEngine:
         result = FinetuneResult(model_path=self.model_output_path, hyperparameters=self.hyperparameters())
 
         table = self._training_table(model, result, show_progress_bar=self.show_progress_bar and rank0)
-        if self.train_max_seq_length:
-            model.max_seq_length = self.train_max_seq_length
-        loss = self._build_loss(model, gather=world > 1)
         evaluator = self._build_evaluator()
+        if evaluator is not None:
+            result.evaluation["base"] = self._base_scores(model, evaluator)
         base_state = forgetting_before = None
         if self.forgetting_guard is not None:
             base_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             forgetting_before = self.forgetting_guard.measure(model, self.query_instruction)
-        if evaluator is not None:
-            result.evaluation["base"] = _ir_scores(evaluator(model))
+        if self.train_max_seq_length:
+            model.max_seq_length = self.train_max_seq_length
+        loss = self._build_loss(model, gather=world > 1)
 
         resume = core.resolve_resume(self.resume_from_checkpoint, self.checkpoint_path)
         if resume:
@@ -336,7 +336,7 @@ class SentenceTransformersFinetuneEngine:
         negatives: Optional[List[List[str]]] = None
         if self.miner is not None:
             t0 = time.perf_counter()
-            self.miner.cache_dir = self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")
+            self.miner.cache_dir = self._mining_cache_dir()
             negatives = self.miner.mine(
                 model, self.dataset.queries, self.dataset.corpus, self.dataset.relevant_docs, pairs,
                 model_key=self.model_id, query_prompt=self.query_instruction, show_progress_bar=show_progress_bar,
@@ -355,6 +355,21 @@ class SentenceTransformersFinetuneEngine:
                 len(pairs), self.batch_size, len(pairs),
             )
         return table
+
+    def _mining_cache_dir(self) -> str:
+        return self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")
+
+    def _base_scores(self, model: Any, evaluator: Any) -> Dict[str, float]:
+        """The base model's validation scores, its corpus vectors read from the mining cache when it holds them.
+
+        A validation set over the training corpus (a common set-up) then costs no corpus encode at all.
+        """
+        import torch
+
+        from llama_index_bge_finetune.training.embedding_cache import encode_cached
+
+        vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64)
+        return _ir_scores(evaluator(model, corpus_embeddings=torch.from_numpy(vectors)))
 
     def _build_trainer(self, model: Any, table: Any, loss: Any, evaluator: Any, result: FinetuneResult,
                        world: int, resume: Optional[str], train_kwargs: Dict[str, Any]) -> Any:
