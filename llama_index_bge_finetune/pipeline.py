@@ -36,7 +36,7 @@ REPORT_FILE = "report.json"
 # What a run writes; only these are replaced by --overwrite (the generation cache is kept: it
 # is keyed by content, so reusing it is always safe and saves LLM calls).
 RUN_OUTPUTS = ("dataset.json", "train_dataset.json", "val_dataset.json", "model", "checkpoints",
-               "report.md", "report.json", "chart.png", RUN_FILE)
+               "report.md", "report.json", "chart.png", RUN_FILE, "reranker")
 
 
 @dataclass
@@ -58,6 +58,7 @@ class RunConfig:
     learning_rate: Optional[float] = None
     k_values: Tuple[int, ...] = (1, 3, 5, 10)
     max_nodes: Optional[int] = None
+    reranker: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -165,6 +166,27 @@ def train_model(
     return engine
 
 
+def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, reranker_dir: Path, seed: int = 0,
+                   show_progress_bar: bool = True) -> Any:
+    """Fine-tune a reranker on ``train`` (negatives mined with the fine-tuned first stage) into ``reranker_dir``.
+
+    It starts from ``cross-encoder/ms-marco-MiniLM-L-6-v2`` when the hub is reachable, else from the
+    fine-tuned embedding model's weights; the engine holds out validation queries and keeps the first
+    stage's order unless the reranker beats it there.
+    """
+    from llama_index_bge_finetune.models import hub_reachable
+    from llama_index_bge_finetune.reranking import CrossEncoderFinetuneEngine, samples_from_qa_dataset
+    from llama_index_bge_finetune.reranking.engine import DEFAULT_RERANKER_BASE
+
+    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=first_stage_dir.parent / "cache" / "embeddings")
+    base = DEFAULT_RERANKER_BASE if hub_reachable() else str(first_stage_dir)
+    engine = CrossEncoderFinetuneEngine(samples, model_id=base, model_output_path=str(reranker_dir), seed=seed,
+                                        show_progress_bar=show_progress_bar,
+                                        resume_from_checkpoint=(reranker_dir / "checkpoints").is_dir())
+    engine.finetune()
+    return engine
+
+
 def evaluate_models(
     models: Dict[str, Any],
     dataset: EmbeddingQAFinetuneDataset,
@@ -172,12 +194,13 @@ def evaluate_models(
     k_values: Sequence[int] = (1, 3, 5, 10),
     extra_sections: Optional[Dict[str, str]] = None,
     dataset_name: str = "validation",
+    rerank: Optional[Dict[str, Any]] = None,
 ) -> Any:
-    """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``."""
+    """Compare ``models`` (and ``rerank``: label -> (first-stage label, reranker)) on ``dataset``; write the report."""
     from llama_index_bge_finetune.evaluation import compare_models
 
     comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
-                                dataset_name=dataset_name)
+                                dataset_name=dataset_name, rerank=rerank)
     comparison.save(output)
     return comparison
 

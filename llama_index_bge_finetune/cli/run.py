@@ -50,10 +50,11 @@ def run(
     k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs for the metrics; repeat for several."),
     max_nodes: Optional[int] = options.MAX_NODES,
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
+    reranker: bool = typer.Option(False, "--reranker", help="Also fine-tune a reranker (cross-encoder) on the same questions; the report adds fine-tuned + reranker."),
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
-    config = pipeline.RunConfig(
+    config = pipeline.RunConfig(reranker=reranker,
         output=str(output), documents=str(documents), base_model=base_model, generator=generator,
         llm_model=llm_model, questions_per_chunk=questions_per_chunk, chunk_size=chunk_size,
         chunk_overlap=chunk_overlap, val_fraction=val_fraction, seed=seed, epochs=epochs,
@@ -118,10 +119,17 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     engine = pipeline.train_model(train, choice.model, out / "model", val=None, epochs=config.epochs,
                                   batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed)
 
+    rerank = None
+    if config.reranker:
+        console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
+        pipeline.train_reranker(train, out / "model", out / "reranker", seed=config.seed)
+        rerank = {"fine-tuned + reranker": ("fine-tuned", str(out / "reranker"))}
+
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
             {"base": choice.model, "fine-tuned": str(out / "model")}, val, out, k_values=config.k_values,
             extra_sections=_report_sections(config, choice, gen_description, train, val, engine, len(nodes)),
+            rerank=rerank,
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))
