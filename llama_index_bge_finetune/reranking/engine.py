@@ -397,6 +397,8 @@ def load_cross_encoder(model_id: str, max_length: int, device: Optional[str] = N
     path = Path(model_id)
     bi_encoder = path.is_dir() and (path / "modules.json").is_file() and not _has_classifier(path)
     if bi_encoder:
+        from sentence_transformers.base.modules import Transformer
+
         source = path / _transformer_subfolder(path)
         if model_id not in _warned_bi_encoder:
             _warned_bi_encoder.add(model_id)
@@ -404,8 +406,12 @@ def load_cross_encoder(model_id: str, max_length: int, device: Optional[str] = N
                 "Starting the reranker from the bi-encoder %s: its encoder weights with a new, untrained ranking head. "
                 "With Hugging Face Hub access, start from a cross-encoder instead, e.g. "
                 "model_id='%s'.", model_id, DEFAULT_RERANKER_BASE)
-        model = CrossEncoder(str(source), num_labels=1, max_length=max_length, device=device,
-                             trust_remote_code=trust_remote_code)
+        encoder = Transformer(str(source), transformer_task="sequence-classification", max_seq_length=max_length,
+                              config_kwargs={"num_labels": 1, "trust_remote_code": trust_remote_code},
+                              model_kwargs={"trust_remote_code": trust_remote_code},
+                              processor_kwargs={"model_max_length": max_length, "trust_remote_code": trust_remote_code})
+        model = CrossEncoder(modules=[encoder], device=device, trust_remote_code=trust_remote_code)
+        model.max_seq_length = max_length
         return model, True
     return CrossEncoder(model_id, num_labels=1, max_length=max_length, device=device,
                         trust_remote_code=trust_remote_code), False

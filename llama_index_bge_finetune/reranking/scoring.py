@@ -113,7 +113,7 @@ class CrossEncoderScorer:
         else:
             self.name = type(model).__name__
             if max_length is not None:
-                model.max_length = max_length
+                model.max_seq_length = max_length
         self.model = model
         self.batch_size = batch_size
         self.seconds_per_query: List[float] = []
