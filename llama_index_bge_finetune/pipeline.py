@@ -166,21 +166,25 @@ def train_model(
     return engine
 
 
-def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, reranker_dir: Path, seed: int = 0,
-                   show_progress_bar: bool = True) -> Any:
+def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, reranker_dir: Path,
+                   val: Optional[EmbeddingQAFinetuneDataset] = None, seed: int = 0, show_progress_bar: bool = True) -> Any:
     """Fine-tune a reranker on ``train`` (negatives mined with the fine-tuned first stage) into ``reranker_dir``.
 
     It starts from ``cross-encoder/ms-marco-MiniLM-L-6-v2`` when the hub is reachable, else from the
-    fine-tuned embedding model's weights; the engine holds out validation queries and keeps the first
-    stage's order unless the reranker beats it there.
+    fine-tuned embedding model's weights. The blend with the first stage is chosen on ``val`` (questions
+    the first stage was not trained on; on its own training questions it looks better than it is) and
+    the first stage's order is kept unless the reranker beats it there.
     """
     from llama_index_bge_finetune.models import hub_reachable
     from llama_index_bge_finetune.reranking import CrossEncoderFinetuneEngine, samples_from_qa_dataset
     from llama_index_bge_finetune.reranking.engine import DEFAULT_RERANKER_BASE
 
-    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=first_stage_dir.parent / "cache" / "embeddings")
+    cache = first_stage_dir.parent / "cache" / "embeddings"
+    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=cache)
+    val_samples = samples_from_qa_dataset(val, str(first_stage_dir), cache_dir=cache) if val is not None else None
     base = DEFAULT_RERANKER_BASE if hub_reachable() else str(first_stage_dir)
     engine = CrossEncoderFinetuneEngine(samples, model_id=base, model_output_path=str(reranker_dir), seed=seed,
+                                        val_dataset=val_samples,
                                         show_progress_bar=show_progress_bar,
                                         resume_from_checkpoint=(reranker_dir / "checkpoints").is_dir())
     engine.finetune()

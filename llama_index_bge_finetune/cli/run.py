@@ -122,7 +122,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     rerank = None
     if config.reranker:
         console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
-        pipeline.train_reranker(train, out / "model", out / "reranker", seed=config.seed)
+        pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed)
         rerank = {"fine-tuned + reranker": ("fine-tuned", str(out / "reranker"))}
 
     with stage("Evaluating base vs fine-tuned"):
