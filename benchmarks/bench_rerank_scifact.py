@@ -206,7 +206,7 @@ def run_peer(args: Any, samples: Any, start: str, first: Any, test: Any, results
     note = "defaults"
     if not (peer_dir / "config.json").is_file():
         peer_samples = [PeerSample(query=s.query, context=s.context, score=int(s.score)) for s in samples]
-        peer = PeerEngine(peer_samples, model_id=start, model_output_path=str(peer_dir))
+        peer = PeerEngine(peer_samples, model_id=same_start(start), model_output_path=str(peer_dir))
         t = time.perf_counter()
         peer.finetune()
         (peer_dir / "bench_seconds.json").write_text(json.dumps({"train_seconds": time.perf_counter() - t}))
@@ -219,6 +219,21 @@ def run_peer(args: Any, samples: Any, start: str, first: Any, test: Any, results
     rows["peer"] = {"train_seconds": peer_train, "note": note, "max_length": peer_model.max_length,
                     "score_seconds": psc["seconds"], "median_ms": psc.get("rerank_median_ms"), "p95_ms": psc.get("rerank_p95_ms")}
 
+
+
+def same_start(start: str) -> str:
+    """The start as a cross-encoder folder: the bi-encoder's weights with the new head our engine starts from.
+
+    The peer's ``CrossEncoder(model_id, num_labels=1)`` cannot read a sentence-transformers bi-encoder
+    folder itself; saving our engine's starting point (before any training) gives both the same start.
+    """
+    from llama_index_bge_finetune.reranking.engine import load_cross_encoder
+
+    folder = WORK / f"ce_start_{Path(start).name}"
+    if not (folder / "config.json").is_file():
+        model, _ = load_cross_encoder(start, max_length=256)
+        model.save_pretrained(str(folder))
+    return str(folder)
 
 
 def rerank_cost(first: Any, test: Any, model_dir: Path, max_length: int, n_queries: int) -> Dict[str, Any]:

@@ -171,6 +171,7 @@ class CrossEncoderFinetuneEngine:
         """The ``CrossEncoder`` being fine-tuned (loaded on first use)."""
         if self._model is None:
             self._model, self.new_head = load_cross_encoder(self.model_id, self.max_length, self.device, self.trust_remote_code)
+            self.max_length = int(self._model.max_seq_length)
         return self._model
 
     def _loss_name(self) -> str:
@@ -411,10 +412,19 @@ def load_cross_encoder(model_id: str, max_length: int, device: Optional[str] = N
                               model_kwargs={"trust_remote_code": trust_remote_code},
                               processor_kwargs={"model_max_length": max_length, "trust_remote_code": trust_remote_code})
         model = CrossEncoder(modules=[encoder], device=device, trust_remote_code=trust_remote_code)
-        model.max_seq_length = max_length
-        return model, True
-    return CrossEncoder(model_id, num_labels=1, max_length=max_length, device=device,
-                        trust_remote_code=trust_remote_code), False
+        return _clamp_length(model, max_length), True
+    model = CrossEncoder(model_id, num_labels=1, max_length=max_length, device=device, trust_remote_code=trust_remote_code)
+    return _clamp_length(model, max_length), False
+
+
+def _clamp_length(model: Any, max_length: int) -> Any:
+    """Set the pair length limit, at most the model's position embeddings (a longer pair would crash)."""
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    limit = getattr(config, "max_position_embeddings", None) or max_length
+    if max_length > limit:
+        logger.warning("max_length=%d exceeds the model's %d positions: using %d.", max_length, limit, limit)
+    model.max_seq_length = min(max_length, limit)
+    return model
 
 
 def _has_classifier(path: Path) -> bool:
