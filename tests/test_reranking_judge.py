@@ -41,7 +41,7 @@ def test_parse_judgment():
 
 def test_judge_with_faults_labels_failures_usage_and_resume(openai_server, tmp_path):
     openai_server.configure(rate_429=0.2, rate_500=0.1, retry_after=0.02, seed=5, always_fail=("laboratory 3.",))
-    questions = ["Which laboratory studies volcanoes?", "What do glaciers respond to?"]
+    questions = ["Where do volcanoes erupt?", "Why are glaciers cold?"]
     ckpt = tmp_path / "judge.jsonl"
     samples = generate_ce_fine_tuning_dataset(_documents(), questions, llm=local_llm(openai_server), top_k=3,
                                               embed_model=_embed(openai_server), checkpoint_path=ckpt, max_in_flight=4, **FAST)

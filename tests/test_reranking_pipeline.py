@@ -68,3 +68,18 @@ def test_packaged_minilm_bi_encoder_start_trains_and_loads_in_core_rerank(minilm
     core = SentenceTransformerRerank(model=str(out), top_n=1, device="cpu")
     nodes = [NodeWithScore(node=TextNode(text=t), score=0.5) for t in ("Python lists are mutable.", "Glaciers move.")]
     assert len(core.postprocess_nodes(nodes, query_str="What are Python lists?")) == 1
+
+
+def test_int8_onnx_scorer_agrees_with_torch(tiny_reranker, tmp_path):
+    import numpy as np
+
+    from llama_index_bge_finetune.reranking.onnx_scorer import OnnxInt8CrossEncoderScorer
+    from llama_index_bge_finetune.reranking.scoring import CrossEncoderScorer
+
+    passages = [s.context for s in topic_samples(6, negatives=0)]
+    torch_scores = CrossEncoderScorer(str(tiny_reranker)).score("How is assert used in Python?", passages)
+    onnx = OnnxInt8CrossEncoderScorer(str(tiny_reranker), batch_size=4, onnx_path=tmp_path / "ce.onnx")
+    int8_scores = onnx.score("How is assert used in Python?", passages)
+    assert int8_scores.shape == torch_scores.shape == (6,)
+    assert np.corrcoef(torch_scores, int8_scores)[0, 1] > 0.9
+    assert onnx.latency_ms()["queries"] == 1.0

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -34,6 +35,7 @@ from llama_index_bge_finetune.generation.result import NodeFailure, Usage
 from llama_index_bge_finetune.reranking.dataset import CrossEncoderFinetuningDatasetSample
 
 logger = logging.getLogger(__name__)
+_NAMESPACE = uuid.UUID("9d3f6c1e-2b7a-4c55-8e0f-6a1d2c3b4e5f")
 
 PathLike = Union[str, Path]
 
@@ -108,7 +110,10 @@ def _split(documents: Sequence[Document], max_chunk_length: int) -> List[Any]:
 
     parser = TokenTextSplitter(separator=" ", chunk_size=max_chunk_length, chunk_overlap=0, backup_separators=["\n"],
                                tokenizer=get_tokenizer())
-    return parser.get_nodes_from_documents(documents, show_progress=False)
+    nodes = parser.get_nodes_from_documents(documents, show_progress=False)
+    for i, node in enumerate(nodes):  # stable ids: a rerun retrieves (and resumes) exactly the same pairs
+        node.id_ = str(uuid.uuid5(_NAMESPACE, f"{node.ref_doc_id}\x00{i}\x00{node.get_content()}"))
+    return nodes
 
 
 def _escape(text: str) -> str:
