@@ -459,7 +459,7 @@ def _reranking_evaluator(val: Sequence[CrossEncoderFinetuningDatasetSample]) -> 
 
     samples = [{"query": q, "positive": [s.context for s in g if s.score > 0.5], "documents": [s.context for s in g]}
                for q, g in group_by_query(val)]
-    samples = [s for s in samples if s["positive"]]
+    samples = [s for s in samples if s["positive"] and len(s["documents"]) > 1]  # nDCG needs two candidates
     if not samples:
         return None
     return CrossEncoderRerankingEvaluator(samples, at_k=10, always_rerank_positives=False, name="val",
