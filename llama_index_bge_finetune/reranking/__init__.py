@@ -22,6 +22,7 @@ _EXPORTS = {
     "CrossEncoderFinetuneEngine": "llama_index_bge_finetune.reranking.engine",
     "CrossEncoderFinetuningDatasetSample": "llama_index_bge_finetune.reranking.dataset",
     "samples_from_qa_dataset": "llama_index_bge_finetune.reranking.dataset",
+    "candidates_from_qa_dataset": "llama_index_bge_finetune.reranking.dataset",
     "save_samples": "llama_index_bge_finetune.reranking.dataset",
     "load_samples": "llama_index_bge_finetune.reranking.dataset",
     "generate_ce_fine_tuning_dataset": "llama_index_bge_finetune.reranking.judge",

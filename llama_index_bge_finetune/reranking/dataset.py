@@ -215,3 +215,40 @@ def _similarities(st: Any, ds: EmbeddingQAFinetuneDataset, pairs: Sequence[Tuple
     qrow = {q: i for i, q in enumerate(qids)}
     qs = encode_cached(st, [ds.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
     return {(q, d): float(qs[qrow[q]] @ docs[row[d]]) for q, d in pairs}
+
+
+def candidates_from_qa_dataset(
+    dataset: Any,
+    model: Any,
+    top_k: int = 20,
+    *,
+    query_prompt: Any = "saved",
+    cache_dir: Optional[PathLike] = None,
+    batch_size: int = 64,
+) -> List[CrossEncoderFinetuningDatasetSample]:
+    """Validation samples: each query's first-stage top ``top_k`` as retrieved, labelled from ``relevant_docs``.
+
+    Unlike :func:`samples_from_qa_dataset` (whose mined negatives score below the positive by
+    construction, so the first stage ranks them perfectly), these are the lists a reranker really
+    reorders, so the engine's blend guard compares reranker and first stage fairly on them. Use
+    questions the first stage was not trained on.
+    """
+    from llama_index_bge_finetune.evaluation.search import top_k as search_top_k
+    from llama_index_bge_finetune.training.embedding_cache import encode_cached
+
+    ds = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("question/passage dataset")
+    st, model_key = _sentence_transformer(model)
+    if query_prompt == "saved":
+        query_prompt = (getattr(st, "prompts", None) or {}).get("query") or None
+    doc_ids = list(ds.corpus)
+    docs = encode_cached(st, [ds.corpus[d] for d in doc_ids], cache_dir if model_key else None, model_key, batch_size=batch_size)
+    qids = [q for q in ds.queries if ds.relevant_docs.get(q)]
+    qs = encode_cached(st, [ds.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
+    idx, scores = search_top_k(qs, docs, top_k, doc_ids)
+    out: List[CrossEncoderFinetuningDatasetSample] = []
+    for row, q in enumerate(qids):
+        relevant = set(ds.relevant_docs[q])
+        for i, s in zip(idx[row], scores[row]):
+            d = doc_ids[i]
+            out.append(CrossEncoderFinetuningDatasetSample(ds.queries[q], ds.corpus[d], 1.0 if d in relevant else 0.0, float(s)))
+    return out

@@ -60,8 +60,12 @@ class CrossEncoderFinetuneEngine:
         model_output_path: folder that receives the reranker (and ``checkpoints/``).
         batch_size: training rows per batch (a row is a query with its positive and negatives for
             the listwise loss, one pair for ``"bce"``).
-        val_dataset: validation samples, grouped per query in first-stage order. ``None``: a
-            ``validation_fraction`` of the training queries is held out when there are enough.
+        val_dataset: validation samples, grouped per query in first-stage order: best each query's
+            retrieved top-k from :func:`~llama_index_bge_finetune.reranking.candidates_from_qa_dataset`
+            on questions the first stage was not trained on (the blend guard compares reranker and
+            first stage on them). ``None``: a ``validation_fraction`` of the training queries is held
+            out when there are enough (their mined negatives score below the positive by construction,
+            so there the guard keeps the first stage's order).
         loss: ``None`` (``"listwise"``), a name from ``CE_LOSS_NAMES`` or a ready loss module.
         epochs: passes over the data.
         show_progress_bar: show progress bars.
