@@ -62,6 +62,15 @@ def test_samples_from_qa_dataset_mines_negatives_in_first_stage_order(tiny_model
     assert any(len(g) == 3 for g in by_query.values())
     assert list((tmp_path / "cache").glob("*.npy"))  # the embedding engine's cache was used
 
+    from llama_index_bge_finetune.reranking import candidates_from_qa_dataset
+
+    cands = candidates_from_qa_dataset(ds, str(tiny_model_path), top_k=5, cache_dir=tmp_path / "cache")
+    assert len(cands) == 20 * 5  # every query's retrieved top 5, unfiltered
+    for qid, query in list(ds.queries.items())[:5]:
+        group = [c for c in cands if c.query == query]
+        assert [c.first_stage_score for c in group] == sorted((c.first_stage_score for c in group), reverse=True)
+        assert all((c.score == 1.0) == (c.context == ds.corpus[ds.relevant_docs[qid][0]]) for c in group)
+
 
 def test_blend_weight_zero_keeps_first_stage_and_guard_prefers_it():
     first = [3.0, 2.0, 1.0]
