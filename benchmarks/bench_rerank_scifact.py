@@ -228,10 +228,10 @@ def run_peer(args: Any, samples: Any, start: str, first: Any, test: Any, results
 
 
 def same_start(start: str) -> str:
-    """The start as a cross-encoder folder: the bi-encoder's weights with the new head our engine starts from.
+    """The start as a cross-encoder folder: the bi-encoder's weights with a new head, as our engine starts.
 
-    The peer's ``CrossEncoder(model_id, num_labels=1)`` cannot read a sentence-transformers bi-encoder
-    folder itself; saving our engine's starting point (before any training) gives both the same start.
+    Saving the starting point (before any training) and giving the folder to the peer gives both the
+    same encoder weights (the heads are initialised separately).
     """
     from llama_index_bge_finetune.reranking.engine import load_cross_encoder
 
