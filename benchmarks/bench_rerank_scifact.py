@@ -329,7 +329,7 @@ def finish(args: Any, report: Dict[str, Any], results: Dict[str, Any], rows: Dic
           f"ours blend 2-fold {rows['ours (blend 2-fold on test)']['ndcg@10']:.4f} "
           f"({rows['ours (blend 2-fold on test)']['diff']:+.4f}, p={rows['ours (blend 2-fold on test)']['p_value']:.4f}, weights {fold_weights}), "
           f"ours guard on held-out candidates {rows['ours (guard on held-out candidates)']['ndcg@10']:.4f} "
-          f"(weight {guard['blend_weight']}, {rows['ours (guard on held-out candidates)']['diff']:+.4f}, "
+          f"(weight {rows['ours']['guard_on_candidates']['blend_weight']}, {rows['ours (guard on held-out candidates)']['diff']:+.4f}, "
           f"p={rows['ours (guard on held-out candidates)']['p_value']:.4f})"
           + (f", + peer {peer['ndcg@10']:.4f} ({peer['diff']:+.4f}, p={peer['p_value']:.4f})" if peer else "")
           + f"; rerank top-{args.top_n} ms/query median {rows['ours']['median_ms']:.0f} p95 {rows['ours']['p95_ms']:.0f}"
