@@ -378,7 +378,10 @@ class SentenceTransformersFinetuneEngine:
         from sentence_transformers.base.sampler import BatchSamplers
 
         batch = max(1, min(self.batch_size, len(table)))
-        steps_per_epoch = math.ceil(len(table) / (batch * world))
+        # Full batches only (as many in-batch negatives as asked): each epoch's few left-over rows
+        # differ (the sampler reshuffles per epoch); a dataset smaller than a batch is one batch.
+        drop_last = len(table) >= batch * world * 2
+        steps_per_epoch = max(1, len(table) // (batch * world) if drop_last else math.ceil(len(table) / (batch * world)))
         total_steps = max(1, math.ceil(steps_per_epoch * self.epochs / self.gradient_accumulation_steps))
         fp16, bf16 = core.precision_flags(self.precision, core.uses_cpu(self.device))
         result.hyperparameters["precision"] = core.precision_label(self.precision, fp16, bf16)
@@ -407,7 +410,7 @@ class SentenceTransformersFinetuneEngine:
                 logging_steps=self.logging_steps,
                 report_to="none",
                 disable_tqdm=not self.show_progress_bar,
-                dataloader_drop_last=False,
+                dataloader_drop_last=drop_last,
                 **core.checkpoint_arguments(total_steps, self.checkpoint_save_steps, keep,
                                             self.checkpoint_save_total_limit),
                 **eval_kwargs,
