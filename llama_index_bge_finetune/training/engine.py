@@ -86,9 +86,10 @@ class SentenceTransformersFinetuneEngine:
         hard_negatives: hard negatives per pair (0 turns mining off).
         hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin: the miner's
             false-negative guard (see :class:`HardNegativeMiner`).
-        hard_negative_max_tokens: hard negatives are cut to their first this many tokens while
-            training (``None``: the model's limit). A negative's opening is enough to be told apart
-            from the positive, and it costs far less than a whole passage.
+        hard_negative_max_tokens: hard negatives are mined and trained on their first this many
+            tokens (``None``: the model's limit). A passage's opening says what it is about, and it
+            costs a fraction of the whole passage, in mining (one encode of the corpus) and in every
+            training step (see benchmarks/RESULTS.md).
         temperature: softmax temperature of the contrastive loss.
         mini_batch_size: chunk size of the cached losses (``loss="cached_mnrl"``).
         matryoshka_dims: also train these truncated dimensions, e.g. ``[384, 256, 128]``.
@@ -174,7 +175,8 @@ class SentenceTransformersFinetuneEngine:
         if train_max_seq_length is not None and train_max_seq_length < 8:
             raise TrainingError(f"train_max_seq_length must be at least 8 tokens, got {train_max_seq_length}.")
         self.miner = (
-            HardNegativeMiner(hard_negatives, hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin)
+            HardNegativeMiner(hard_negatives, hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin,
+                              max_seq_length=hard_negative_max_tokens)
             if hard_negatives else None
         )
         self.forgetting_guard = None
@@ -255,8 +257,7 @@ class SentenceTransformersFinetuneEngine:
             "use_all_docs": self.use_all_docs,
             "batch_sampler": "no_duplicates",
             "query_instruction": self.query_instruction,
-            "hard_negatives": ({**self.miner.get_config_dict(), "max_tokens": self.hard_negative_max_tokens}
-                               if self.miner else 0),
+            "hard_negatives": self.miner.get_config_dict() if self.miner else 0,
             "train_max_seq_length": self.train_max_seq_length,
         }
         if self._loss_name().startswith("cached"):
@@ -360,9 +361,11 @@ class SentenceTransformersFinetuneEngine:
         return self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")
 
     def _base_scores(self, model: Any, evaluator: Any) -> Dict[str, float]:
-        """The base model's validation scores, its corpus vectors read from the mining cache when it holds them.
+        """The base model's validation scores, with the corpus vectors kept in the embedding cache.
 
-        A validation set over the training corpus (a common set-up) then costs no corpus encode at all.
+        A resumed run does not encode the validation corpus again, and when mining ran at full
+        length (``hard_negative_max_tokens=None``) a validation set over the training corpus reads
+        the mining vectors and costs no encode at all.
         """
         import torch
 
