@@ -146,7 +146,10 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
             train, choice.model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
             learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
             checkpoint_seconds=checkpoint_seconds,
+            overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
         ).result
+        if training.resumed_from_step:
+            console.print(f"Training resumed from step {training.resumed_from_step}.")
 
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
