@@ -7,7 +7,7 @@ import pytest
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.training import HardNegativeMiner, SentenceTransformersFinetuneEngine
-from llama_index_bge_finetune.training.examples import query_positive_pairs, training_tables
+from llama_index_bge_finetune.training.examples import query_positive_pairs, training_table
 from tests.training_data import topics_dataset
 
 
@@ -42,10 +42,8 @@ def test_no_passage_twice_in_a_batch(tiny_model_path, tmp_path):
     )
     engine.finetune()
     assert engine.model is model
-    assert len(loss.batches) >= 6
-    # Duplicate-free batches can come out smaller than 8, so a pass yields more batches than the
-    # trainer's step count; at most the last small batch or two of the run is cut.
-    assert sum(len(b) for b in loss.batches) >= 0.9 * 2 * 36
+    # Every batch is full (36 rows // 8 = 4 per epoch): no tail batch with few in-batch negatives.
+    assert [len(b) for b in loss.batches] == [8] * 8
     for passages in loss.batches:
         assert len(passages) == len(set(passages)), passages
 
@@ -101,10 +99,32 @@ def test_pairs_without_a_qualifying_negative_are_kept(tiny_model_path):
     pairs = query_positive_pairs(ds, use_all_docs=False)
     strict = HardNegativeMiner(num_negatives=1, skip_top=0, max_rank=5, relative_margin=0.99)
     negs = strict.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
-    negs[0] = ["d5"]  # one pair with a negative, the rest without
-    tables = training_tables(ds, pairs, negs)
-    assert len(tables["pairs"]) + len(tables["with_negatives"]) == len(pairs)
-    assert tables["with_negatives"].column_names == ["anchor", "positive", "negative_1"]
+    negs = [[] for _ in pairs]
+    negs[0] = ["d5"]  # one pair with a mined negative, the rest without
+    table, mined = training_table(ds, pairs, negs, seed=1)
+    # One table, so batches are never split by width: every pair trains with a negative.
+    assert len(table) == len(pairs) and mined == 1
+    assert table.column_names == ["anchor", "positive", "negative_1"]
+    assert table[0]["negative_1"] == ds.corpus["d5"]
+    for (qid, pos), row in zip(pairs, table):
+        assert row["negative_1"] not in {ds.corpus[d] for d in ds.relevant_docs[qid]}, "a random negative is relevant"
+        assert row["negative_1"] != row["positive"]
+
+
+def test_negatives_are_cut_to_a_verbatim_prefix(tiny_model_path):
+    from sentence_transformers import SentenceTransformer
+
+    ds = _echo_dataset(6)
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    pairs = query_positive_pairs(ds, use_all_docs=False)
+    long_text = " ".join(["alpha beta gamma"] * 40)
+    ds.corpus["d5"] = long_text
+    table, _ = training_table(ds, pairs, [["d5"]] + [[] for _ in pairs[1:]], negative_max_tokens=8,
+                              tokenizer=model.tokenizer)
+    cut = table[0]["negative_1"]
+    assert long_text.startswith(cut) and 0 < len(cut) < len(long_text)
+    assert len(model.tokenizer(cut, add_special_tokens=False)["input_ids"]) == 8
+    assert table[0]["positive"] == ds.corpus[pairs[0][1]], "positives are never cut"
 
 
 def test_bad_miner_settings():

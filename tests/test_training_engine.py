@@ -120,6 +120,30 @@ def test_validation_set_keeps_best_and_fills_the_card(tiny_model_path, tmp_path)
     assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("checkpoint-"))
 
 
+def test_validation_corpus_is_encoded_once_per_evaluation_and_the_best_is_kept(tiny_model_path, tmp_path, monkeypatch):
+    from sentence_transformers.evaluation import InformationRetrievalEvaluator
+
+    calls = []
+    original = InformationRetrievalEvaluator.__call__
+    monkeypatch.setattr(InformationRetrievalEvaluator, "__call__",
+                        lambda self, model, *a, **k: calls.append(1) or original(self, model, *a, **k))
+    out = tmp_path / "out"
+    engine = SentenceTransformersFinetuneEngine(
+        topics_dataset(24, 2), model_id=str(tiny_model_path), model_output_path=str(out), batch_size=8,
+        val_dataset=topics_dataset(8, 1, offset=40), show_progress_bar=False, hard_negatives=0, learning_rate=1e-3,
+    )
+    engine.finetune()  # 12 steps, evaluation_steps=50: evaluated twice (mid-run and at the end), not never
+    res = engine.result
+    evals = [e for e in res.log_history if "eval_val_cosine_ndcg@10" in e]
+    assert len(evals) == 2, evals
+    assert len(calls) == 1 + len(evals), "the validation corpus was encoded more than once per evaluation"
+    best = max(e["eval_val_cosine_ndcg@10"] for e in evals)
+    assert res.evaluation["fine_tuned"]["ndcg@10"] == pytest.approx(best)
+    saved = json.loads((out / "training_result.json").read_text())
+    assert saved["total_seconds"] > saved["train_seconds"] > 0
+    assert any("loss" in e for e in saved["log_history"])
+
+
 @pytest.mark.parametrize(
     "make, error, words",
     [
@@ -160,3 +184,28 @@ def test_single_pair_and_missing_model_are_errors(tiny_model_path, tmp_path):
             topics_dataset(4, 1), model_id=str(tiny_model_path), model_output_path=str(tmp_path / "o2"),
             resume_from_checkpoint=str(tmp_path / "nowhere"), show_progress_bar=False,
         ).finetune()
+
+
+def test_base_validation_over_the_training_corpus_reuses_the_mining_vectors(tiny_model_path, tmp_path, monkeypatch):
+    from sentence_transformers import SentenceTransformer
+
+    from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+
+    train = topics_dataset(24, 2)
+    ids = sorted(train.queries)[:6]
+    val = EmbeddingQAFinetuneDataset(queries={q: train.queries[q] + " ?" for q in ids}, corpus=train.corpus,
+                                     relevant_docs={q: train.relevant_docs[q] for q in ids})
+    sizes = []
+    original = SentenceTransformer.encode
+    monkeypatch.setattr(SentenceTransformer, "encode",
+                        lambda self, inputs, *a, **k: sizes.append(len(inputs)) or original(self, inputs, *a, **k))
+    engine = SentenceTransformersFinetuneEngine(
+        train, model_id=str(tiny_model_path), model_output_path=str(tmp_path / "out"), batch_size=8, val_dataset=val,
+        show_progress_bar=False, epochs=1,
+    )
+    engine.finetune()
+    evals = [e for e in engine.result.log_history if "eval_val_cosine_ndcg@10" in e]
+    corpus_encodes = sizes.count(len(train.corpus))
+    # One encode for mining (reused by the base evaluation), one per evaluation during training.
+    assert corpus_encodes == 1 + len(evals), (sizes, len(evals))
+    assert "ndcg@10" in engine.result.evaluation["base"]

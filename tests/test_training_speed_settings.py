@@ -8,7 +8,7 @@ import torch
 from llama_index_bge_finetune.errors import TrainingError
 from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
 from llama_index_bge_finetune.training.attention_dropout import attention_dropout_layers, set_attention_dropout
-from llama_index_bge_finetune.training.engine import _precision_flags, cpu_has_native_bf16
+from llama_index_bge_finetune.training.core import cpu_has_native_bf16, precision_flags as _precision_flags
 from tests.training_data import topics_dataset
 
 

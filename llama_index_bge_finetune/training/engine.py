@@ -16,20 +16,18 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import shutil
 import time
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
 from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL, query_instruction_for
-from llama_index_bge_finetune.training.attention_dropout import set_attention_dropout
-from llama_index_bge_finetune.training.examples import query_positive_pairs, training_tables
+from llama_index_bge_finetune.training import core
+from llama_index_bge_finetune.training.examples import query_positive_pairs, training_table
 from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
 from llama_index_bge_finetune.training.model_card import card_fields, write_model_card
@@ -39,8 +37,6 @@ logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 _FROM_MODEL = object()  # sentinel: "use the base model's own query instruction"
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-CHECKPOINT_DIR = "checkpoints"
 
 
 class SentenceTransformersFinetuneEngine:
@@ -58,7 +54,8 @@ class SentenceTransformersFinetuneEngine:
         model_id: base model (hub id or folder).
         model_output_path: folder that receives the fine-tuned model (and ``checkpoints/``).
         batch_size: examples per batch (per device); every other passage in the batch is a negative.
-        val_dataset: optional validation data: evaluated every ``evaluation_steps``, best checkpoint kept.
+        val_dataset: optional validation data: evaluated before training and every ``evaluation_steps``
+            (at least twice per run), and the best weights are kept.
         loss: ``None`` (in-batch negatives), a name from ``LOSS_NAMES`` or a ready loss module.
         epochs: passes over the data (fractions allowed); 2 like the peer. With one hard negative per
             pair each example carries two passages, yet on CPU the defaults train in about the peer's
@@ -72,8 +69,10 @@ class SentenceTransformersFinetuneEngine:
             ``True`` keeps them; ``False`` saves none.
         resume_from_checkpoint: ``True`` continues from the last checkpoint in
             ``<model_output_path>/checkpoints`` (fresh start if none), or a checkpoint folder path.
-        checkpoint_save_steps: steps between checkpoints.
+        checkpoint_save_steps: steps between checkpoints; ``None`` (default) = every 10% of the run.
         checkpoint_save_total_limit: checkpoints kept (0 = all).
+        checkpoint_save_seconds: also checkpoint whenever this many seconds passed since the last
+            checkpoint (``None`` turns it off), so a kill never loses more than a few minutes.
         query_instruction: prepended to queries (never passages) in training, evaluation and
             inference; defaults to the base model's own (the BGE instruction for BGE v1/v1.5).
         learning_rate, warmup_ratio, lr_scheduler_type, weight_decay, seed,
@@ -87,6 +86,9 @@ class SentenceTransformersFinetuneEngine:
         hard_negatives: hard negatives per pair (0 turns mining off).
         hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin: the miner's
             false-negative guard (see :class:`HardNegativeMiner`).
+        hard_negative_max_tokens: hard negatives are cut to their first this many tokens while
+            training (``None``: the model's limit). A negative's opening is enough to be told apart
+            from the positive, and it costs far less than a whole passage.
         temperature: softmax temperature of the contrastive loss.
         mini_batch_size: chunk size of the cached losses (``loss="cached_mnrl"``).
         matryoshka_dims: also train these truncated dimensions, e.g. ``[384, 256, 128]``.
@@ -116,9 +118,10 @@ class SentenceTransformersFinetuneEngine:
         device: Optional[Any] = None,
         save_checkpoints: Optional[bool] = None,
         resume_from_checkpoint: Union[bool, PathLike] = False,
-        checkpoint_save_steps: int = 500,
+        checkpoint_save_steps: Optional[int] = None,
         checkpoint_save_total_limit: int = 0,
         *,
+        checkpoint_save_seconds: Optional[float] = 300.0,
         query_instruction: Any = _FROM_MODEL,
         learning_rate: float = 5e-5,
         warmup_ratio: float = 0.1,
@@ -130,6 +133,7 @@ class SentenceTransformersFinetuneEngine:
         attention_dropout: Optional[float] = 0.0,
         hard_negatives: int = 1,
         hard_negative_skip_top: int = 3,
+        hard_negative_max_tokens: Optional[int] = 128,
         hard_negative_max_rank: int = 50,
         hard_negative_margin: float = 0.05,
         temperature: float = 0.05,
@@ -149,12 +153,16 @@ class SentenceTransformersFinetuneEngine:
             if val_dataset is not None else None
         )
         _check_positive(batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
-                        evaluation_steps=evaluation_steps, checkpoint_save_steps=checkpoint_save_steps,
-                        gradient_accumulation_steps=gradient_accumulation_steps, logging_steps=logging_steps)
+                        evaluation_steps=evaluation_steps, gradient_accumulation_steps=gradient_accumulation_steps,
+                        logging_steps=logging_steps,
+                        **{name: value for name, value in (("checkpoint_save_steps", checkpoint_save_steps),
+                                                           ("checkpoint_save_seconds", checkpoint_save_seconds),
+                                                           ("hard_negative_max_tokens", hard_negative_max_tokens))
+                           if value is not None})
         if not 0.0 <= warmup_ratio < 1.0:
             raise TrainingError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}; 0.1 is the usual value.")
-        if precision not in PRECISIONS:
-            raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+        if precision not in core.PRECISIONS:
+            raise TrainingError(f"precision must be one of {', '.join(core.PRECISIONS)}, got {precision!r}.")
         if attention_dropout is not None and not 0.0 <= attention_dropout < 1.0:
             raise TrainingError(f"attention_dropout must be in [0, 1) or None (the model's own), got {attention_dropout}.")
         if hard_negatives < 0:
@@ -189,6 +197,8 @@ class SentenceTransformersFinetuneEngine:
         self.resume_from_checkpoint = resume_from_checkpoint
         self.checkpoint_save_steps = checkpoint_save_steps
         self.checkpoint_save_total_limit = checkpoint_save_total_limit
+        self.checkpoint_save_seconds = checkpoint_save_seconds
+        self.hard_negative_max_tokens = hard_negative_max_tokens
         self.query_instruction: Optional[str] = (
             query_instruction_for(self.model_id) if query_instruction is _FROM_MODEL else (query_instruction or None)
         )
@@ -207,7 +217,7 @@ class SentenceTransformersFinetuneEngine:
         self.train_max_seq_length = train_max_seq_length
         self.cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         self.logging_steps = logging_steps
-        self.checkpoint_path = os.path.join(self.model_output_path, CHECKPOINT_DIR)
+        self.checkpoint_path = os.path.join(self.model_output_path, core.CHECKPOINT_DIR)
         self.result: Optional[FinetuneResult] = None
         self._model = loss.model if loss is not None and not isinstance(loss, str) and hasattr(loss, "model") else None
 
@@ -245,7 +255,8 @@ class SentenceTransformersFinetuneEngine:
             "use_all_docs": self.use_all_docs,
             "batch_sampler": "no_duplicates",
             "query_instruction": self.query_instruction,
-            "hard_negatives": self.miner.get_config_dict() if self.miner else 0,
+            "hard_negatives": ({**self.miner.get_config_dict(), "max_tokens": self.hard_negative_max_tokens}
+                               if self.miner else 0),
             "train_max_seq_length": self.train_max_seq_length,
         }
         if self._loss_name().startswith("cached"):
@@ -258,13 +269,12 @@ class SentenceTransformersFinetuneEngine:
     def finetune(self, **train_kwargs: Any) -> None:
         """Train and save the model to ``model_output_path``; the outcome is in :attr:`result`.
 
-        ``train_kwargs`` override fields of ``SentenceTransformerTrainingArguments``.
+        The steps: pairs and hard negatives (one table, so every batch is full), the base model's
+        validation score, the trainer with checkpoints every 10% of the run and every few minutes,
+        training (resumed from the last checkpoint when asked), the best validated weights kept,
+        then the model, its card and ``training_result.json`` saved. ``train_kwargs`` override
+        fields of ``SentenceTransformerTrainingArguments``.
         """
-        import torch
-        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-        from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
-        from transformers.trainer_utils import get_last_checkpoint
-
         started = time.perf_counter()
         model = self.model
         base_seq_len = model.max_seq_length
@@ -272,120 +282,30 @@ class SentenceTransformersFinetuneEngine:
         rank0 = int(os.environ.get("RANK", "0")) == 0
         result = FinetuneResult(model_path=self.model_output_path, hyperparameters=self.hyperparameters())
 
-        pairs = query_positive_pairs(self.dataset, self.use_all_docs)
-        if len(pairs) < 2:
-            raise DatasetError(
-                f"The training dataset has {len(pairs)} question/passage pair; contrastive training needs at least 2. "
-                "Generate more questions or merge datasets."
-            )
-        negatives: Optional[List[List[str]]] = None
-        if self.miner is not None:
-            t0 = time.perf_counter()
-            self.miner.cache_dir = self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")
-            negatives = self.miner.mine(
-                model, self.dataset.queries, self.dataset.corpus, self.dataset.relevant_docs, pairs,
-                model_key=self.model_id, query_prompt=self.query_instruction,
-                show_progress_bar=self.show_progress_bar and rank0,
-            )
-            result.mining_seconds = time.perf_counter() - t0
-        tables = training_tables(self.dataset, pairs, negatives)
-        result.pairs = len(pairs)
-        result.pairs_with_negatives = len(tables["with_negatives"]) if "with_negatives" in tables else 0
-        if len(pairs) < self.batch_size:
-            logger.warning(
-                "Only %d training pairs, fewer than batch_size=%d: training with batches of %d "
-                "(fewer in-batch negatives). Generate more questions for a stronger model.",
-                len(pairs), self.batch_size, len(pairs),
-            )
-
-        if self.train_max_seq_length:
-            model.max_seq_length = self.train_max_seq_length
-        loss = self._build_loss(model, gather=world > 1 and len(tables) == 1)
+        table = self._training_table(model, result, show_progress_bar=self.show_progress_bar and rank0)
         evaluator = self._build_evaluator()
-        base_state = None
-        forgetting_before = None
+        if evaluator is not None:
+            result.evaluation["base"] = self._base_scores(model, evaluator)
+        base_state = forgetting_before = None
         if self.forgetting_guard is not None:
             base_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             forgetting_before = self.forgetting_guard.measure(model, self.query_instruction)
-        if evaluator is not None:
-            result.evaluation["base"] = _ir_scores(evaluator(model))
+        if self.train_max_seq_length:
+            model.max_seq_length = self.train_max_seq_length
+        loss = self._build_loss(model, gather=world > 1)
 
-        batch = max(1, min(self.batch_size, len(pairs)))
-        steps_per_epoch = sum(math.ceil(len(t) / (batch * world)) for t in tables.values())
-        total_steps = max(1, math.ceil(steps_per_epoch * self.epochs / self.gradient_accumulation_steps))
-        keep_ckpt = self.save_checkpoints is not False or evaluator is not None
-        save_steps = self.checkpoint_save_steps
-        eval_kwargs: Dict[str, Any] = {"eval_strategy": "no"}
-        if evaluator is not None:
-            eval_steps = min(self.evaluation_steps, total_steps)
-            save_steps = eval_steps
-            eval_kwargs = {
-                "eval_strategy": "steps", "eval_steps": eval_steps, "load_best_model_at_end": True,
-                "metric_for_best_model": "eval_val_cosine_ndcg@10", "greater_is_better": True,
-            }
-        use_cpu = str(self.device or "").startswith("cpu") or not torch.cuda.is_available()
-        fp16, bf16 = _precision_flags(self.precision, use_cpu)
-        result.hyperparameters["precision"] = f"{self.precision} ({'bf16' if bf16 else 'fp16' if fp16 else 'fp32'})"
-        args_kwargs: Dict[str, Any] = dict(
-            output_dir=self.checkpoint_path,
-            num_train_epochs=self.epochs,
-            per_device_train_batch_size=batch,
-            per_device_eval_batch_size=batch,
-            learning_rate=self.learning_rate,
-            warmup_steps=int(total_steps * self.warmup_ratio),
-            lr_scheduler_type=self.lr_scheduler_type,
-            weight_decay=self.weight_decay,
-            seed=self.seed,
-            data_seed=self.seed,
-            gradient_accumulation_steps=self.gradient_accumulation_steps,
-            fp16=fp16,
-            bf16=bf16,
-            use_cpu=use_cpu,
-            batch_sampler=BatchSamplers.NO_DUPLICATES,
-            multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
-            prompts={"anchor": self.query_instruction} if self.query_instruction else None,
-            save_strategy="steps" if keep_ckpt else "no",
-            save_steps=save_steps,
-            save_total_limit=self.checkpoint_save_total_limit or None,
-            save_only_model=False,
-            logging_steps=self.logging_steps,
-            report_to="none",
-            disable_tqdm=not self.show_progress_bar,
-            dataloader_drop_last=False,
-            **eval_kwargs,
-        )
-        args_kwargs.update(train_kwargs)
-        args = SentenceTransformerTrainingArguments(**args_kwargs)
-
-        resume = self._resume_checkpoint(get_last_checkpoint)
+        resume = core.resolve_resume(self.resume_from_checkpoint, self.checkpoint_path)
         if resume:
-            result.resumed_from_step = _checkpoint_step(resume)
+            result.resumed_from_step = core.checkpoint_step(resume)
             logger.info("Resuming from %s (step %d).", resume, result.resumed_from_step)
-        train_dataset: Any = tables if len(tables) > 1 else next(iter(tables.values()))
-        if len(tables) > 1:
-            from datasets import DatasetDict
-
-            train_dataset = DatasetDict(tables)
-        trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator,
-        )
-        restore_dropout = (set_attention_dropout(model, self.attention_dropout)
-                           if self.attention_dropout is not None else (lambda: None))
-        try:
-            output = trainer.train(resume_from_checkpoint=resume)
-        finally:
-            restore_dropout()
+        trainer, keep_best = self._build_trainer(model, table, loss, evaluator, result, world, resume, train_kwargs)
+        output = core.run_trainer(trainer, resume, self.attention_dropout)
         model.max_seq_length = base_seq_len
+        core.record_training(result, output, trainer)
 
-        result.train_seconds = float(output.metrics.get("train_runtime", 0.0))
-        result.examples_per_second = float(output.metrics.get("train_samples_per_second", 0.0))
-        result.steps = int(output.global_step)
-        result.mean_loss = float(output.training_loss) if output.training_loss is not None else None
-        losses_logged = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-        result.final_loss = float(losses_logged[-1]) if losses_logged else result.mean_loss
-
-        if evaluator is not None:
-            result.evaluation["fine_tuned"] = _ir_scores(evaluator(model))
+        if keep_best is not None:
+            keep_best.restore(model, result.steps)
+            result.evaluation["fine_tuned"] = _ir_scores(_strip_eval_prefix(keep_best.best_metrics))
         if self.forgetting_guard is not None:
             result.forgetting = self.forgetting_guard.check(model, base_state, forgetting_before, self.query_instruction)
             if result.forgetting["interpolated_applied"] and evaluator is not None:
@@ -395,6 +315,8 @@ class SentenceTransformersFinetuneEngine:
             self._save(model, result)
             if self.save_checkpoints is None:
                 shutil.rmtree(self.checkpoint_path, ignore_errors=True)
+            result.total_seconds = time.perf_counter() - started
+            core.write_result(self.model_output_path, result)
         result.total_seconds = time.perf_counter() - started
         self.result = result
         logger.info(
@@ -402,6 +324,111 @@ class SentenceTransformersFinetuneEngine:
             self.model_id, result.train_seconds, result.steps, result.examples_per_second,
             f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a", self.model_output_path,
         )
+
+    def _training_table(self, model: Any, result: FinetuneResult, show_progress_bar: bool) -> Any:
+        """(anchor, positive[, negative]) rows: every pair, each with the same number of negatives."""
+        pairs = query_positive_pairs(self.dataset, self.use_all_docs)
+        if len(pairs) < 2:
+            raise DatasetError(
+                f"The training dataset has {len(pairs)} question/passage pair; contrastive training needs at least 2. "
+                "Generate more questions or merge datasets."
+            )
+        negatives: Optional[List[List[str]]] = None
+        if self.miner is not None:
+            t0 = time.perf_counter()
+            self.miner.cache_dir = self._mining_cache_dir()
+            negatives = self.miner.mine(
+                model, self.dataset.queries, self.dataset.corpus, self.dataset.relevant_docs, pairs,
+                model_key=self.model_id, query_prompt=self.query_instruction, show_progress_bar=show_progress_bar,
+            )
+            result.mining_seconds = time.perf_counter() - t0
+        table, mined = training_table(
+            self.dataset, pairs, negatives, seed=self.seed,
+            negative_max_tokens=self.hard_negative_max_tokens, tokenizer=model.tokenizer,
+        )
+        result.pairs = len(pairs)
+        result.pairs_with_negatives = mined
+        if len(pairs) < self.batch_size:
+            logger.warning(
+                "Only %d training pairs, fewer than batch_size=%d: training with batches of %d "
+                "(fewer in-batch negatives). Generate more questions for a stronger model.",
+                len(pairs), self.batch_size, len(pairs),
+            )
+        return table
+
+    def _mining_cache_dir(self) -> str:
+        return self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")
+
+    def _base_scores(self, model: Any, evaluator: Any) -> Dict[str, float]:
+        """The base model's validation scores, its corpus vectors read from the mining cache when it holds them.
+
+        A validation set over the training corpus (a common set-up) then costs no corpus encode at all.
+        """
+        import torch
+
+        from llama_index_bge_finetune.training.embedding_cache import encode_cached
+
+        vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64)
+        return _ir_scores(evaluator(model, corpus_embeddings=torch.from_numpy(vectors)))
+
+    def _build_trainer(self, model: Any, table: Any, loss: Any, evaluator: Any, result: FinetuneResult,
+                       world: int, resume: Optional[str], train_kwargs: Dict[str, Any]) -> Any:
+        """The sentence-transformers trainer with this engine's schedule, precision and checkpoints."""
+        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+        from sentence_transformers.base.sampler import BatchSamplers
+
+        batch = max(1, min(self.batch_size, len(table)))
+        # Full batches only (as many in-batch negatives as asked): each epoch's few left-over rows
+        # differ (the sampler reshuffles per epoch); a dataset smaller than a batch is one batch.
+        drop_last = len(table) >= batch * world * 2
+        steps_per_epoch = max(1, len(table) // (batch * world) if drop_last else math.ceil(len(table) / (batch * world)))
+        total_steps = max(1, math.ceil(steps_per_epoch * self.epochs / self.gradient_accumulation_steps))
+        fp16, bf16 = core.precision_flags(self.precision, core.uses_cpu(self.device))
+        result.hyperparameters["precision"] = core.precision_label(self.precision, fp16, bf16)
+        eval_kwargs: Dict[str, Any] = {"eval_strategy": "no"}
+        if evaluator is not None:
+            eval_kwargs = {"eval_strategy": "steps", "eval_steps": core.evaluation_interval(total_steps, self.evaluation_steps)}
+        keep = self.save_checkpoints is not False
+        args = SentenceTransformerTrainingArguments(**{
+            **dict(
+                output_dir=self.checkpoint_path,
+                num_train_epochs=self.epochs,
+                per_device_train_batch_size=batch,
+                per_device_eval_batch_size=batch,
+                learning_rate=self.learning_rate,
+                warmup_steps=int(total_steps * self.warmup_ratio),
+                lr_scheduler_type=self.lr_scheduler_type,
+                weight_decay=self.weight_decay,
+                seed=self.seed,
+                data_seed=self.seed,
+                gradient_accumulation_steps=self.gradient_accumulation_steps,
+                fp16=fp16,
+                bf16=bf16,
+                use_cpu=core.uses_cpu(self.device),
+                batch_sampler=BatchSamplers.NO_DUPLICATES,
+                prompts={"anchor": self.query_instruction} if self.query_instruction else None,
+                logging_steps=self.logging_steps,
+                report_to="none",
+                disable_tqdm=not self.show_progress_bar,
+                dataloader_drop_last=drop_last,
+                **core.checkpoint_arguments(total_steps, self.checkpoint_save_steps, keep,
+                                            self.checkpoint_save_total_limit),
+                **eval_kwargs,
+            ),
+            **train_kwargs,
+        })
+        best_dir = os.path.join(self.checkpoint_path, core.BEST_DIR)
+        if resume is None:
+            shutil.rmtree(best_dir, ignore_errors=True)  # a fresh start must not restore an earlier run's weights
+        callbacks = core.training_callbacks(
+            self.checkpoint_save_seconds if keep else None,
+            "eval_val_cosine_ndcg@10" if evaluator is not None else None, best_dir,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=table, loss=loss, evaluator=evaluator, callbacks=callbacks,
+        )
+        keep_best = next((c for c in callbacks if isinstance(c, core.KeepBestWeights)), None)
+        return trainer, keep_best
 
     def _build_loss(self, model: Any, gather: bool) -> Any:
         if self.loss is not None and not isinstance(self.loss, str):
@@ -427,22 +454,6 @@ class SentenceTransformersFinetuneEngine:
             query_prompt=self.query_instruction, batch_size=64, write_csv=False,
             show_progress_bar=False, accuracy_at_k=[1, 5, 10], precision_recall_at_k=[5, 10],
         )
-
-    def _resume_checkpoint(self, get_last_checkpoint: Any) -> Optional[str]:
-        if not self.resume_from_checkpoint:
-            return None
-        if self.resume_from_checkpoint is True:
-            last = get_last_checkpoint(self.checkpoint_path) if os.path.isdir(self.checkpoint_path) else None
-            if last is None:
-                logger.warning("resume_from_checkpoint=True but %s holds no checkpoint: starting fresh.", self.checkpoint_path)
-            return last
-        path = os.fspath(self.resume_from_checkpoint)
-        if not os.path.isdir(path):
-            raise TrainingError(
-                f"Checkpoint {path} does not exist; pass resume_from_checkpoint=True to continue from the "
-                f"last checkpoint in {self.checkpoint_path}, or the path of a checkpoint-<step> folder."
-            )
-        return path
 
     def _save(self, model: Any, result: FinetuneResult) -> None:
         model.prompts = {"query": self.query_instruction} if self.query_instruction else {}
@@ -470,9 +481,6 @@ class SentenceTransformersFinetuneEngine:
             self.model_output_path, base_model=self.model_id, query_instruction=self.query_instruction,
             data=data, hyperparameters=card_fields(result.hyperparameters), training=training, evaluation=evaluation,
         )
-        Path(self.model_output_path, "training_result.json").write_text(
-            json.dumps(result.to_dict(), indent=2, default=str), encoding="utf-8"
-        )
 
     # ------------------------------------------------------------------ inference
     def get_finetuned_model(self, **model_kwargs: Any) -> "HuggingFaceEmbedding":  # noqa: F821
@@ -496,51 +504,12 @@ def _check_positive(**values: float) -> None:
             raise TrainingError(f"{name} must be positive, got {value}.")
 
 
-def _precision_flags(precision: str, use_cpu: bool) -> "tuple[bool, bool]":
-    """``(fp16, bf16)`` trainer flags: mixed precision where the hardware computes it natively."""
-    import torch
-
-    if precision == "fp32":
-        return False, False
-    if use_cpu:
-        if precision == "fp16":
-            raise TrainingError("fp16 training needs a GPU; on CPU use precision='bf16' or 'fp32'.")
-        return False, precision == "bf16" or cpu_has_native_bf16()
-    if precision == "auto":
-        bf16 = torch.cuda.is_bf16_supported()
-        return not bf16, bf16
-    return precision == "fp16", precision == "bf16"
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bfloat16 matrix products natively (AVX512-BF16 or AMX), as oneDNN uses them."""
-    import torch
-
-    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-    if probe is None:  # pragma: no cover - older torch builds
-        return False
-    try:
-        if not probe():
-            return False
-    except RuntimeError:  # pragma: no cover
-        return False
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = f.read()
-    except OSError:  # not Linux: trust oneDNN's answer
-        return True
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _checkpoint_step(path: str) -> int:
-    name = os.path.basename(os.path.normpath(path))
-    try:
-        return int(name.rsplit("-", 1)[-1])
-    except ValueError:
-        return 0
-
-
 def _ir_scores(metrics: Dict[str, float]) -> Dict[str, float]:
     """Pick the headline metrics out of an ``InformationRetrievalEvaluator`` result."""
     wanted = {"cosine_ndcg@10": "ndcg@10", "cosine_accuracy@5": "hit_rate@5", "cosine_mrr@10": "mrr@10"}
     return {short: float(v) for k, v in metrics.items() for suffix, short in wanted.items() if k.endswith(suffix)}
+
+
+def _strip_eval_prefix(metrics: Dict[str, float]) -> Dict[str, float]:
+    """Trainer metrics (``eval_val_cosine_ndcg@10``) under the evaluator's own names (``val_cosine_ndcg@10``)."""
+    return {k[len("eval_"):] if k.startswith("eval_") else k: v for k, v in metrics.items()}

@@ -1,16 +1,23 @@
-"""Training rows from a QA dataset: (anchor, positive[, negative...]) tables for the trainer.
+"""Training rows from a QA dataset: one (anchor, positive[, negative...]) table for the trainer.
 
-Pairs that got hard negatives and pairs that did not go into two tables, so every pair trains:
-the trainer draws each batch from one table (in proportion to their sizes), and the
-no-duplicates sampler keeps any passage from appearing twice in a batch, so a passage is never
-its own in-batch negative.
+Every row carries the same number of negatives: a pair for which the miner found no hard negative
+that passes its false-negative guard gets a random passage that is not relevant to its query. One
+table means every batch is full (two tables of different widths made batches of a few rows, with
+few in-batch negatives and poor throughput). The no-duplicates sampler keeps any passage from
+appearing twice in a batch, so a passage is never its own in-batch negative.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import functools
+import logging
+import random
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+from llama_index_bge_finetune.errors import DatasetError
+
+logger = logging.getLogger(__name__)
 
 
 def query_positive_pairs(dataset: EmbeddingQAFinetuneDataset, use_all_docs: bool) -> List[Tuple[str, str]]:
@@ -23,32 +30,75 @@ def query_positive_pairs(dataset: EmbeddingQAFinetuneDataset, use_all_docs: bool
     return pairs
 
 
-def training_tables(
+def training_table(
     dataset: EmbeddingQAFinetuneDataset,
     pairs: Sequence[Tuple[str, str]],
     negatives: Optional[Sequence[Sequence[str]]] = None,
-) -> Dict[str, "datasets.Dataset"]:  # noqa: F821
-    """``{"pairs": ..., "with_negatives": ...}`` tables (empty ones left out) for the trainer.
+    seed: int = 0,
+    negative_max_tokens: Optional[int] = None,
+    tokenizer: Optional[Any] = None,
+) -> Tuple["datasets.Dataset", int]:  # noqa: F821
+    """The training table and how many pairs carry mined (not random) negatives.
 
-    Rows with hard negatives all carry the same number of them (the shortest list found), as the
-    loss needs a fixed number of columns.
+    Columns: ``anchor``, ``positive`` and ``negative_1..n`` where n is the longest list in
+    ``negatives`` (none without mining). With ``negative_max_tokens`` and a fast ``tokenizer``,
+    negatives are cut to their first that many tokens.
     """
     from datasets import Dataset
 
-    negatives = negatives or [[] for _ in pairs]
-    width = min((len(n) for n in negatives if n), default=0)
-    plain: Dict[str, List[str]] = {"anchor": [], "positive": []}
-    hard: Dict[str, List[str]] = {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(width)}}
-    for (qid, doc), negs in zip(pairs, negatives):
-        target = hard if width and len(negs) >= width else plain
-        target["anchor"].append(dataset.queries[qid])
-        target["positive"].append(dataset.corpus[doc])
-        if target is hard:
-            for i in range(width):
-                target[f"negative_{i + 1}"].append(dataset.corpus[negs[i]])
-    tables = {}
-    if plain["anchor"]:
-        tables["pairs"] = Dataset.from_dict(plain)
-    if hard["anchor"]:
-        tables["with_negatives"] = Dataset.from_dict(hard)
-    return tables
+    width = max((len(n) for n in negatives), default=0) if negatives else 0
+    rows: Dict[str, List[str]] = {"anchor": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(width)}}
+    rng = random.Random(seed)
+    doc_ids = list(dataset.corpus)
+    cut = _prefix_cutter(tokenizer, negative_max_tokens)
+    mined = 0
+    for i, (qid, doc) in enumerate(pairs):
+        rows["anchor"].append(dataset.queries[qid])
+        rows["positive"].append(dataset.corpus[doc])
+        if not width:
+            continue
+        chosen = list(negatives[i])[:width]
+        mined += bool(chosen)
+        if len(chosen) < width:
+            chosen += _random_negatives(rng, doc_ids, set(dataset.relevant_docs.get(qid) or ()) | {doc} | set(chosen),
+                                        width - len(chosen))
+        for j, neg in enumerate(chosen):
+            rows[f"negative_{j + 1}"].append(cut(dataset.corpus[neg]))
+    if width and mined < len(pairs):
+        logger.info("%d of %d pairs got no mined hard negative and train with a random passage as their negative.",
+                    len(pairs) - mined, len(pairs))
+    return Dataset.from_dict(rows), mined
+
+
+def _random_negatives(rng: random.Random, doc_ids: List[str], exclude: set, count: int) -> List[str]:
+    """``count`` passage ids outside ``exclude``, drawn at random (repeats allowed if the corpus is tiny)."""
+    pool = [d for d in doc_ids if d not in exclude] if len(doc_ids) <= 4 * (len(exclude) + count) else None
+    out: List[str] = []
+    while len(out) < count:
+        if pool is not None:
+            if not pool:
+                raise DatasetError(
+                    "Every passage of the training corpus is relevant to some question, so no negative can be drawn; "
+                    "add passages to the corpus or use hard_negatives=0."
+                )
+            out.append(rng.choice(pool))
+            continue
+        candidate = rng.choice(doc_ids)
+        if candidate not in exclude and candidate not in out:
+            out.append(candidate)
+    return out
+
+
+def _prefix_cutter(tokenizer: Optional[Any], max_tokens: Optional[int]) -> Callable[[str], str]:
+    """A function that keeps a text's first ``max_tokens`` tokens (by character offsets: the text stays verbatim)."""
+    if not max_tokens or tokenizer is None or not getattr(tokenizer, "is_fast", False):
+        return lambda text: text
+
+    @functools.lru_cache(maxsize=None)
+    def cut(text: str) -> str:
+        enc = tokenizer(text, add_special_tokens=False, truncation=True, max_length=max_tokens,
+                        return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        return text[: offsets[-1][1]] if offsets else text
+
+    return cut

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 
 @dataclass
@@ -23,6 +23,8 @@ class FinetuneResult:
         hyperparameters: every setting used (learning rate, batch size, loss, ...).
         evaluation: ``{"base": {...}, "fine_tuned": {...}}`` on the validation set, if given.
         forgetting: the forgetting guard's report, if the guard was on.
+        log_history: the trainer's log: ``{"step", "epoch", "loss", "learning_rate"}`` per logging
+            step and ``{"step", "eval_<name>_<metric>": value}`` per evaluation (for reports and charts).
     """
 
     model_path: str
@@ -39,6 +41,7 @@ class FinetuneResult:
     hyperparameters: Dict[str, Any] = field(default_factory=dict)
     evaluation: Dict[str, Dict[str, float]] = field(default_factory=dict)
     forgetting: Optional[Dict[str, Any]] = None
+    log_history: List[Dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable dict."""
