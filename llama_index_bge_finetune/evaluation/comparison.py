@@ -47,6 +47,10 @@ class MetricEstimate:
     ci_high: float
 
 
+REPORT_FILES = ("report.md", "report.json", "chart.png")
+"""The files :meth:`ModelComparison.save` writes (a folder holding any of them holds a finished report)."""
+
+
 @dataclass
 class ModelComparison:
     """Several models' results on the same queries, with intervals and paired tests vs the first.
@@ -142,11 +146,19 @@ class ModelComparison:
 
         return plot_comparison(self, Path(path), metrics)
 
-    def save(self, out_dir: Union[str, os.PathLike]) -> Dict[str, Path]:
-        """Write ``report.md``, ``report.json`` and ``chart.png`` into ``out_dir``; return their paths."""
+    def save(self, out_dir: Union[str, os.PathLike], overwrite: bool = False) -> Dict[str, Path]:
+        """Write ``report.md``, ``report.json`` and ``chart.png`` into ``out_dir``; return their paths.
+
+        A report already in ``out_dir`` is replaced only with ``overwrite=True``
+        (:class:`~llama_index_bge_finetune.errors.OutputExistsError` otherwise; nothing is written).
+        """
+        from llama_index_bge_finetune import outputs
         from llama_index_bge_finetune.evaluation.report import render_markdown
 
         out = Path(out_dir)
+        outputs.check_folder(out, overwrite=overwrite, owned=REPORT_FILES, finished=REPORT_FILES,
+                             what="an evaluation report (report.md, report.json, chart.png)",
+                             option="out_dir", overwrite_flag="overwrite=True", allow_foreign=True)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"markdown": out / "report.md", "json": out / "report.json", "chart": out / "chart.png"}
         self.plot(paths["chart"])

@@ -15,7 +15,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.schema import BaseNode
 
 from llama_index_bge_finetune.errors import GenerationError
-from llama_index_bge_finetune.generation._common import build_dataset, run_sync, unique_nodes
+from llama_index_bge_finetune.generation._common import build_dataset, run_sync, skip_empty, unique_nodes
 from llama_index_bge_finetune.generation.checkpoint import Checkpoint, entry_key
 from llama_index_bge_finetune.generation.parsing import parse_questions
 from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL, check_prompt_template
@@ -130,7 +130,7 @@ class QuestionGenerator:
         Nodes already in the checkpoint (same text, prompt, model and question count) are not
         asked again. The dataset holds the nodes that got questions, in input order.
         """
-        pairs = unique_nodes(nodes)
+        pairs, skipped = skip_empty(unique_nodes(nodes))  # empty or near-empty nodes are never paid for
         model = self.model_name
         usage = Usage(model=model.split(":", 1)[1])
         questions: Dict[str, List[str]] = {}
@@ -179,7 +179,8 @@ class QuestionGenerator:
         order = {node_id: i for i, (node_id, _) in enumerate(pairs)}
         failures.sort(key=lambda f: order[f.node_id])
         logger.info("Generation done: %s; %d nodes failed.", usage.summary(), len(failures))
-        return GenerationResult(dataset=build_dataset(pairs, questions, self.query_source), failures=failures, usage=usage)
+        return GenerationResult(dataset=build_dataset(pairs, questions, self.query_source), failures=failures + skipped,
+                                usage=usage)
 
     # ------------------------------------------------------------------ internals
     async def _ask(self, llm: LLM, text: str, usage: Usage) -> Union[List[str], NodeFailure]:
