@@ -101,7 +101,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk)
     console.print(f"Questions: {gen_description}", highlight=False)
     pipeline.save_run_config(config, {"base_model_resolved": choice.model, "base_model_reason": choice.reason,
-                                      "question_generator": gen_description})
+                                      "question_generator": gen_description, "n_chunks": len(nodes)})
 
     with stage("Generating questions", total=len(nodes)) as update:
         dataset, failures = pipeline.generate_dataset(nodes, gen, out, on_progress=update)
@@ -122,10 +122,12 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
         comparison = pipeline.evaluate_models(
             {"base": choice.model, "fine-tuned": str(out / "model")}, val, out, k_values=config.k_values,
             extra_sections=_report_sections(config, choice, gen_description, train, val, engine, len(nodes)),
+            whole_corpus=pipeline.node_corpus(nodes),
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))
     console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Model: {out / 'model'}; report: {out / 'report.md'}")
+    console.print(f"Open the report in a browser: {(out / 'report.html').resolve()}", highlight=False)
 
 
 def _report_sections(config: pipeline.RunConfig, choice: Any, gen_description: str, train: Any, val: Any,

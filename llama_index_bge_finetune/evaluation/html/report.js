@@ -125,7 +125,7 @@
           color: { field: 'model', type: 'nominal', sort: D.models, title: 'model' }
         },
         layer: [
-          { mark: { type: 'bar' }, encoding: { y: { field: 'value', type: 'quantitative', title: 'score', scale: { domain: [0, 1] } }, tooltip: tip } },
+          { name: 'bars', mark: { type: 'bar' }, encoding: { y: { field: 'value', type: 'quantitative', title: 'score', scale: { domain: [0, 1] } }, tooltip: tip } },
           { mark: { type: 'errorbar', ticks: true, color: '#333' }, encoding: { y: { field: 'lo', type: 'quantitative', title: 'score' }, y2: { field: 'hi' }, tooltip: tip } }
         ]
       };
