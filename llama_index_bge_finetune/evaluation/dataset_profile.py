@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
+import string
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
@@ -31,11 +31,12 @@ logger = logging.getLogger(__name__)
 
 NEAR_DUPLICATE_JACCARD = 0.8
 COPY_TRIGRAM_SHARE = 0.8
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_PUNCTUATION = str.maketrans({c: " " for c in string.punctuation + "“”‘’«»–—…¿¡"})
 
 
 def _words(text: str) -> List[str]:
-    return _WORD.findall(str(text).lower())
+    """Lower-cased words, punctuation dropped (str.translate: far faster than a regex on long passages)."""
+    return str(text).lower().translate(_PUNCTUATION).split()
 
 
 def _clip(text: str, limit: int) -> str:
@@ -65,7 +66,8 @@ def read_failures(path: Path) -> List[Dict[str, Any]]:
     return out
 
 
-def near_duplicate_groups(queries: Mapping[str, str], relevant: Mapping[str, Sequence[str]]) -> List[List[str]]:
+def near_duplicate_groups(queries: Mapping[str, str], relevant: Mapping[str, Sequence[str]],
+                          words: Optional[Mapping[str, List[str]]] = None) -> List[List[str]]:
     """Groups (of two or more query ids) of near-duplicate questions, largest first."""
     parent = {q: q for q in queries}
 
@@ -80,7 +82,7 @@ def near_duplicate_groups(queries: Mapping[str, str], relevant: Mapping[str, Seq
         if ra != rb:
             parent[rb] = ra
 
-    words = {q: _words(t) for q, t in queries.items()}
+    words = words if words is not None else {q: _words(t) for q, t in queries.items()}
     by_norm: Dict[str, str] = {}
     for q, w in words.items():
         key = " ".join(w)
@@ -105,20 +107,23 @@ def near_duplicate_groups(queries: Mapping[str, str], relevant: Mapping[str, Seq
     return sorted((g for g in groups.values() if len(g) > 1), key=len, reverse=True)
 
 
-def _trigrams(words: Sequence[str]) -> List[tuple]:
-    return [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+def _normalized(text: str) -> str:
+    """Words joined by single spaces, with a space at each end (for whole-word substring tests)."""
+    return " " + " ".join(_words(text)) + " "
 
 
-def copies_passage(question: str, passage: Any) -> bool:
+def copies_passage(question: Any, passage: str) -> bool:
     """True when 80% or more of the question's three-word sequences occur verbatim in the passage.
 
-    ``passage`` is its text or the set of its three-word sequences (to reuse across its questions).
+    ``question`` is its text or its words; ``passage`` its text or, to reuse across its questions,
+    :func:`_normalized` text (starting with a space).
     """
-    grams = _trigrams(_words(question))
-    if not grams:
+    q = question if isinstance(question, list) else _words(question)
+    if len(q) < 3:
         return False
-    have = passage if isinstance(passage, (set, frozenset)) else set(_trigrams(_words(passage)))
-    return sum(g in have for g in grams) / len(grams) >= COPY_TRIGRAM_SHARE
+    hay = passage if passage.startswith(" ") and passage.endswith(" ") else _normalized(passage)
+    grams = [f" {a} {b} {c} " for a, b, c in zip(q, q[1:], q[2:])]
+    return sum(g in hay for g in grams) / len(grams) >= COPY_TRIGRAM_SHARE
 
 
 def profile_dataset(
@@ -148,16 +153,17 @@ def profile_dataset(
     hist = Counter(per_passage.values())
     if no_question:
         hist[0] += no_question
-    lengths = sorted(len(_words(t)) for t in queries.values())
-    dup_groups = near_duplicate_groups(queries, relevant)
-    passage_grams: Dict[str, set] = {}
+    words = {q: _words(t) for q, t in queries.items()}
+    lengths = sorted(len(w) for w in words.values())
+    dup_groups = near_duplicate_groups(queries, relevant, words)
+    normalized: Dict[str, str] = {}
     copies = []
-    for q, t in queries.items():
+    for q in queries:
         doc = (relevant.get(q) or [None])[0]
         if doc in corpus:
-            if doc not in passage_grams:
-                passage_grams[doc] = set(_trigrams(_words(corpus[doc])))
-            if copies_passage(t, passage_grams[doc]):
+            if doc not in normalized:
+                normalized[doc] = _normalized(corpus[doc])
+            if copies_passage(words[q], normalized[doc]):
                 copies.append(q)
     reasons = Counter((str(f.get("kind", "failed")), _clip(f.get("reason", ""), 160)) for f in failures)
     rng = random.Random(seed)

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Union
 
 from llama_index_bge_finetune.evaluation.dataset_profile import profile_dataset, read_failures
 from llama_index_bge_finetune.evaluation.metrics import METRIC_NAMES
-from llama_index_bge_finetune.evaluation.run_context import environment, read_json, read_training, redact, secret_values
+from llama_index_bge_finetune.evaluation.run_context import (environment, read_json, read_training, redact, scrub_text,
+                                                              secret_values)
 
 if TYPE_CHECKING:
     from llama_index_bge_finetune.evaluation.comparison import ModelComparison
@@ -63,8 +64,8 @@ def render_html(cmp: "ModelComparison", run_dir: Optional[Path] = None) -> str:
     questions = question_data(cmp)
     secrets = secret_values()
     data_json = json.dumps(redact(data, secrets), ensure_ascii=False, separators=(",", ":"), default=str)
-    q_json = json.dumps(redact(questions, secrets), ensure_ascii=False, separators=(",", ":"))
-    q_blob = base64.b64encode(gzip.compress(q_json.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
+    q_json = scrub_text(json.dumps(questions, ensure_ascii=False, separators=(",", ":")), secrets)
+    q_blob = base64.b64encode(gzip.compress(q_json.encode("utf-8"), compresslevel=4, mtime=0)).decode("ascii")
     parts = {
         "TITLE": _escape(f"Retrieval report: {cmp.dataset.name or 'evaluation'}"),
         "CSS": (ASSETS / "report.css").read_text(encoding="utf-8"),
@@ -259,7 +260,8 @@ def question_data(cmp: "ModelComparison") -> Dict[str, Any]:
             scores.append(round(r.metrics[primary], 4))
             flat: List[int] = []
             for d, s in zip(r.retrieved_ids[:MAX_RETRIEVED], r.retrieved_scores[:MAX_RETRIEVED]):
-                flat += (pidx(d), int(round(s * 1000)))
+                flat.append(passages[d] if d in passages else pidx(d))
+                flat.append(int(s * 1000.0 + (0.5 if s >= 0 else -0.5)))
             retrieved.append(flat)
         rows.append([q.query_id, q.query, expected, scores, retrieved])
     corpus: Mapping[str, str] = cmp.corpus

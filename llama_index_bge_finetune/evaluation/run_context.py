@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 HIDDEN = "(hidden)"
 _SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential|authorization|auth)", re.I)
-_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{8,}|Bearer\s+\S{8,})")
+_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{8,}|Bearer\s+[^\s\"\\]{8,})")
 PACKAGES = ("llama-index-bge-finetune", "sentence-transformers", "transformers", "torch", "llama-index-core",
             "numpy", "accelerate", "datasets", "openai", "onnxruntime")
 # Trainer log keys that are bookkeeping, not metrics worth a chart.
@@ -37,6 +37,15 @@ _NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second", "epoch", "s
 def secret_values() -> List[str]:
     """Values of environment variables whose names say they hold a secret (8 characters or more)."""
     return [v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 8]
+
+
+def scrub_text(text: str, secrets: Optional[Iterable[str]] = None) -> str:
+    """``text`` (plain or JSON) with secret values and secret-looking strings hidden; JSON stays valid."""
+    for s in secret_values() if secrets is None else secrets:
+        text = text.replace(s, HIDDEN)
+    if "sk-" in text or "hf_" in text or "Bearer" in text:  # the regex is slow on megabytes of JSON
+        text = _SECRET_VALUE.sub(HIDDEN, text)
+    return text
 
 
 def redact(obj: Any, secrets: Optional[Iterable[str]] = None) -> Any:
@@ -51,9 +60,7 @@ def redact(obj: Any, secrets: Optional[Iterable[str]] = None) -> Any:
         if isinstance(x, (list, tuple)):
             return [clean(v) for v in x]
         if isinstance(x, str):
-            for s in secrets:
-                x = x.replace(s, HIDDEN)
-            return _SECRET_VALUE.sub(HIDDEN, x)
+            return scrub_text(x, secrets)
         return x
 
     return clean(obj)
