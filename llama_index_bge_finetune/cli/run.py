@@ -20,7 +20,7 @@ logger = logging.getLogger("llama_index_bge_finetune.cli")
 RUN_HELP = """Run the whole loop on a folder of documents: chunk, generate questions, split, fine-tune, evaluate.
 
 Writes to OUTPUT: the model (model/), the datasets (train_dataset.json, val_dataset.json),
-report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
+report.html, report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
 
 Example: bge-finetune run docs/ --output runs/docs --epochs 2
 """
