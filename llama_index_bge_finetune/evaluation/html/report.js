@@ -365,7 +365,7 @@
     var facts = {
       'base model': T.base_model, 'how it was chosen': T.base_model_reason, 'questions': T.question_generator,
       'steps': T.steps, 'training time (s)': T.train_seconds == null ? null : fmt(T.train_seconds, 1),
-      'whole fine-tune incl. mining and saving (s)': T.total_seconds == null ? null : fmt(T.total_seconds, 1),
+      'whole fine-tune incl. mining and saving (s)': T.total_seconds ? fmt(T.total_seconds, 1) : null,
       'examples per second': T.examples_per_second == null ? null : fmt(T.examples_per_second, 1),
       'training pairs': T.pairs, 'pairs with a mined hard negative': T.pairs_with_negatives,
       'final loss': T.final_loss == null ? null : fmt(T.final_loss, 4), 'resumed from step': T.resumed_from_step || null
