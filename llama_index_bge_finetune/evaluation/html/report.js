@@ -252,7 +252,8 @@
       var cls = r.change > 0 ? 'win' : (r.change < 0 ? 'loss' : 'tie');
       var tr = el('tr', { cls: 'row ' + cls, 'data-qid': r.id },
         el('td', { cls: 'num', text: String(r.i + 1) }), el('td', { text: r.text }),
-        el('td', { text: r.expected.map(function (p) { return Q.pid[p]; }).join(', ') }));
+        el('td', { cls: 'muted', title: r.expected.map(function (p) { return Q.pid[p]; }).join(', '),
+          text: r.expected.map(function (p) { return Q.p[p].length > 90 ? Q.p[p].slice(0, 90) + '…' : Q.p[p]; }).join(' | ') }));
       D.models.forEach(function (_, m) {
         tr.appendChild(el('td', { cls: 'num', text: (r.ranks[m] === null ? '—' : '#' + r.ranks[m]) + ' · ' + fmt(r.scores[m], 2) }));
       });
