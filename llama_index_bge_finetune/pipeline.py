@@ -9,7 +9,7 @@ Each stage reads and writes files in one output folder, so any stage can be reru
       train_dataset.json     llama-index EmbeddingQAFinetuneDataset JSON, training side
       val_dataset.json       the held-out side (no passage on both sides)
       model/                 the fine-tuned sentence-transformers folder
-      report.md, report.json, chart.png
+      report.md, report.json, chart.png, report.html
 
 The CLI (``bge-finetune``) is a thin layer over these functions.
 """
@@ -41,7 +41,7 @@ FAILURES_FILE = "failures.jsonl"
 # What a run writes; only these are replaced by --overwrite (the generation cache is kept: it
 # is keyed by content, so reusing it is always safe and saves LLM calls).
 RUN_OUTPUTS = ("dataset.json", "train_dataset.json", "val_dataset.json", "model", "checkpoints",
-               "report.md", "report.json", "chart.png", FAILURES_FILE, RUN_FILE)
+               "report.md", "report.json", "chart.png", "report.html", FAILURES_FILE, RUN_FILE)
 GENERATION_KEYS = ("documents", "generator", "llm_model", "questions_per_chunk", "chunk_size", "chunk_overlap",
                    "val_fraction", "seed", "max_nodes")
 
@@ -317,16 +317,27 @@ def evaluate_models(
     extra_sections: Optional[Dict[str, str]] = None,
     dataset_name: str = "validation",
     overwrite: bool = False,
+    whole_corpus: Optional[Dict[str, str]] = None,
 ) -> Any:
-    """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``.
+    """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``, ``report.html``.
 
     A report already in ``output`` is replaced only with ``overwrite`` (checked before any model loads).
+    With ``whole_corpus`` (passage id -> text of every chunk of the run, as the app's index holds
+    them), the questions are searched over all of it for the headline, and over the dataset's own
+    (held-out) passages for ``comparison.held_out``.
     """
     from llama_index_bge_finetune.evaluation import compare_models
 
     check_report_output(output, overwrite)
-    comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
-                                dataset_name=dataset_name)
+    if whole_corpus is None:
+        comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
+                                    dataset_name=dataset_name)
+    else:
+        whole = dataset.model_copy(update={"corpus": {**whole_corpus, **dataset.corpus}})
+        comparison = compare_models(models, whole, k_values=k_values, extra_sections=extra_sections,
+                                    dataset_name=f"{dataset_name} questions, whole corpus")
+        comparison.held_out = compare_models(models, dataset, k_values=k_values,
+                                             dataset_name=f"{dataset_name} questions, held-out passages only")
     comparison.save(output, overwrite=overwrite)
     return comparison
 
@@ -336,8 +347,16 @@ def check_report_output(output: Path, overwrite: bool, option: str = "--output")
     from llama_index_bge_finetune.evaluation.comparison import REPORT_FILES
 
     outputs.check_folder(output, overwrite=overwrite, owned=REPORT_FILES, finished=REPORT_FILES,
-                         what="an evaluation report (report.md, report.json, chart.png)", option=option,
+                         what="an evaluation report (report.md, report.json, chart.png, report.html)", option=option,
                          allow_foreign=True)
+
+
+def node_corpus(nodes: Sequence[Any]) -> Dict[str, str]:
+    """Passage id -> text of every non-empty chunk, as generation and the app's index see them."""
+    from llama_index_bge_finetune.generation._common import node_text
+
+    texts = ((n.node_id, node_text(n)) for n in nodes)
+    return {node_id: text for node_id, text in texts if text.strip()}
 
 
 GENERATOR_KINDS = ("auto", "openai", "offline", "local")

@@ -20,7 +20,7 @@ logger = logging.getLogger("llama_index_bge_finetune.cli")
 RUN_HELP = """Run the whole loop on a folder of documents: chunk, generate questions, split, fine-tune, evaluate.
 
 Writes to OUTPUT: the model (model/), the datasets (train_dataset.json, val_dataset.json),
-report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
+report.html, report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
 
 Example: bge-finetune run docs/ --output runs/docs --epochs 2
 """
@@ -121,7 +121,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     pipeline.prepare_output(out, overwrite, settings)
     console.print(f"Questions: {gen_description}", highlight=False)
     pipeline.save_run_config(config, {"base_model_resolved": choice.model, "base_model_reason": choice.reason,
-                                      "question_generator": gen_description})
+                                      "question_generator": gen_description, "n_chunks": len(nodes)})
 
     with stage("Generating questions", total=len(nodes)) as update:
         dataset, failures = pipeline.generate_dataset(nodes, gen, out, on_progress=update)
@@ -157,10 +157,12 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
             extra_sections=_report_sections(config, choice, gen_description, train, val, training, len(nodes),
                                             failures),
             overwrite=True,  # the run's own folder, already checked by prepare_output
+            whole_corpus=pipeline.node_corpus(nodes),
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))
     console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Model: {model_dir}; report: {out / 'report.md'}")
+    console.print(f"Open the report in a browser: {(out / 'report.html').resolve()}", highlight=False)
 
 
 def _report_sections(config: pipeline.RunConfig, choice: Any, gen_description: str, train: Any, val: Any,
