@@ -200,6 +200,10 @@ def test_requests_use_aiohttp_and_a_users_own_http_client_stays_open(openai_serv
     assert len(result.dataset.corpus) == 40 and not result.failures
     assert 16 < openai_server.max_in_flight <= DEFAULT_MAX_IN_FLIGHT == 32  # the default in flight
 
+    # reuse_client=False would build a client per request and close the shared one after the first.
+    result = QuestionGenerator(llm=local_llm(openai_server, reuse_client=False), **FAST).generate(generation_nodes(6))
+    assert len(result.dataset.corpus) == 6 and not result.failures
+
     async def with_own_client():
         async with httpx.AsyncClient() as own:
             gen = QuestionGenerator(llm=local_llm(openai_server, async_http_client=own), **FAST)

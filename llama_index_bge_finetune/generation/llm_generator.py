@@ -297,6 +297,8 @@ def _without_inner_retries(llm: LLM, timeout: float) -> LLM:
         updates["max_retries"] = 0
     if "timeout" in fields:
         updates["timeout"] = timeout
+    if "reuse_client" in fields:  # one client for the run, not one (with its own connection pool) per request
+        updates["reuse_client"] = True
     if not updates:
         return llm
     clone = llm.model_copy(update=updates)
