@@ -53,11 +53,13 @@ def run(
     checkpoint_steps: Optional[int] = options.CHECKPOINT_STEPS,
     checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
+    reranker: bool = typer.Option(False, "--reranker", help="Also fine-tune a reranker (cross-encoder) on the same questions; the report adds fine-tuned + reranker."),
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     config = pipeline.RunConfig(
         output=str(output), documents=str(documents.resolve()), base_model=base_model, generator=generator,
+        reranker=reranker,
         llm_model=llm_model, questions_per_chunk=questions_per_chunk, chunk_size=chunk_size,
         chunk_overlap=chunk_overlap, val_fraction=val_fraction, seed=seed, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate, k_values=tuple(k), max_nodes=max_nodes,
@@ -151,6 +153,12 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
         if training.resumed_from_step:
             console.print(f"Training resumed from step {training.resumed_from_step}.")
 
+    rerank = None
+    if config.reranker:
+        console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
+        pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed)
+        rerank = {"fine-tuned + reranker": ("fine-tuned", str(out / "reranker"))}
+
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
             {"base": choice.model, "fine-tuned": str(model_dir)}, val, out, k_values=config.k_values,
@@ -158,6 +166,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
                                             failures),
             overwrite=True,  # the run's own folder, already checked by prepare_output
             whole_corpus=pipeline.node_corpus(nodes),
+            rerank=rerank,
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))

@@ -194,6 +194,8 @@ def compare_models(
     dataset_name: str = "",
     n_worst: int = 5,
     relevance: Optional[Mapping[str, Mapping[str, float]]] = None,
+    rerank: Optional[Mapping[str, Any]] = None,
+    rerank_top_n: int = 50,
 ) -> ModelComparison:
     """Evaluate every model on the same queries and compare each with the first (the base).
 
@@ -218,6 +220,10 @@ def compare_models(
         n_worst: worst queries listed per model.
         relevance: optional graded judgments (query id -> {doc id: grade}) instead of the dataset's
             binary ``relevant_docs``, as in :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`.
+        rerank: label -> ``(first-stage label, reranker)``: also evaluate that model's top ``rerank_top_n``
+            reranked by a cross-encoder (a folder, hub id or ``CrossEncoder``), with the blend weight
+            saved by the reranker engine; the report shows the reranking cost per query.
+        rerank_top_n: candidates per query the reranker scores.
 
     Raises:
         EvaluationError: no models, an unknown label in ``query_instructions``, or a bad option.
@@ -242,9 +248,17 @@ def compare_models(
         encoder = resolve_encoder(spec, name=label, query_instruction=qi, backend=backend,
                                   batch_size=batch_size, cache_dir=_cache_dir(cache))
         logger.info("Evaluating %s ...", label)
-        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache))
+        depth = max(rerank_top_n, max(ks)) if any(first == label for first, _ in (rerank or {}).values()) else None
+        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth)
         result.name = label
         results[label] = result
+    for label, (first, reranker) in (rerank or {}).items():
+        from llama_index_bge_finetune.reranking.evaluation import rerank_evaluation
+
+        if first not in results:
+            raise EvaluationError(f"rerank[{label!r}] names the first stage {first!r}, which is not one of {list(models)}.")
+        logger.info("Evaluating %s (reranking the top %d of %s) ...", label, rerank_top_n, first)
+        results[label] = rerank_evaluation(results[first], ds, reranker, top_n=rerank_top_n, name=label)
     return build_comparison(results, ds, confidence=confidence, n_bootstrap=n_bootstrap,
                             n_permutations=n_permutations, seed=seed, extra_sections=extra_sections, n_worst=n_worst)
 

@@ -53,6 +53,14 @@ def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
                      f"{repr(qi) if qi else 'none'} | `{str(info.get('fingerprint', ''))[:12]}` | "
                      f"{r.timings.get('encode_corpus', 0.0):.1f} |")
 
+    reranked = {label: r for label, r in cmp.results.items() if "rerank_median_ms" in r.timings}
+    if reranked:
+        lines += ["", "## Reranking cost", "", "| label | reranks the top | of | blend weight | median ms / query | p95 ms / query |",
+                  "|---|---|---|---|---|---|"]
+        for label, r in reranked.items():
+            info = r.model_info
+            lines.append(f"| {label} | {info.get('reranker_top_n', '')} | {info.get('first_stage', '')} | "
+                         f"{info.get('blend_weight', '')} | {r.timings['rerank_median_ms']:.1f} | {r.timings['rerank_p95_ms']:.1f} |")
     lines += ["", f"## Results (mean [{pct}% CI])", ""]
     if chart:
         lines += [f"![metrics at k={max(cmp.k_values)}]({chart})", ""]

@@ -190,6 +190,10 @@ class QuestionGenerator:
                                 usage=usage)
 
     # ------------------------------------------------------------------ internals
+    def _parse_answer(self, answer: str, text: str) -> List[str]:
+        """The usable items in one answer (an empty list is retried); subclasses parse other answers."""
+        return parse_questions(answer, passage=text, limit=self.num_questions_per_chunk)
+
     async def _ask(self, llm: LLM, text: str, usage: Usage) -> Union[List[str], NodeFailure]:
         prompt = self.qa_generate_prompt_tmpl.format(context_str=text, num_questions_per_chunk=self.num_questions_per_chunk)
         reason = ""
@@ -199,7 +203,7 @@ class QuestionGenerator:
                 usage.requests += 1
                 response = await _within(llm.acomplete(prompt), self.timeout + 1.0)
                 _count_tokens(response, usage)
-                found = parse_questions(response.text, passage=text, limit=self.num_questions_per_chunk)
+                found = self._parse_answer(response.text, text)
                 if not found:
                     raise _NoQuestions(f"the answer held no usable question: {response.text[:80]!r}")
                 return found
