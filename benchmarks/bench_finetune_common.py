@@ -19,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset  # noqa: E402
+from llama_index_bge_finetune.training.core import cpu_description  # noqa: E402
 from llama_index_bge_finetune.training.retrieval_metrics import retrieval_scores  # noqa: E402
 
 logger = logging.getLogger("bench_finetune")
@@ -194,33 +195,8 @@ def parse_overrides(items: List[str]) -> Dict[str, Any]:
     return out
 
 
-def cpu_kind() -> str:
-    """The CPU model and the kind that decides training speed, e.g. ``AMD EPYC, AVX2 only (no AVX-512, no native bf16)``."""
-    from llama_index_bge_finetune.training.core import cpu_has_native_bf16
-
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name") and ":" in line:
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and ":" in line:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    if cpu_has_native_bf16():
-        kind = "AVX-512 with native bf16" + (" and AMX" if "amx_bf16" in flags else "")
-    elif "avx512f" in flags:
-        kind = "AVX-512, no native bf16"
-    elif "avx2" in flags:
-        kind = "AVX2 only (no AVX-512, no native bf16)"
-    else:
-        kind = "no AVX2"
-    return f"{model}, {kind}"
-
-
 def machine() -> str:
     """One line describing where the benchmark ran."""
     import torch
 
-    return f"{cpu_kind()}; {platform.machine()} {os.cpu_count()} visible cores (shared), torch {torch.__version__}, no GPU"
+    return f"{cpu_description()}; {platform.machine()} {os.cpu_count()} visible cores (shared), torch {torch.__version__}, no GPU"

@@ -25,7 +25,6 @@ import io
 import json
 import math
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -43,18 +42,10 @@ INDEPENDENT_SERVER = ROOT.parent / "shared" / "tools" / "openai_compatible_serve
 
 
 def cpu_kind() -> str:
-    """e.g. ``AMD EPYC 7B13, 2 cores, AVX2 (no AVX-512)``."""
-    model, flags = platform.processor() or platform.machine(), set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    isa = "AVX-512" + ("+VNNI" if "avx512_vnni" in flags else "") if "avx512f" in flags else (
-        "AVX2 (no AVX-512)" if "avx2" in flags else "no AVX2")
-    return f"{model}, {os.cpu_count()} cores, {isa}"
+    """e.g. ``AMD EPYC, AVX2 only (no AVX-512, no native bf16), 2 cores``."""
+    from llama_index_bge_finetune.training.core import cpu_description
+
+    return f"{cpu_description()}, {os.cpu_count()} cores"
 
 
 def free_port() -> int:

@@ -70,20 +70,30 @@ def run(
              checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes)
 
 
+DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
+DEMO_MAX_NODES = 240
+DEMO_MINUTES = 4  # measured end to end on a 2-core AVX2 CPU without native bf16 (benchmarks/RESULTS.md)
+
+
 def demo(
     output: Path = typer.Option("bge-finetune-demo", "--output", "-o", help="Folder for the model, datasets and report."),
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default as for `run`)."),
     generator: str = typer.Option("auto", help="auto, openai, offline or local (as for `run`)."),
-    epochs: int = typer.Option(2, min=1, help="Training epochs (about 100 s each on a 2-core CPU with bf16)."),
-    max_nodes: Optional[int] = options.MAX_NODES,
+    epochs: int = typer.Option(1, min=1, help="Training epochs (about 2.5 min each on a 2-core CPU without native bf16)."),
+    max_nodes: Optional[int] = typer.Option(DEMO_MAX_NODES, min=2, help="Use the first N chunks of 256 tokens (all: 544)."),
     overwrite: bool = typer.Option(False, help="Replace a finished demo run in OUTPUT."),
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.ingest import demo_documents
+    from llama_index_bge_finetune.training.core import cpu_description
 
     config = pipeline.RunConfig(output=str(output), documents="pydoc_data.topics (CPython's Language Reference)",
-                                base_model=base_model, generator=generator, epochs=epochs, max_nodes=max_nodes)
+                                base_model=base_model, generator=generator, epochs=epochs, max_nodes=max_nodes,
+                                chunk_size=DEMO_CHUNK_SIZE)
+    if epochs == 1 and max_nodes == DEMO_MAX_NODES:
+        console.print(f"The demo takes about {DEMO_MINUTES} minutes on a 2-core CPU without native bfloat16 "
+                      f"(this one: {cpu_description()}); less with more cores.", highlight=False)
     run_loop(config, demo_documents, overwrite=overwrite)
 
 
