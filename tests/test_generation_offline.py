@@ -44,10 +44,13 @@ def test_methods_produce_pseudo_queries_from_the_passage():
 
 
 def test_nodes_without_material_are_reported():
-    nodes = [TextNode(id_="ok", text=TEXT), TextNode(id_="tiny", text="Hi.")]
+    nodes = [TextNode(id_="ok", text=TEXT), TextNode(id_="one-word", text="Supercalifragilisticexpialidocious."),
+             TextNode(id_="tiny", text="Hi.")]
     result = OfflineQuestionGenerator(method="ict").generate(nodes)
     assert list(result.dataset.corpus) == ["ok"]
-    assert [f.node_id for f in result.failures] == ["tiny"] and "no title" in result.failures[0].reason
+    failed, skipped = result.failures
+    assert failed.node_id == "one-word" and failed.kind == "failed" and "no title" in failed.reason
+    assert skipped.node_id == "tiny" and skipped.kind == "skipped" and skipped.chars == 3
 
 
 def test_checkpoint_and_progress(tmp_path):

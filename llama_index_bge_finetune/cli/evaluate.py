@@ -16,7 +16,8 @@ HELP = """Compare embedding models on a dataset: hit rate, MRR, nDCG, recall, pr
 with bootstrap 95% confidence intervals and a paired test against the first model.
 
 --model takes NAME=MODEL (a folder or hub id); the first is the reference. MODEL `default` is the
-default base model. Writes report.md, report.json and chart.png to OUTPUT.
+default base model. Writes report.md, report.json, chart.png and report.html to OUTPUT (a report
+already there is kept unless --overwrite).
 
 Example: bge-finetune evaluate runs/docs/val_dataset.json --model base=default --model tuned=runs/docs/model -o runs/docs/eval
 """
@@ -27,18 +28,21 @@ def evaluate(
     model: List[str] = typer.Option(..., "--model", "-m", help="NAME=MODEL; repeat to compare several."),
     output: Path = typer.Option("bge-finetune-eval", "--output", "-o", help="Folder for the report."),
     k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs; repeat for several."),
+    overwrite: bool = typer.Option(False, help="Replace a report already in OUTPUT."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+    from llama_index_bge_finetune.evaluation.metrics import check_k_values
 
+    check_k_values(k)
+    pipeline.check_report_output(output, overwrite)  # a file or a finished report: refused before any model loads
     models = parse_models(model)
     ds = EmbeddingQAFinetuneDataset.from_json(dataset)
-    output.mkdir(parents=True, exist_ok=True)
     with stage("Evaluating"):
-        comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k))
+        comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k), overwrite=overwrite)
     results.print(comparison_table(comparison.to_dict()))
-    console.print(f"Report: {output / 'report.md'}")
+    console.print(f"Report: {output / 'report.md'}; in a browser: {(output / 'report.html').resolve()}", highlight=False)
 
 
 def parse_models(specs: List[str]) -> Dict[str, str]:

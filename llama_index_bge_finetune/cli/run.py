@@ -20,7 +20,7 @@ logger = logging.getLogger("llama_index_bge_finetune.cli")
 RUN_HELP = """Run the whole loop on a folder of documents: chunk, generate questions, split, fine-tune, evaluate.
 
 Writes to OUTPUT: the model (model/), the datasets (train_dataset.json, val_dataset.json),
-report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
+report.html, report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
 
 Example: bge-finetune run docs/ --output runs/docs --epochs 2
 """
@@ -49,46 +49,79 @@ def run(
     learning_rate: Optional[float] = typer.Option(None, help="Learning rate (default: the engine's)."),
     k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs for the metrics; repeat for several."),
     max_nodes: Optional[int] = options.MAX_NODES,
+    max_retries: int = options.MAX_RETRIES,
+    checkpoint_steps: Optional[int] = options.CHECKPOINT_STEPS,
+    checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
     reranker: bool = typer.Option(False, "--reranker", help="Also fine-tune a reranker (cross-encoder) on the same questions; the report adds fine-tuned + reranker."),
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
-    config = pipeline.RunConfig(reranker=reranker,
-        output=str(output), documents=str(documents), base_model=base_model, generator=generator,
+    config = pipeline.RunConfig(
+        output=str(output), documents=str(documents.resolve()), base_model=base_model, generator=generator,
+        reranker=reranker,
         llm_model=llm_model, questions_per_chunk=questions_per_chunk, chunk_size=chunk_size,
         chunk_overlap=chunk_overlap, val_fraction=val_fraction, seed=seed, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate, k_values=tuple(k), max_nodes=max_nodes,
     )
     from llama_index_bge_finetune.ingest import load_documents
 
-    run_loop(config, lambda: load_documents(documents), overwrite=overwrite)
+    run_loop(config, lambda: load_documents(documents), overwrite=overwrite, max_retries=max_retries,
+             checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes)
+
+
+DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
+DEMO_MAX_NODES = 240
+DEMO_MINUTES = 4  # measured end to end on a 2-core AVX2 CPU without native bf16 (benchmarks/RESULTS.md)
 
 
 def demo(
     output: Path = typer.Option("bge-finetune-demo", "--output", "-o", help="Folder for the model, datasets and report."),
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default as for `run`)."),
     generator: str = typer.Option("auto", help="auto, openai, offline or local (as for `run`)."),
-    epochs: int = typer.Option(2, min=1, help="Training epochs (about 100 s each on a 2-core CPU with bf16)."),
-    max_nodes: Optional[int] = options.MAX_NODES,
-    overwrite: bool = typer.Option(True, help="Replace an earlier demo run in OUTPUT."),
+    epochs: int = typer.Option(1, min=1, help="Training epochs (about 2.5 min each on a 2-core CPU without native bf16)."),
+    max_nodes: Optional[int] = typer.Option(DEMO_MAX_NODES, min=2, help="Use the first N chunks of 256 tokens (all: 544)."),
+    overwrite: bool = typer.Option(False, help="Replace a finished demo run in OUTPUT."),
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.ingest import demo_documents
+    from llama_index_bge_finetune.training.core import cpu_description
 
     config = pipeline.RunConfig(output=str(output), documents="pydoc_data.topics (CPython's Language Reference)",
-                                base_model=base_model, generator=generator, epochs=epochs, max_nodes=max_nodes)
+                                base_model=base_model, generator=generator, epochs=epochs, max_nodes=max_nodes,
+                                chunk_size=DEMO_CHUNK_SIZE)
+    if epochs == 1 and max_nodes == DEMO_MAX_NODES:
+        console.print(f"The demo takes about {DEMO_MINUTES} minutes on a 2-core CPU without native bfloat16 "
+                      f"(this one: {cpu_description()}); less with more cores.", highlight=False)
     run_loop(config, demo_documents, overwrite=overwrite)
 
 
-def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrite: bool) -> None:
-    """The stages of `run`, each with a progress bar, ending with the before/after table."""
-    from llama_index_bge_finetune.ingest import chunk_documents
+def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrite: bool,
+             max_retries: Optional[int] = None, checkpoint_steps: Optional[int] = None,
+             checkpoint_minutes: Optional[float] = None) -> None:
+    """The stages of `run`, each with a progress bar, ending with the before/after table.
+
+    Every argument and the output folder are checked before the documents are read; a rerun of an
+    interrupted run resumes it (generation from its cache, training from its last checkpoint).
+    """
+    from llama_index_bge_finetune.evaluation.metrics import check_k_values
+    from llama_index_bge_finetune.ingest import check_chunking, chunk_documents
     from llama_index_bge_finetune.models import resolve_base_model
 
     out = Path(config.output)
     started = time.perf_counter()
+    checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes is not None else None
+    check_k_values(config.k_values)
+    check_chunking(config.chunk_size, config.chunk_overlap)
+    pipeline.check_training_args(config.learning_rate, config.epochs, checkpoint_steps, checkpoint_seconds)
+    settings = pipeline.run_settings(config)
+    pipeline.check_run_output(out, overwrite, settings)
+    gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk,
+                                                   max_retries=max_retries)
+    choice = resolve_base_model(config.base_model)
+    pipeline.check_base_model(choice.model)
+
     with stage("Reading documents"):
         docs = load()
     with stage("Chunking"):
@@ -97,17 +130,17 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
         nodes = nodes[: config.max_nodes]
     console.print(f"{len(docs)} documents, {len(nodes)} chunks.")
 
-    pipeline.prepare_output(out, overwrite)
-    choice = resolve_base_model(config.base_model)
-    gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk)
+    pipeline.prepare_output(out, overwrite, settings)
     console.print(f"Questions: {gen_description}", highlight=False)
     pipeline.save_run_config(config, {"base_model_resolved": choice.model, "base_model_reason": choice.reason,
-                                      "question_generator": gen_description})
+                                      "question_generator": gen_description, "n_chunks": len(nodes)})
 
     with stage("Generating questions", total=len(nodes)) as update:
         dataset, failures = pipeline.generate_dataset(nodes, gen, out, on_progress=update)
     if failures:
-        console.print(f"[yellow]{len(failures)} of {len(nodes)} chunks got no questions[/yellow] (reasons in the log).")
+        console.print(f"[yellow]{len(failures)} of {len(nodes)} chunks got no questions[/yellow]: "
+                      f"{pipeline.failure_summary(failures)} (details in {out / pipeline.FAILURES_FILE}).",
+                      highlight=False)
     if len(dataset.queries) < 4:
         raise GenerationError(
             f"Only {len(dataset.queries)} questions were generated from {len(nodes)} chunks: too few to "
@@ -115,9 +148,20 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
         )
     train, val = pipeline.split_dataset(dataset, out, config.val_fraction, config.seed)
 
-    console.print(f"Fine-tuning on {len(train.queries)} questions over {len(train.corpus)} chunks ...")
-    engine = pipeline.train_model(train, choice.model, out / "model", val=None, epochs=config.epochs,
-                                  batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed)
+    model_dir = out / "model"
+    if (model_dir / "training_result.json").is_file():
+        console.print(f"Reusing the model this run already fine-tuned in {model_dir}.")
+        training = pipeline.load_training_result(model_dir)
+    else:
+        console.print(f"Fine-tuning on {len(train.queries)} questions over {len(train.corpus)} chunks ...")
+        training = pipeline.train_model(
+            train, choice.model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
+            learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
+            checkpoint_seconds=checkpoint_seconds,
+            overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
+        ).result
+        if training.resumed_from_step:
+            console.print(f"Training resumed from step {training.resumed_from_step}.")
 
     rerank = None
     if config.reranker:
@@ -127,17 +171,21 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
 
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
-            {"base": choice.model, "fine-tuned": str(out / "model")}, val, out, k_values=config.k_values,
-            extra_sections=_report_sections(config, choice, gen_description, train, val, engine, len(nodes)),
+            {"base": choice.model, "fine-tuned": str(model_dir)}, val, out, k_values=config.k_values,
+            extra_sections=_report_sections(config, choice, gen_description, train, val, training, len(nodes),
+                                            failures),
+            overwrite=True,  # the run's own folder, already checked by prepare_output
+            whole_corpus=pipeline.node_corpus(nodes),
             rerank=rerank,
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))
-    console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Model: {out / 'model'}; report: {out / 'report.md'}")
+    console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Model: {model_dir}; report: {out / 'report.md'}")
+    console.print(f"Open the report in a browser: {(out / 'report.html').resolve()}", highlight=False)
 
 
 def _report_sections(config: pipeline.RunConfig, choice: Any, gen_description: str, train: Any, val: Any,
-                     engine: Any, n_nodes: int) -> dict:
+                     result: Any, n_nodes: int, failures: List[Any]) -> dict:
     lines = [
         f"- Documents: {config.documents}",
         f"- Chunks: {n_nodes} (chunk size {config.chunk_size}, overlap {config.chunk_overlap})",
@@ -146,7 +194,9 @@ def _report_sections(config: pipeline.RunConfig, choice: Any, gen_description: s
         f"- Train: {len(train.queries)} questions over {len(train.corpus)} chunks; "
         f"validation: {len(val.queries)} questions over {len(val.corpus)} chunks (split by chunk, seed {config.seed})",
     ]
-    result = engine.result
+    if failures:
+        lines.append(f"- Chunks without questions: {pipeline.failure_summary(failures)} "
+                     f"(one line each in {pipeline.FAILURES_FILE})")
     hp = result.hyperparameters
     lines.append(
         f"- Training: {result.steps} steps, {hp.get('epochs')} epochs, batch {hp.get('batch_size')}, "

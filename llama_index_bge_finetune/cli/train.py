@@ -8,12 +8,15 @@ from typing import Optional
 import typer
 
 from llama_index_bge_finetune import pipeline
+from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.progress import console, setup_logging
 
 HELP = """Fine-tune a model on a dataset JSON (ours or llama-index-finetuning's).
 
 Writes a sentence-transformers folder to OUTPUT that SentenceTransformer(OUTPUT) and
-HuggingFaceEmbedding(model_name=OUTPUT) load. A killed run resumes from its last checkpoint.
+HuggingFaceEmbedding(model_name=OUTPUT) load. Checkpoints are saved every 10% of the steps and
+every 5 minutes (see --checkpoint-steps, --checkpoint-minutes); a killed run resumes from its last
+checkpoint when the same command is run again. A finished model in OUTPUT is kept unless --overwrite.
 
 Example: bge-finetune train runs/docs/train_dataset.json --val runs/docs/val_dataset.json --output runs/docs/model
 """
@@ -24,19 +27,29 @@ def train(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the fine-tuned model."),
     val: Optional[Path] = typer.Option(None, help="Validation dataset, evaluated during training."),
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default: BGE when reachable, else the packaged MiniLM)."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs (default: the engine's)."),
+    epochs: Optional[float] = typer.Option(None, help="Epochs (default: the engine's)."),
     batch_size: Optional[int] = typer.Option(None, min=2, help="Batch size (default: the engine's)."),
     learning_rate: Optional[float] = typer.Option(None, help="Learning rate (default: the engine's)."),
     seed: int = typer.Option(0, help="Seed."),
+    checkpoint_steps: Optional[int] = options.CHECKPOINT_STEPS,
+    checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
+    overwrite: bool = typer.Option(False, help="Replace a finished model (or restart unfinished training) in OUTPUT."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
     from llama_index_bge_finetune.models import resolve_base_model
 
+    checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes is not None else None
+    pipeline.check_training_args(learning_rate, epochs, checkpoint_steps, checkpoint_seconds)
+    pipeline.check_model_output(output, overwrite)  # a file or a finished model: refused before any loading
     train_ds = EmbeddingQAFinetuneDataset.from_json(dataset)
     val_ds = EmbeddingQAFinetuneDataset.from_json(val) if val else None
     choice = resolve_base_model(base_model)
-    pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
-                         learning_rate=learning_rate, seed=seed)
-    console.print(f"Model saved to {output}")
+    pipeline.check_base_model(choice.model)
+    engine = pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
+                                  learning_rate=learning_rate, seed=seed, overwrite=overwrite,
+                                  checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds)
+    result = engine.result
+    resumed = f", resumed from step {result.resumed_from_step}" if result and result.resumed_from_step else ""
+    console.print(f"Model saved to {output}{resumed}", highlight=False)

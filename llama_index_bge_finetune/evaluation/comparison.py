@@ -12,7 +12,7 @@ Example::
         extra_sections={"Training": "2 epochs, MultipleNegativesRankingLoss"},
     )
     print(cmp.to_markdown())
-    cmp.save("report/")   # report.md, report.json, chart.png
+    cmp.save("report/")   # report.md, report.json, chart.png, report.html
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec, _cache, _cache_dir, evaluate_encoder
 from llama_index_bge_finetune.evaluation.encoders import ModelSpec, resolve_encoder
+from llama_index_bge_finetune.evaluation.html_report import write_html_report
 from llama_index_bge_finetune.evaluation.metrics import check_k_values
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult
@@ -47,6 +48,10 @@ class MetricEstimate:
     ci_high: float
 
 
+REPORT_FILES = ("report.md", "report.json", "chart.png", "report.html")
+"""The files :meth:`ModelComparison.save` writes (a folder holding any of them holds a finished report)."""
+
+
 @dataclass
 class ModelComparison:
     """Several models' results on the same queries, with intervals and paired tests vs the first.
@@ -59,6 +64,9 @@ class ModelComparison:
         confidence: the interval level (0.95).
         extra_sections: title -> Markdown body, appended to the report (e.g. training settings).
         worst: model -> the worst queries with what was retrieved instead (JSON-able dicts).
+        corpus: passage id -> text of the evaluated corpus (for the HTML report's question browser).
+        held_out: the same questions searched over the held-out passages only (a run's evaluation,
+            whose headline is this comparison over the whole corpus); ``None`` otherwise.
     """
 
     results: Dict[str, EvaluationResult]
@@ -70,6 +78,8 @@ class ModelComparison:
     worst: Dict[str, List[Dict[str, Any]]] = field(default_factory=dict)
     n_bootstrap: int = 1000
     n_permutations: int = 10_000
+    corpus: Dict[str, str] = field(default_factory=dict, repr=False)
+    held_out: Optional["ModelComparison"] = field(default=None, repr=False)
 
     @property
     def base(self) -> str:
@@ -128,6 +138,7 @@ class ModelComparison:
             },
             "worst_queries": self.worst,
             "extra_sections": dict(self.extra_sections),
+            "held_out_passages": self.held_out.to_dict() if self.held_out is not None else None,
         }
 
     def to_markdown(self) -> str:
@@ -142,16 +153,25 @@ class ModelComparison:
 
         return plot_comparison(self, Path(path), metrics)
 
-    def save(self, out_dir: Union[str, os.PathLike]) -> Dict[str, Path]:
-        """Write ``report.md``, ``report.json`` and ``chart.png`` into ``out_dir``; return their paths."""
+    def save(self, out_dir: Union[str, os.PathLike], overwrite: bool = False) -> Dict[str, Path]:
+        """Write ``report.md``, ``report.json``, ``chart.png`` and ``report.html`` into ``out_dir``; return their paths.
+
+        A report already in ``out_dir`` is replaced only with ``overwrite=True``
+        (:class:`~llama_index_bge_finetune.errors.OutputExistsError` otherwise; nothing is written).
+        """
+        from llama_index_bge_finetune import outputs
         from llama_index_bge_finetune.evaluation.report import render_markdown
 
         out = Path(out_dir)
+        outputs.check_folder(out, overwrite=overwrite, owned=REPORT_FILES, finished=REPORT_FILES,
+                             what="an evaluation report (report.md, report.json, chart.png, report.html)",
+                             option="out_dir", overwrite_flag="overwrite=True", allow_foreign=True)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"markdown": out / "report.md", "json": out / "report.json", "chart": out / "chart.png"}
         self.plot(paths["chart"])
         paths["json"].write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
         paths["markdown"].write_text(render_markdown(self, chart="chart.png"), encoding="utf-8")
+        paths["html"] = write_html_report(self, out / "report.html")
         logger.info("Wrote the evaluation report to %s.", out)
         return paths
 
@@ -276,7 +296,7 @@ def build_comparison(results: Mapping[str, EvaluationResult], dataset: Any = Non
     worst = {label: [_worst_entry(q, corpus) for q in r.worst_queries(n_worst)] for label, r in results.items()}
     return ModelComparison(results=results, estimates=estimates, differences=differences, dataset=first.dataset,
                            confidence=confidence, extra_sections=dict(extra_sections or {}), worst=worst,
-                           n_bootstrap=n_bootstrap, n_permutations=n_permutations)
+                           n_bootstrap=n_bootstrap, n_permutations=n_permutations, corpus=dict(corpus))
 
 
 def _worst_entry(q: Any, corpus: Mapping[str, str], n_retrieved: int = 3) -> Dict[str, Any]:

@@ -74,6 +74,15 @@ def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
             cells.append(f"{_fmt(e.value)} [{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
 
+    held = getattr(cmp, "held_out", None)
+    if held is not None:
+        lines += ["", f"## The same questions over the held-out passages only ({held.dataset.n_corpus} passages)", "",
+                  f"The figures above search the whole corpus ({ds.n_corpus} passages, as the app's index holds them). "
+                  "Searching only the held-out passages is easier (no distractor from the training chunks):", ""]
+        for label in held.results:
+            e = held.estimates[label][cmp.primary_metric]
+            lines.append(f"- {label}: {cmp.primary_metric} {_fmt(e.value)} [{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]")
+
     if cmp.differences:
         primary = cmp.primary_metric
         lines += ["", f"## Difference vs `{cmp.base}` (paired, same queries)", ""]

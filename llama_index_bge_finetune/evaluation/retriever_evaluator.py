@@ -93,20 +93,33 @@ class RetrieverEvaluator(_LlamaIndexRetrieverEvaluator):
                 [float(n.score) if n.score is not None else float("nan") for n in nodes])
 
     # ------------------------------------------------------------------ dataset level
-    async def aevaluate_dataset(self, dataset: Any, workers: int = 8) -> List[RetrievalEvalResult]:
-        """One upstream ``RetrievalEvalResult`` per query of ``dataset``, ``workers`` queries in flight."""
+    async def aevaluate_dataset(
+        self, dataset: Any, workers: int = 8, show_progress: bool = False, **kwargs: Any
+    ) -> List[RetrievalEvalResult]:
+        """One upstream ``RetrievalEvalResult`` per query of ``dataset``, ``workers`` queries in flight.
+
+        The signature of older llama-index-core releases: ``show_progress`` shows a tqdm bar, and extra
+        keyword arguments go to every :meth:`aevaluate` call.
+        """
         ds = load_dataset(dataset)
         sem = asyncio.Semaphore(_check_workers(workers))
 
         async def one(qid: str) -> RetrievalEvalResult:
             async with sem:
-                return await self.aevaluate(ds.queries[qid], list(ds.relevant_docs.get(qid, [])))
+                return await self.aevaluate(ds.queries[qid], list(ds.relevant_docs.get(qid, [])), **kwargs)
 
-        return list(await asyncio.gather(*(one(q) for q in ds.queries)))
+        jobs = [one(q) for q in ds.queries]
+        if show_progress:
+            from tqdm.asyncio import tqdm_asyncio
 
-    def evaluate_dataset(self, dataset: Any, workers: int = 8) -> List[RetrievalEvalResult]:
+            return list(await tqdm_asyncio.gather(*jobs))
+        return list(await asyncio.gather(*jobs))
+
+    def evaluate_dataset(
+        self, dataset: Any, workers: int = 8, show_progress: bool = False, **kwargs: Any
+    ) -> List[RetrievalEvalResult]:
         """Synchronous :meth:`aevaluate_dataset`."""
-        return asyncio_run(self.aevaluate_dataset(dataset, workers=workers))
+        return asyncio_run(self.aevaluate_dataset(dataset, workers=workers, show_progress=show_progress, **kwargs))
 
     async def aevaluate_at_k(
         self,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
+import re
 import uuid
 from typing import Any, Coroutine, Dict, List, Sequence, Tuple, TypeVar
 
@@ -12,7 +14,9 @@ from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import GenerationError
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
+_ALNUM = re.compile(r"[^\W_]")
 _NAMESPACE = uuid.UUID("5b0c7f3e-6a43-4f0c-9d51-0b9e1e3f8a11")
 
 
@@ -37,6 +41,34 @@ def unique_nodes(nodes: Sequence[BaseNode]) -> List[Tuple[str, str]]:
             raise GenerationError(f"Two different nodes share the id {node.node_id!r}; give nodes unique ids.")
         seen[node.node_id] = text
     return list(seen.items())
+
+
+MIN_NODE_CHARS = 20
+"""A node with fewer letters and digits than this is near-empty: skipped, never sent to an LLM."""
+
+
+def skip_empty(pairs: Sequence[Tuple[str, str]]) -> Tuple[List[Tuple[str, str]], List[Any]]:
+    """(pairs worth asking about, a ``kind="skipped"`` :class:`NodeFailure` for each empty or near-empty one)."""
+    from llama_index_bge_finetune.generation.result import NodeFailure
+
+    kept: List[Tuple[str, str]] = []
+    skipped: List[Any] = []
+    for node_id, text in pairs:
+        if not _has_enough_text(text):
+            skipped.append(NodeFailure(node_id=node_id, attempts=0, kind="skipped", chars=len(text.strip()),
+                                       reason=f"empty or near-empty (fewer than {MIN_NODE_CHARS} letters or digits)"))
+        else:
+            kept.append((node_id, text))
+    if skipped:
+        logger.info("Skipped %d empty or near-empty nodes (not sent to the LLM).", len(skipped))
+    return kept, skipped
+
+
+def _has_enough_text(text: str) -> bool:
+    for n, _ in enumerate(_ALNUM.finditer(text), 1):
+        if n >= MIN_NODE_CHARS:
+            return True
+    return False
 
 
 def query_id(node_id: str, index: int, question: str) -> str:

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Union
 from llama_index.core.schema import BaseNode
 
 from llama_index_bge_finetune.errors import GenerationError
-from llama_index_bge_finetune.generation._common import build_dataset, node_text, unique_nodes
+from llama_index_bge_finetune.generation._common import build_dataset, node_text, skip_empty, unique_nodes
 from llama_index_bge_finetune.generation.checkpoint import Checkpoint, entry_key
 from llama_index_bge_finetune.generation.llm_generator import ProgressCallback
 from llama_index_bge_finetune.generation.result import GenerationResult, NodeFailure, Usage
@@ -133,7 +133,7 @@ class OfflineQuestionGenerator:
         on_progress: Optional[ProgressCallback] = None,
     ) -> GenerationResult:
         """Pseudo-queries for ``nodes``; a checkpoint, if given, records them like the LLM generator's."""
-        pairs = unique_nodes(nodes)
+        pairs, skipped = skip_empty(unique_nodes(nodes))
         by_id = {n.node_id: n for n in nodes}
         questions: Dict[str, List[str]] = {}
         usage = Usage(model=self._config)
@@ -156,7 +156,7 @@ class OfflineQuestionGenerator:
             if ckpt is not None:
                 ckpt.close()
         reason = f"no title and no sentence of {self.min_words}-{self.max_words} words to use as a query"
-        failures = [NodeFailure(node_id=n, reason=reason) for n, q in questions.items() if not q]
+        failures = [NodeFailure(node_id=n, reason=reason) for n, q in questions.items() if not q] + skipped
         if failures:
             logger.info("%d of %d nodes got no pseudo-query (%s).", len(failures), total, reason)
         dataset = build_dataset(pairs, questions, self.query_source)

@@ -20,11 +20,17 @@ PRICES_PER_MTOK: Dict[str, Tuple[float, float]] = {
 
 @dataclass
 class NodeFailure:
-    """A node that got no questions, and why (the last error or the parser's complaint)."""
+    """A node that got no questions, and why (the last error or the parser's complaint).
+
+    ``kind`` is ``"failed"`` (asked, no usable answer after ``attempts`` requests) or ``"skipped"``
+    (empty or near-empty, never sent to the LLM; ``chars`` is the length of its stripped text).
+    """
 
     node_id: str
     reason: str
     attempts: int = 0
+    kind: str = "failed"
+    chars: Optional[int] = None
 
 
 @dataclass

@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -233,13 +232,8 @@ class CrossEncoderFinetuneEngine:
             self.blend = {"blend_weight": 1.0, "note": "no validation data: the reranker's order is used unchecked"}
             logger.warning("No validation queries (pass val_dataset, or more training queries for the automatic "
                            "hold-out): the reranker's order is used without checking it beats the first stage.")
-        if trainer.is_world_process_zero():
-            self._save(model, result)
-            if self.save_checkpoints is None:
-                shutil.rmtree(self.checkpoint_path, ignore_errors=True)
-            result.total_seconds = time.perf_counter() - started
-            core.write_result(self.model_output_path, result)
-        result.total_seconds = time.perf_counter() - started
+        core.finish(trainer, result, started, self.model_output_path, self.checkpoint_path, self.save_checkpoints,
+                    self._save)
         self.result = result
         logger.info("Fine-tuned reranker %s in %.1f s (%d steps, final loss %s), blend weight %s -> %s",
                     self.model_id, result.train_seconds, result.steps,
@@ -270,35 +264,29 @@ class CrossEncoderFinetuneEngine:
             logger.warning("Only %d training rows, fewer than batch_size=%d: training with batches of %d.",
                            len(table), self.batch_size, batch)
         total_steps = max(1, math.ceil(math.ceil(len(table) / (batch * world)) * self.epochs))
-        fp16, bf16 = core.precision_flags(self.precision, core.uses_cpu(self.device))
-        result.hyperparameters["precision"] = core.precision_label(self.precision, fp16, bf16)
+        precision = core.precision_flags(self.precision, core.uses_cpu(self.device))
+        result.hyperparameters["precision"] = core.precision_label(self.precision, *precision)
         result.hyperparameters["head_learning_rate"] = self._head_lr()
-        eval_kwargs: Dict[str, Any] = {"eval_strategy": "no"}
-        if evaluator is not None:
-            eval_kwargs = {"eval_strategy": "steps", "eval_steps": core.evaluation_interval(total_steps, self.evaluation_steps)}
         keep = self.save_checkpoints is not False
         args = CrossEncoderTrainingArguments(**{
-            **dict(
-                output_dir=self.checkpoint_path, num_train_epochs=self.epochs, per_device_train_batch_size=batch,
-                per_device_eval_batch_size=batch, learning_rate=self.learning_rate,
-                warmup_steps=int(total_steps * self.warmup_ratio), lr_scheduler_type=self.lr_scheduler_type,
-                weight_decay=self.weight_decay, seed=self.seed, data_seed=self.seed, fp16=fp16, bf16=bf16,
-                use_cpu=core.uses_cpu(self.device), logging_steps=self.logging_steps, report_to="none",
-                disable_tqdm=not self.show_progress_bar, dataloader_drop_last=False,
-                **core.checkpoint_arguments(total_steps, self.checkpoint_save_steps, keep, self.checkpoint_save_total_limit),
-                **eval_kwargs,
+            **core.schedule_arguments(
+                output_dir=self.checkpoint_path, epochs=self.epochs, batch_size=batch, total_steps=total_steps,
+                learning_rate=self.learning_rate, warmup_ratio=self.warmup_ratio,
+                lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay, seed=self.seed,
+                precision=precision, device=self.device, logging_steps=self.logging_steps,
+                show_progress_bar=self.show_progress_bar, drop_last=False, save_steps=self.checkpoint_save_steps,
+                keep_checkpoints=keep, checkpoint_total_limit=self.checkpoint_save_total_limit,
+                eval_steps=self.evaluation_steps if evaluator is not None else None,
             ),
             **train_kwargs,
         })
-        best_dir = os.path.join(self.checkpoint_path, core.BEST_DIR)
-        if resume is None:
-            shutil.rmtree(best_dir, ignore_errors=True)
-        callbacks = core.training_callbacks(self.checkpoint_save_seconds if keep else None,
-                                            "eval_val_ndcg@10" if evaluator is not None else None, best_dir)
+        callbacks, keep_best = core.training_callbacks(
+            self.checkpoint_path, resume, self.checkpoint_save_seconds if keep else None,
+            "eval_val_ndcg@10" if evaluator is not None else None,
+        )
         trainer = _trainer_class()(model=model, args=args, train_dataset=table, loss=loss, evaluator=evaluator,
                                    callbacks=callbacks)
         trainer.head_learning_rate = self._head_lr()
-        keep_best = next((c for c in callbacks if isinstance(c, core.KeepBestWeights)), None)
         return trainer, keep_best
 
     def _choose_blend(self, model: Any, val: Sequence[CrossEncoderFinetuningDatasetSample]) -> Dict[str, Any]:
