@@ -108,7 +108,9 @@ def test_chart_renders_with_marks_switches_metric_and_shows_values_on_hover(page
     tip = pg.locator("#vg-tooltip-element")
     tip.wait_for(state="visible", timeout=5_000)
     assert "precision" in tip.inner_text() and "[" in tip.inner_text(), "value with its interval"
-    assert pg.locator("#data svg .mark-rect path").count() > 0 and pg.locator("#training svg .mark-line path").count() > 0
+    for chart in ("#chart-per-passage", "#chart-length", "#chart-loss", "#chart-eval"):  # drawn when scrolled to
+        pg.locator(chart).scroll_into_view_if_needed()
+        pg.wait_for_selector(f"{chart}[data-drawn='1'] svg .role-mark path", state="attached", timeout=10_000)
     assert "whole corpus" in pg.inner_text("#verdict") and "held-out" in pg.inner_text("#verdict")
     assert pg.evaluate("window.__report.errors") == [] and page.errors == []
 

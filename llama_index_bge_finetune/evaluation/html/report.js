@@ -2,6 +2,7 @@
    All text from the data goes in through textContent, never as HTML. */
 (function () {
   'use strict';
+  performance.mark('report:start');
   var D = JSON.parse(document.getElementById('report-data').textContent);
   var PCT = Math.round(D.confidence * 100);
   var SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';  // an identifier only; never fetched
@@ -61,14 +62,30 @@
     var box = $(where);
     if (box) box.appendChild(el('p', { cls: 'error', text: 'Could not draw this: ' + (err && err.message ? err.message : err) }));
   }
-  function chart(target, spec, name) {
+  // Charts below the fold are drawn when they come near the viewport, so the page opens fast.
+  var observer = 'IntersectionObserver' in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      if (e.isIntersecting && e.target.__draw) { observer.unobserve(e.target); e.target.__draw(); e.target.__draw = null; }
+    });
+  }, { rootMargin: '300px' }) : null;
+
+  function chart(target, spec, name, lazy) {
     spec.$schema = SCHEMA;
     spec.config = Object.assign({ view: { stroke: null }, axis: { labelFontSize: 12, titleFontSize: 12 } }, spec.config || {});
     var node = typeof target === 'string' ? $(target) : target;
-    var p = vegaEmbed(node, spec, { actions: false, renderer: 'svg' }).then(function (res) {
-      state.views[name] = res.view;
-      return res.view;
-    }).catch(function (e) { fail(typeof target === 'string' ? target : '#' + node.id, e); });
+    function draw() {
+      return vegaEmbed(node, spec, { actions: false, renderer: 'svg' }).then(function (res) {
+        state.views[name] = res.view;
+        node.setAttribute('data-drawn', '1');
+        return res.view;
+      }).catch(function (e) { fail(typeof target === 'string' ? target : '#' + node.id, e); });
+    }
+    if (lazy && observer) {
+      node.__draw = draw;
+      observer.observe(node);
+      return null;
+    }
+    var p = draw();
     pending.push(p);
     return p;
   }
@@ -171,6 +188,7 @@
     draw();
   })();
 
+  performance.mark('report:metrics');
   // ------------------------------------------------------------------ questions
   function decodeQuestions() {
     var b64 = document.getElementById('question-data').textContent.trim();
@@ -186,6 +204,7 @@
 
   function setupQuestions(data) {
     Q = data;
+    performance.mark('report:questions');
     rows = Q.q.map(function (r, i) {
       var expected = {};
       r[2].forEach(function (p) { expected[p] = true; });
@@ -298,7 +317,7 @@
     return el('tr', { cls: 'detail', 'data-detail': r.id }, td);
   }
 
-  var questionsReady = decodeQuestions().then(setupQuestions).catch(function (e) {
+  var questionsReady = decodeQuestions().then(function (data) { performance.mark('report:decoded'); return data; }).then(setupQuestions).catch(function (e) {
     $('#q-status').textContent = '';
     fail('#questions', e);
   });
@@ -316,12 +335,12 @@
     box.appendChild(el('div', { cls: 'chart-row' }, c1, c2));
     chart(c1, { width: 'container', height: 200, title: 'Questions per passage', data: { values: S.per_passage },
       mark: { type: 'bar', tooltip: true }, encoding: { x: { field: 'questions', type: 'ordinal', title: 'questions', axis: { labelAngle: 0 } },
-      y: { field: 'passages', type: 'quantitative', title: 'passages' } } }, 'per_passage');
+      y: { field: 'passages', type: 'quantitative', title: 'passages' } } }, 'per_passage', true);
     chart(c2, { width: 'container', height: 200, title: 'Question length', data: { values: S.length },
       mark: { type: 'bar', tooltip: true }, encoding: { x: S.length.length <= 40
         ? { field: 'words', type: 'ordinal', title: 'words', axis: { labelAngle: 0 } }
         : { field: 'words', type: 'quantitative', bin: { maxbins: 30 }, title: 'words' },
-      y: { aggregate: 'sum', field: 'questions', type: 'quantitative', title: 'questions' } } }, 'length');
+      y: { aggregate: 'sum', field: 'questions', type: 'quantitative', title: 'questions' } } }, 'length', true);
 
     box.appendChild(el('h3', { text: 'Chunks that got no question: ' + nq.chunks }));
     if (nq.failed || nq.skipped || nq.reasons.length) {
@@ -387,7 +406,7 @@
       chart(c1, { width: 'container', height: 220, title: 'Loss per step', data: { values: lossRows },
         mark: { type: 'line', point: lossRows.length < 80, tooltip: true },
         encoding: { x: stepAxis, y: { field: 'loss', type: 'quantitative', scale: { zero: false } },
-          color: { field: 'series', type: 'nominal', title: null } } }, 'loss');
+          color: { field: 'series', type: 'nominal', title: null } } }, 'loss', true);
     }
     if (evalRows.length) {
       var c2 = el('div', { cls: 'chart', id: 'chart-eval' });
@@ -395,7 +414,7 @@
       chart(c2, { width: 'container', height: 220, title: 'Validation metric per evaluation', data: { values: evalRows },
         mark: { type: 'line', point: true, tooltip: true },
         encoding: { x: stepAxis, y: { field: 'value', type: 'quantitative', scale: { zero: false } },
-          color: { field: 'metric', type: 'nominal', legend: { orient: 'bottom' } } } }, 'evaluations');
+          color: { field: 'metric', type: 'nominal', legend: { orient: 'bottom' } } } }, 'evaluations', true);
     }
     if (!(T.loss && T.loss.length)) {
       box.appendChild(el('p', { cls: 'muted', text: 'The trainer\'s log is not in this model\'s training_result.json (no log_history), so there is no loss curve.' }));
@@ -428,5 +447,9 @@
     box.appendChild(table(['package', 'version'], Object.keys(E.packages).map(function (k) { return [k, E.packages[k]]; })));
   })();
 
-  Promise.all(pending).then(function () { document.body.setAttribute('data-ready', '1'); });
+  performance.mark('report:sync-done');
+  Promise.all(pending).then(function () {
+    performance.mark('report:ready');
+    document.body.setAttribute('data-ready', '1');
+  });
 })();
