@@ -42,8 +42,9 @@ def test_no_passage_twice_in_a_batch(tiny_model_path, tmp_path):
     )
     engine.finetune()
     assert engine.model is model
-    # Every batch is full (36 rows // 8 = 4 per epoch): no tail batch with few in-batch negatives.
-    assert [len(b) for b in loss.batches] == [8] * 8
+    # Every batch is full and no row is left out: 36 rows are 6 batches of 6 (8 would leave 4 out
+    # of an epoch, or end it with a small batch of few in-batch negatives).
+    assert [len(b) for b in loss.batches] == [6] * 12
     for passages in loss.batches:
         assert len(passages) == len(set(passages)), passages
 
@@ -162,3 +163,16 @@ def test_mining_ranks_passages_by_their_opening_and_restores_the_length(tiny_mod
         model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
     assert seen[0] == 16, "the corpus was not encoded at the mining length"
     assert model.max_seq_length == full and seen[1] == full, "queries or the model kept the short length"
+
+
+def test_batch_size_is_fitted_so_no_rows_are_left_out():
+    from llama_index_bge_finetune.training.engine import fitted_batch_size
+
+    assert fitted_batch_size(150, 32) == 30  # 5 x 30: nothing left out (32 would drop 22 rows an epoch)
+    assert fitted_batch_size(809, 32) == 31  # 26 x 31 + 3: the fewest left out, never below half the batch
+    assert fitted_batch_size(640, 32) == 32
+    assert fitted_batch_size(20, 32) == 20  # smaller than a batch: one batch of everything
+    assert fitted_batch_size(150, 32, world=2) == 25  # 3 x (25 x 2): per device
+    for rows in range(33, 400):
+        b = fitted_batch_size(rows, 32)
+        assert 16 <= b <= 32 and rows % b <= rows % 32

@@ -374,7 +374,11 @@ class SentenceTransformersFinetuneEngine:
         from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
         from sentence_transformers.base.sampler import BatchSamplers
 
-        batch = max(1, min(self.batch_size, len(table)))
+        batch = fitted_batch_size(len(table), self.batch_size, world)
+        if batch != self.batch_size and len(table) >= self.batch_size * world:
+            logger.info("Batches of %d instead of %d, so that all %d rows train in every epoch.",
+                        batch, self.batch_size, len(table))
+        result.hyperparameters["batch_size"] = batch
         # Full batches only (as many in-batch negatives as asked): each epoch's few left-over rows
         # differ (the sampler reshuffles per epoch); a dataset smaller than a batch is one batch.
         drop_last = len(table) >= batch * world * 2
@@ -473,6 +477,19 @@ class SentenceTransformersFinetuneEngine:
                 "(or point model_output_path at a finished model folder)."
             )
         return from_finetuned(self.model_output_path, **model_kwargs)
+
+
+def fitted_batch_size(rows: int, batch_size: int, world: int = 1) -> int:
+    """The batch size in ``[batch_size / 2, batch_size]`` that leaves the fewest rows out of an epoch of full batches.
+
+    Ties go to the larger batch (more in-batch negatives). A table smaller than one batch per
+    device is a single batch. ``fitted_batch_size(150, 32) == 30`` (5 batches, none left over),
+    where batches of 32 would leave 22 rows (15% of the data) out of every epoch.
+    """
+    if rows <= batch_size * world:
+        return max(1, min(batch_size, rows))
+    low = max(1, (batch_size + 1) // 2)
+    return min(range(low, batch_size + 1), key=lambda b: (rows % (b * world), -b))
 
 
 def _check_positive(**values: float) -> None:
