@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from bench_finetune_common import ROOT, _cpu_seconds, cpu_kind, load_scifact, machine, parse_overrides, retrieval_scores
+from bench_finetune_common import ROOT, _cpu_seconds, cpu_description, load_scifact, machine, parse_overrides, retrieval_scores
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 
@@ -118,7 +118,7 @@ def main() -> None:
         print(f"{name:6} {r['ndcg@10']:8.4f} {r.get('seconds', 0):8.0f} {r.get('cpu_seconds', 0):7.0f}")
     p, o, b = rows["peer"], rows["ours"], rows["base"]
     print(
-        f"SUMMARY small-data ({'with' if args.val else 'no'} val set, {cpu_kind()}) nDCG@10 base {b['ndcg@10']:.4f} "
+        f"SUMMARY small-data ({'with' if args.val else 'no'} val set, {cpu_description()}) nDCG@10 base {b['ndcg@10']:.4f} "
         f"peer {p['ndcg@10']:.4f} ({p['ndcg@10'] - b['ndcg@10']:+.4f}) ours {o['ndcg@10']:.4f} ({o['ndcg@10'] - b['ndcg@10']:+.4f}); "
         f"whole engine call peer {p['seconds']:.0f}s ours {o['seconds']:.0f}s (ratio {o['seconds'] / p['seconds']:.2f}x; "
         f"mining {o['mining_seconds']:.0f}s)"

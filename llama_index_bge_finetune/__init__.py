@@ -29,6 +29,10 @@ _EXPORTS = {
     "default_generator": "llama_index_bge_finetune.generation",
     # training
     "SentenceTransformersFinetuneEngine": "llama_index_bge_finetune.training",
+    # reranking
+    "CrossEncoderFinetuneEngine": "llama_index_bge_finetune.reranking",
+    "CrossEncoderFinetuningDatasetSample": "llama_index_bge_finetune.reranking",
+    "FinetunedRerank": "llama_index_bge_finetune.reranking",
     # evaluation
     "RetrieverEvaluator": "llama_index_bge_finetune.evaluation",
     "compare_models": "llama_index_bge_finetune.evaluation",

@@ -9,7 +9,7 @@ Each stage reads and writes files in one output folder, so any stage can be reru
       train_dataset.json     llama-index EmbeddingQAFinetuneDataset JSON, training side
       val_dataset.json       the held-out side (no passage on both sides)
       model/                 the fine-tuned sentence-transformers folder
-      report.md, report.json, chart.png
+      report.md, report.json, chart.png, report.html
 
 The CLI (``bge-finetune``) is a thin layer over these functions.
 """
@@ -41,7 +41,7 @@ FAILURES_FILE = "failures.jsonl"
 # What a run writes; only these are replaced by --overwrite (the generation cache is kept: it
 # is keyed by content, so reusing it is always safe and saves LLM calls).
 RUN_OUTPUTS = ("dataset.json", "train_dataset.json", "val_dataset.json", "model", "checkpoints",
-               "report.md", "report.json", "chart.png", FAILURES_FILE, RUN_FILE)
+               "report.md", "report.json", "chart.png", "report.html", FAILURES_FILE, RUN_FILE, "reranker")
 GENERATION_KEYS = ("documents", "generator", "llm_model", "questions_per_chunk", "chunk_size", "chunk_overlap",
                    "val_fraction", "seed", "max_nodes")
 
@@ -65,6 +65,7 @@ class RunConfig:
     learning_rate: Optional[float] = None
     k_values: Tuple[int, ...] = (1, 3, 5, 10)
     max_nodes: Optional[int] = None
+    reranker: bool = False
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -309,6 +310,31 @@ def load_training_result(model_dir: Path) -> Any:
     return FinetuneResult(**{"model_path": str(model_dir), **known})
 
 
+def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, reranker_dir: Path,
+                   val: Optional[EmbeddingQAFinetuneDataset] = None, seed: int = 0, show_progress_bar: bool = True) -> Any:
+    """Fine-tune a reranker on ``train`` (negatives mined with the fine-tuned first stage) into ``reranker_dir``.
+
+    It starts from ``cross-encoder/ms-marco-MiniLM-L-6-v2`` when the hub is reachable, else from the
+    fine-tuned embedding model's weights. The blend with the first stage is chosen on ``val`` (questions
+    the first stage was not trained on; on its own training questions it looks better than it is) and
+    the first stage's order is kept unless the reranker beats it there.
+    """
+    from llama_index_bge_finetune.models import hub_reachable
+    from llama_index_bge_finetune.reranking import CrossEncoderFinetuneEngine, samples_from_qa_dataset
+    from llama_index_bge_finetune.reranking.engine import DEFAULT_RERANKER_BASE
+
+    cache = first_stage_dir.parent / "cache" / "embeddings"
+    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=cache)
+    val_samples = samples_from_qa_dataset(val, str(first_stage_dir), cache_dir=cache) if val is not None else None
+    base = DEFAULT_RERANKER_BASE if hub_reachable() else str(first_stage_dir)
+    engine = CrossEncoderFinetuneEngine(samples, model_id=base, model_output_path=str(reranker_dir), seed=seed,
+                                        val_dataset=val_samples,
+                                        show_progress_bar=show_progress_bar,
+                                        resume_from_checkpoint=(reranker_dir / "checkpoints").is_dir())
+    engine.finetune()
+    return engine
+
+
 def evaluate_models(
     models: Dict[str, Any],
     dataset: EmbeddingQAFinetuneDataset,
@@ -317,16 +343,29 @@ def evaluate_models(
     extra_sections: Optional[Dict[str, str]] = None,
     dataset_name: str = "validation",
     overwrite: bool = False,
+    whole_corpus: Optional[Dict[str, str]] = None,
+    rerank: Optional[Dict[str, Any]] = None,
 ) -> Any:
-    """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``.
+    """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``, ``report.html``.
 
     A report already in ``output`` is replaced only with ``overwrite`` (checked before any model loads).
+    With ``whole_corpus`` (passage id -> text of every chunk of the run, as the app's index holds
+    them), the questions are searched over all of it for the headline, and over the dataset's own
+    (held-out) passages for ``comparison.held_out``. ``rerank`` (label -> (first-stage label,
+    reranker)) adds retrieve-then-rerank rows.
     """
     from llama_index_bge_finetune.evaluation import compare_models
 
     check_report_output(output, overwrite)
-    comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
-                                dataset_name=dataset_name)
+    if whole_corpus is None:
+        comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
+                                    dataset_name=dataset_name, rerank=rerank)
+    else:
+        whole = dataset.model_copy(update={"corpus": {**whole_corpus, **dataset.corpus}})
+        comparison = compare_models(models, whole, k_values=k_values, extra_sections=extra_sections,
+                                    dataset_name=f"{dataset_name} questions, whole corpus", rerank=rerank)
+        comparison.held_out = compare_models(models, dataset, k_values=k_values, rerank=rerank,
+                                             dataset_name=f"{dataset_name} questions, held-out passages only")
     comparison.save(output, overwrite=overwrite)
     return comparison
 
@@ -336,8 +375,16 @@ def check_report_output(output: Path, overwrite: bool, option: str = "--output")
     from llama_index_bge_finetune.evaluation.comparison import REPORT_FILES
 
     outputs.check_folder(output, overwrite=overwrite, owned=REPORT_FILES, finished=REPORT_FILES,
-                         what="an evaluation report (report.md, report.json, chart.png)", option=option,
+                         what="an evaluation report (report.md, report.json, chart.png, report.html)", option=option,
                          allow_foreign=True)
+
+
+def node_corpus(nodes: Sequence[Any]) -> Dict[str, str]:
+    """Passage id -> text of every non-empty chunk, as generation and the app's index see them."""
+    from llama_index_bge_finetune.generation._common import node_text
+
+    texts = ((n.node_id, node_text(n)) for n in nodes)
+    return {node_id: text for node_id, text in texts if text.strip()}
 
 
 GENERATOR_KINDS = ("auto", "openai", "offline", "local")

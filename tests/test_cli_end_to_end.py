@@ -38,7 +38,8 @@ def test_run_writes_model_datasets_and_report(docs_folder: Path, tmp_path: Path)
     assert "all-MiniLM-L6-v2" in proc.stderr, "the offline fallback model is named"
     assert "offline" in proc.stderr, "the question generator is named"
 
-    for name in ("train_dataset.json", "val_dataset.json", "report.md", "report.json", "chart.png", "run.json"):
+    for name in ("train_dataset.json", "val_dataset.json", "report.md", "report.json", "chart.png", "run.json",
+                 "report.html"):
         assert (out / name).is_file(), name
     train = json.loads((out / "train_dataset.json").read_text())
     val = json.loads((out / "val_dataset.json").read_text())
@@ -49,6 +50,11 @@ def test_run_writes_model_datasets_and_report(docs_folder: Path, tmp_path: Path)
     assert "fine-tuned" in report and "base" in report
     assert "pseudo" in report.lower(), "the report says how the evaluation questions were made"
     assert (out / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    # The headline searches every chunk of the run; the held-out-passages figure is beside it.
+    data = json.loads((out / "report.json").read_text())
+    assert data["dataset"]["n_corpus"] == 30 and data["dataset"]["n_queries"] == len(val["queries"])
+    assert data["held_out_passages"]["dataset"]["n_corpus"] == len(val["corpus"])
+    assert str((out / "report.html").resolve()) in "".join(proc.stderr.split()), "the report's path is printed"
 
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
     from sentence_transformers import SentenceTransformer

@@ -41,6 +41,8 @@ def test_report_files_state_the_query_source_and_carry_intervals_and_tests(tiny_
     assert data["dataset"]["query_source"] == "pseudo" and data["base"] == "base"
     assert set(data["models"]["instructed"]["vs_base"]["ndcg@5"]) >= {"mean_diff", "ci_low", "ci_high", "p_value"}
     assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = paths["html"].read_text(encoding="utf-8")
+    assert paths["html"].name == "report.html" and "Warning: pseudo-queries flatter" in html and "vegaEmbed" in html
 
 
 def test_folder_query_instruction_is_read_from_the_saved_prompt(tiny_model_path, tmp_path):

@@ -146,3 +146,19 @@ def test_engine_trains_with_mined_negatives(tiny_model_path, tmp_path):
     assert res.pairs == 24 and 0 < res.pairs_with_negatives <= 24
     assert res.hyperparameters["hard_negatives"]["num_negatives"] == 1
     assert np.isfinite(res.final_loss)
+
+
+def test_mining_ranks_passages_by_their_opening_and_restores_the_length(tiny_model_path, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    ds = _echo_dataset(12)
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    full = model.max_seq_length
+    pairs = query_positive_pairs(ds, use_all_docs=False)
+    seen = []
+    original = model.encode
+    model.encode = lambda texts, **k: seen.append(model.max_seq_length) or original(texts, **k)
+    HardNegativeMiner(num_negatives=1, skip_top=1, max_seq_length=16, cache_dir=tmp_path).mine(
+        model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
+    assert seen[0] == 16, "the corpus was not encoded at the mining length"
+    assert model.max_seq_length == full and seen[1] == full, "queries or the model kept the short length"

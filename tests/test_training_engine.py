@@ -201,7 +201,7 @@ def test_base_validation_over_the_training_corpus_reuses_the_mining_vectors(tiny
                         lambda self, inputs, *a, **k: sizes.append(len(inputs)) or original(self, inputs, *a, **k))
     engine = SentenceTransformersFinetuneEngine(
         train, model_id=str(tiny_model_path), model_output_path=str(tmp_path / "out"), batch_size=8, val_dataset=val,
-        show_progress_bar=False, epochs=1,
+        show_progress_bar=False, epochs=1, hard_negative_max_tokens=None,  # mined at full length
     )
     engine.finetune()
     evals = [e for e in engine.result.log_history if "eval_val_cosine_ndcg@10" in e]

@@ -60,11 +60,27 @@ def test_engine_trains_without_attention_dropout_and_restores_the_model(tiny_mod
     assert engine.result.hyperparameters["precision"].startswith("auto (")
 
 
-def test_precision_flags():
+@pytest.mark.parametrize("native_bf16", [False, True], ids=["avx2-cpu", "bf16-cpu"])
+def test_precision_flags(monkeypatch, native_bf16):
+    """Each setting's choice on both CPU kinds, whatever CPU runs the test (the detection is patched)."""
+    from llama_index_bge_finetune.training import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "cpu_has_native_bf16", lambda: native_bf16)
     assert _precision_flags("fp32", use_cpu=True) == (False, False)
     assert _precision_flags("bf16", use_cpu=True) == (False, True)
-    assert _precision_flags("auto", use_cpu=True) == (False, cpu_has_native_bf16())
+    assert _precision_flags("auto", use_cpu=True) == (False, native_bf16)
     with pytest.raises(TrainingError, match="fp16 training needs a GPU"):
         _precision_flags("fp16", use_cpu=True)
     with pytest.raises(TrainingError, match="attention_dropout"):
         SentenceTransformersFinetuneEngine(topics_dataset(4, 1), model_id="unused", attention_dropout=1.5)
+
+
+def test_native_bf16_detection_matches_the_cpu_flags():
+    """bf16 is reported native only where the CPU has AVX512-BF16 or AMX (not on AVX2-only CPUs like AMD EPYC
+    Zen 2/3), and never without oneDNN's own bf16 support."""
+    try:
+        flags = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo on this platform")
+    has_flag = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert cpu_has_native_bf16() == (has_flag and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))

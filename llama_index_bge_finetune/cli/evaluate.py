@@ -16,8 +16,8 @@ HELP = """Compare embedding models on a dataset: hit rate, MRR, nDCG, recall, pr
 with bootstrap 95% confidence intervals and a paired test against the first model.
 
 --model takes NAME=MODEL (a folder or hub id); the first is the reference. MODEL `default` is the
-default base model. Writes report.md, report.json and chart.png to OUTPUT (a report already there
-is kept unless --overwrite).
+default base model. Writes report.md, report.json, chart.png and report.html to OUTPUT (a report
+already there is kept unless --overwrite).
 
 Example: bge-finetune evaluate runs/docs/val_dataset.json --model base=default --model tuned=runs/docs/model -o runs/docs/eval
 """
@@ -42,7 +42,7 @@ def evaluate(
     with stage("Evaluating"):
         comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k), overwrite=overwrite)
     results.print(comparison_table(comparison.to_dict()))
-    console.print(f"Report: {output / 'report.md'}")
+    console.print(f"Report: {output / 'report.md'}; in a browser: {(output / 'report.html').resolve()}", highlight=False)
 
 
 def parse_models(specs: List[str]) -> Dict[str, str]:

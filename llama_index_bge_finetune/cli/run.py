@@ -20,7 +20,7 @@ logger = logging.getLogger("llama_index_bge_finetune.cli")
 RUN_HELP = """Run the whole loop on a folder of documents: chunk, generate questions, split, fine-tune, evaluate.
 
 Writes to OUTPUT: the model (model/), the datasets (train_dataset.json, val_dataset.json),
-report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
+report.html, report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
 
 Example: bge-finetune run docs/ --output runs/docs --epochs 2
 """
@@ -53,11 +53,13 @@ def run(
     checkpoint_steps: Optional[int] = options.CHECKPOINT_STEPS,
     checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
+    reranker: bool = typer.Option(False, "--reranker", help="Also fine-tune a reranker (cross-encoder) on the same questions; the report adds fine-tuned + reranker."),
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     config = pipeline.RunConfig(
         output=str(output), documents=str(documents.resolve()), base_model=base_model, generator=generator,
+        reranker=reranker,
         llm_model=llm_model, questions_per_chunk=questions_per_chunk, chunk_size=chunk_size,
         chunk_overlap=chunk_overlap, val_fraction=val_fraction, seed=seed, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate, k_values=tuple(k), max_nodes=max_nodes,
@@ -68,20 +70,30 @@ def run(
              checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes)
 
 
+DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
+DEMO_MAX_NODES = 240
+DEMO_MINUTES = 4  # measured end to end on a 2-core AVX2 CPU without native bf16 (benchmarks/RESULTS.md)
+
+
 def demo(
     output: Path = typer.Option("bge-finetune-demo", "--output", "-o", help="Folder for the model, datasets and report."),
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default as for `run`)."),
     generator: str = typer.Option("auto", help="auto, openai, offline or local (as for `run`)."),
-    epochs: int = typer.Option(2, min=1, help="Training epochs (about 100 s each on a 2-core CPU with bf16)."),
-    max_nodes: Optional[int] = options.MAX_NODES,
+    epochs: int = typer.Option(1, min=1, help="Training epochs (about 2.5 min each on a 2-core CPU without native bf16)."),
+    max_nodes: Optional[int] = typer.Option(DEMO_MAX_NODES, min=2, help="Use the first N chunks of 256 tokens (all: 544)."),
     overwrite: bool = typer.Option(False, help="Replace a finished demo run in OUTPUT."),
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.ingest import demo_documents
+    from llama_index_bge_finetune.training.core import cpu_description
 
     config = pipeline.RunConfig(output=str(output), documents="pydoc_data.topics (CPython's Language Reference)",
-                                base_model=base_model, generator=generator, epochs=epochs, max_nodes=max_nodes)
+                                base_model=base_model, generator=generator, epochs=epochs, max_nodes=max_nodes,
+                                chunk_size=DEMO_CHUNK_SIZE)
+    if epochs == 1 and max_nodes == DEMO_MAX_NODES:
+        console.print(f"The demo takes about {DEMO_MINUTES} minutes on a 2-core CPU without native bfloat16 "
+                      f"(this one: {cpu_description()}); less with more cores.", highlight=False)
     run_loop(config, demo_documents, overwrite=overwrite)
 
 
@@ -121,7 +133,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     pipeline.prepare_output(out, overwrite, settings)
     console.print(f"Questions: {gen_description}", highlight=False)
     pipeline.save_run_config(config, {"base_model_resolved": choice.model, "base_model_reason": choice.reason,
-                                      "question_generator": gen_description})
+                                      "question_generator": gen_description, "n_chunks": len(nodes)})
 
     with stage("Generating questions", total=len(nodes)) as update:
         dataset, failures = pipeline.generate_dataset(nodes, gen, out, on_progress=update)
@@ -151,16 +163,25 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
         if training.resumed_from_step:
             console.print(f"Training resumed from step {training.resumed_from_step}.")
 
+    rerank = None
+    if config.reranker:
+        console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
+        pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed)
+        rerank = {"fine-tuned + reranker": ("fine-tuned", str(out / "reranker"))}
+
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
             {"base": choice.model, "fine-tuned": str(model_dir)}, val, out, k_values=config.k_values,
             extra_sections=_report_sections(config, choice, gen_description, train, val, training, len(nodes),
                                             failures),
             overwrite=True,  # the run's own folder, already checked by prepare_output
+            whole_corpus=pipeline.node_corpus(nodes),
+            rerank=rerank,
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))
     console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Model: {model_dir}; report: {out / 'report.md'}")
+    console.print(f"Open the report in a browser: {(out / 'report.html').resolve()}", highlight=False)
 
 
 def _report_sections(config: pipeline.RunConfig, choice: Any, gen_description: str, train: Any, val: Any,

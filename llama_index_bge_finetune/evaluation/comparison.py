@@ -12,7 +12,7 @@ Example::
         extra_sections={"Training": "2 epochs, MultipleNegativesRankingLoss"},
     )
     print(cmp.to_markdown())
-    cmp.save("report/")   # report.md, report.json, chart.png
+    cmp.save("report/")   # report.md, report.json, chart.png, report.html
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec, _cache, _cache_dir, evaluate_encoder
 from llama_index_bge_finetune.evaluation.encoders import ModelSpec, resolve_encoder
+from llama_index_bge_finetune.evaluation.html_report import write_html_report
 from llama_index_bge_finetune.evaluation.metrics import check_k_values
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult
@@ -47,7 +48,7 @@ class MetricEstimate:
     ci_high: float
 
 
-REPORT_FILES = ("report.md", "report.json", "chart.png")
+REPORT_FILES = ("report.md", "report.json", "chart.png", "report.html")
 """The files :meth:`ModelComparison.save` writes (a folder holding any of them holds a finished report)."""
 
 
@@ -63,6 +64,9 @@ class ModelComparison:
         confidence: the interval level (0.95).
         extra_sections: title -> Markdown body, appended to the report (e.g. training settings).
         worst: model -> the worst queries with what was retrieved instead (JSON-able dicts).
+        corpus: passage id -> text of the evaluated corpus (for the HTML report's question browser).
+        held_out: the same questions searched over the held-out passages only (a run's evaluation,
+            whose headline is this comparison over the whole corpus); ``None`` otherwise.
     """
 
     results: Dict[str, EvaluationResult]
@@ -74,6 +78,8 @@ class ModelComparison:
     worst: Dict[str, List[Dict[str, Any]]] = field(default_factory=dict)
     n_bootstrap: int = 1000
     n_permutations: int = 10_000
+    corpus: Dict[str, str] = field(default_factory=dict, repr=False)
+    held_out: Optional["ModelComparison"] = field(default=None, repr=False)
 
     @property
     def base(self) -> str:
@@ -132,6 +138,7 @@ class ModelComparison:
             },
             "worst_queries": self.worst,
             "extra_sections": dict(self.extra_sections),
+            "held_out_passages": self.held_out.to_dict() if self.held_out is not None else None,
         }
 
     def to_markdown(self) -> str:
@@ -147,7 +154,7 @@ class ModelComparison:
         return plot_comparison(self, Path(path), metrics)
 
     def save(self, out_dir: Union[str, os.PathLike], overwrite: bool = False) -> Dict[str, Path]:
-        """Write ``report.md``, ``report.json`` and ``chart.png`` into ``out_dir``; return their paths.
+        """Write ``report.md``, ``report.json``, ``chart.png`` and ``report.html`` into ``out_dir``; return their paths.
 
         A report already in ``out_dir`` is replaced only with ``overwrite=True``
         (:class:`~llama_index_bge_finetune.errors.OutputExistsError` otherwise; nothing is written).
@@ -157,13 +164,14 @@ class ModelComparison:
 
         out = Path(out_dir)
         outputs.check_folder(out, overwrite=overwrite, owned=REPORT_FILES, finished=REPORT_FILES,
-                             what="an evaluation report (report.md, report.json, chart.png)",
+                             what="an evaluation report (report.md, report.json, chart.png, report.html)",
                              option="out_dir", overwrite_flag="overwrite=True", allow_foreign=True)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"markdown": out / "report.md", "json": out / "report.json", "chart": out / "chart.png"}
         self.plot(paths["chart"])
         paths["json"].write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
         paths["markdown"].write_text(render_markdown(self, chart="chart.png"), encoding="utf-8")
+        paths["html"] = write_html_report(self, out / "report.html")
         logger.info("Wrote the evaluation report to %s.", out)
         return paths
 
@@ -186,6 +194,8 @@ def compare_models(
     dataset_name: str = "",
     n_worst: int = 5,
     relevance: Optional[Mapping[str, Mapping[str, float]]] = None,
+    rerank: Optional[Mapping[str, Any]] = None,
+    rerank_top_n: int = 50,
 ) -> ModelComparison:
     """Evaluate every model on the same queries and compare each with the first (the base).
 
@@ -210,6 +220,10 @@ def compare_models(
         n_worst: worst queries listed per model.
         relevance: optional graded judgments (query id -> {doc id: grade}) instead of the dataset's
             binary ``relevant_docs``, as in :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`.
+        rerank: label -> ``(first-stage label, reranker)``: also evaluate that model's top ``rerank_top_n``
+            reranked by a cross-encoder (a folder, hub id or ``CrossEncoder``), with the blend weight
+            saved by the reranker engine; the report shows the reranking cost per query.
+        rerank_top_n: candidates per query the reranker scores.
 
     Raises:
         EvaluationError: no models, an unknown label in ``query_instructions``, or a bad option.
@@ -234,9 +248,17 @@ def compare_models(
         encoder = resolve_encoder(spec, name=label, query_instruction=qi, backend=backend,
                                   batch_size=batch_size, cache_dir=_cache_dir(cache))
         logger.info("Evaluating %s ...", label)
-        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache))
+        depth = max(rerank_top_n, max(ks)) if any(first == label for first, _ in (rerank or {}).values()) else None
+        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth)
         result.name = label
         results[label] = result
+    for label, (first, reranker) in (rerank or {}).items():
+        from llama_index_bge_finetune.reranking.evaluation import rerank_evaluation
+
+        if first not in results:
+            raise EvaluationError(f"rerank[{label!r}] names the first stage {first!r}, which is not one of {list(models)}.")
+        logger.info("Evaluating %s (reranking the top %d of %s) ...", label, rerank_top_n, first)
+        results[label] = rerank_evaluation(results[first], ds, reranker, top_n=rerank_top_n, name=label)
     return build_comparison(results, ds, confidence=confidence, n_bootstrap=n_bootstrap,
                             n_permutations=n_permutations, seed=seed, extra_sections=extra_sections, n_worst=n_worst)
 
@@ -274,7 +296,7 @@ def build_comparison(results: Mapping[str, EvaluationResult], dataset: Any = Non
     worst = {label: [_worst_entry(q, corpus) for q in r.worst_queries(n_worst)] for label, r in results.items()}
     return ModelComparison(results=results, estimates=estimates, differences=differences, dataset=first.dataset,
                            confidence=confidence, extra_sections=dict(extra_sections or {}), worst=worst,
-                           n_bootstrap=n_bootstrap, n_permutations=n_permutations)
+                           n_bootstrap=n_bootstrap, n_permutations=n_permutations, corpus=dict(corpus))
 
 
 def _worst_entry(q: Any, corpus: Mapping[str, str], n_retrieved: int = 3) -> Dict[str, Any]:

@@ -53,6 +53,14 @@ def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
                      f"{repr(qi) if qi else 'none'} | `{str(info.get('fingerprint', ''))[:12]}` | "
                      f"{r.timings.get('encode_corpus', 0.0):.1f} |")
 
+    reranked = {label: r for label, r in cmp.results.items() if "rerank_median_ms" in r.timings}
+    if reranked:
+        lines += ["", "## Reranking cost", "", "| label | reranks the top | of | blend weight | median ms / query | p95 ms / query |",
+                  "|---|---|---|---|---|---|"]
+        for label, r in reranked.items():
+            info = r.model_info
+            lines.append(f"| {label} | {info.get('reranker_top_n', '')} | {info.get('first_stage', '')} | "
+                         f"{info.get('blend_weight', '')} | {r.timings['rerank_median_ms']:.1f} | {r.timings['rerank_p95_ms']:.1f} |")
     lines += ["", f"## Results (mean [{pct}% CI])", ""]
     if chart:
         lines += [f"![metrics at k={max(cmp.k_values)}]({chart})", ""]
@@ -65,6 +73,15 @@ def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
             e = cmp.estimates[label][m]
             cells.append(f"{_fmt(e.value)} [{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+
+    held = getattr(cmp, "held_out", None)
+    if held is not None:
+        lines += ["", f"## The same questions over the held-out passages only ({held.dataset.n_corpus} passages)", "",
+                  f"The figures above search the whole corpus ({ds.n_corpus} passages, as the app's index holds them). "
+                  "Searching only the held-out passages is easier (no distractor from the training chunks):", ""]
+        for label in held.results:
+            e = held.estimates[label][cmp.primary_metric]
+            lines.append(f"- {label}: {cmp.primary_metric} {_fmt(e.value)} [{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]")
 
     if cmp.differences:
         primary = cmp.primary_metric

@@ -11,7 +11,7 @@ from llama_index.core.schema import BaseNode
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import GenerationError
-from llama_index_bge_finetune.generation.llm_generator import QuestionGenerator
+from llama_index_bge_finetune.generation.llm_generator import DEFAULT_MAX_IN_FLIGHT, QuestionGenerator
 from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def generate_qa_embedding_pairs(
     save_every: int = 500,
     output_path: str = "qa_finetune_dataset.json",
     verbose: bool = True,
-    max_in_flight: int = 16,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> EmbeddingQAFinetuneDataset:
     """Generate questions for ``nodes`` and save the dataset to ``output_path``; returns it.
 

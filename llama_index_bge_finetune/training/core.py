@@ -16,8 +16,8 @@ Example::
     from llama_index_bge_finetune.training import core
 
     args = dict(output_dir="out/checkpoints", **core.checkpoint_arguments(total_steps=120, save_steps=None))
-    callbacks = core.training_callbacks(save_seconds=300, best_metric="eval_val_cosine_ndcg@10",
-                                        best_dir="out/checkpoints/best")
+    callbacks, keep_best = core.training_callbacks("out/checkpoints", resume=None, save_seconds=300,
+                                                   best_metric="eval_val_cosine_ndcg@10")
     output = core.run_trainer(trainer, core.resolve_resume(True, "out/checkpoints"), attention_dropout=0.0)
 """
 
@@ -88,6 +88,31 @@ def cpu_has_native_bf16() -> bool:
     except OSError:  # not Linux: trust oneDNN's answer
         return True
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_description() -> str:
+    """The CPU model and the kind that decides training speed, e.g. ``AMD EPYC, AVX2 only (no AVX-512, no native bf16)``."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and ":" in line:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    if cpu_has_native_bf16():
+        kind = "AVX-512 with native bf16" + (" and AMX" if "amx_bf16" in flags else "")
+    elif "avx512f" in flags:
+        kind = "AVX-512, no native bf16"
+    elif "avx2" in flags:
+        kind = "AVX2 only (no AVX-512, no native bf16)"
+    else:
+        kind = "no AVX2"
+    return f"{model}, {kind}"
 
 
 def uses_cpu(device: Any) -> bool:
@@ -195,15 +220,26 @@ class KeepBestWeights(TrainerCallback):
         return True
 
 
-def training_callbacks(save_seconds: Optional[float], best_metric: Optional[str] = None,
-                       best_dir: Optional[PathLike] = None) -> List[TrainerCallback]:
-    """The callbacks of :mod:`core`: timed checkpoints (if ``save_seconds``) and best-weights keeping (if validated)."""
+def training_callbacks(checkpoint_path: PathLike, resume: Optional[str], save_seconds: Optional[float],
+                       best_metric: Optional[str] = None) -> Tuple[List[TrainerCallback], Optional[KeepBestWeights]]:
+    """The callbacks of :mod:`core` and the best-weights keeper among them (``None`` without validation).
+
+    Timed checkpoints when ``save_seconds``; the best weights of ``best_metric`` kept under
+    ``<checkpoint_path>/best`` (cleared on a fresh start, so an earlier run's weights never come back).
+    """
     callbacks: List[TrainerCallback] = []
     if save_seconds is not None:
         callbacks.append(TimedCheckpoints(save_seconds))
-    if best_metric is not None and best_dir is not None:
-        callbacks.append(KeepBestWeights(best_metric, best_dir))
-    return callbacks
+    keep_best = None
+    if best_metric is not None:
+        best_dir = Path(checkpoint_path) / BEST_DIR
+        if resume is None:
+            import shutil
+
+            shutil.rmtree(best_dir, ignore_errors=True)
+        keep_best = KeepBestWeights(best_metric, best_dir)
+        callbacks.append(keep_best)
+    return callbacks, keep_best
 
 
 def evaluation_interval(total_steps: int, evaluation_steps: int) -> int:
@@ -243,6 +279,33 @@ def checkpoint_step(path: str) -> int:
         return 0
 
 
+# ---------------------------------------------------------------------------------------- arguments
+def schedule_arguments(*, output_dir: str, epochs: float, batch_size: int, total_steps: int, learning_rate: float,
+                       warmup_ratio: float, lr_scheduler_type: str, weight_decay: float, seed: int,
+                       precision: Tuple[bool, bool], device: Any, logging_steps: int, show_progress_bar: bool,
+                       drop_last: bool, save_steps: Optional[int], keep_checkpoints: bool, checkpoint_total_limit: int,
+                       eval_steps: Optional[int]) -> Dict[str, Any]:
+    """The trainer arguments every engine shares: schedule, precision, logging, checkpoints and evaluation.
+
+    ``eval_steps`` is the engine's ``evaluation_steps`` (``None`` = no validation); it is spread so
+    that a run holds at least two evaluations (:func:`evaluation_interval`).
+    """
+    fp16, bf16 = precision
+    args: Dict[str, Any] = dict(
+        output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size, learning_rate=learning_rate,
+        warmup_steps=int(total_steps * warmup_ratio), lr_scheduler_type=lr_scheduler_type, weight_decay=weight_decay,
+        seed=seed, data_seed=seed, fp16=fp16, bf16=bf16, use_cpu=uses_cpu(device), logging_steps=logging_steps,
+        report_to="none", disable_tqdm=not show_progress_bar, dataloader_drop_last=drop_last,
+        **checkpoint_arguments(total_steps, save_steps, keep_checkpoints, checkpoint_total_limit),
+    )
+    if eval_steps is None:
+        args["eval_strategy"] = "no"
+    else:
+        args.update(eval_strategy="steps", eval_steps=evaluation_interval(total_steps, eval_steps))
+    return args
+
+
 # ---------------------------------------------------------------------------------------- running
 def run_trainer(trainer: Any, resume: Optional[str], attention_dropout: Optional[float]) -> Any:
     """``trainer.train()`` with the attention dropout set for the run (``None`` keeps the model's), restored after."""
@@ -263,6 +326,21 @@ def record_training(result: FinetuneResult, output: Any, trainer: Any) -> None:
     result.log_history = [dict(entry) for entry in trainer.state.log_history]
     losses = [e["loss"] for e in result.log_history if "loss" in e]
     result.final_loss = float(losses[-1]) if losses else result.mean_loss
+
+
+def finish(trainer: Any, result: FinetuneResult, started: float, output_path: str, checkpoint_path: str,
+           save_checkpoints: Optional[bool], save: Any) -> None:
+    """The last step of every engine: on the main process ``save(model, result)``, drop the checkpoints
+    of a successful run (unless kept), and write ``training_result.json`` with the run's real total time."""
+    import shutil
+
+    if trainer.is_world_process_zero():
+        save(trainer.model, result)
+        if save_checkpoints is None:
+            shutil.rmtree(checkpoint_path, ignore_errors=True)
+        result.total_seconds = time.perf_counter() - started
+        write_result(output_path, result)
+    result.total_seconds = time.perf_counter() - started
 
 
 def write_result(folder: PathLike, result: FinetuneResult) -> None:

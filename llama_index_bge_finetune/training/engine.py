@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -86,9 +85,10 @@ class SentenceTransformersFinetuneEngine:
         hard_negatives: hard negatives per pair (0 turns mining off).
         hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin: the miner's
             false-negative guard (see :class:`HardNegativeMiner`).
-        hard_negative_max_tokens: hard negatives are cut to their first this many tokens while
-            training (``None``: the model's limit). A negative's opening is enough to be told apart
-            from the positive, and it costs far less than a whole passage.
+        hard_negative_max_tokens: hard negatives are mined and trained on their first this many
+            tokens (``None``: the model's limit). A passage's opening says what it is about, and it
+            costs a fraction of the whole passage, in mining (one encode of the corpus) and in every
+            training step (see benchmarks/RESULTS.md).
         temperature: softmax temperature of the contrastive loss.
         mini_batch_size: chunk size of the cached losses (``loss="cached_mnrl"``).
         matryoshka_dims: also train these truncated dimensions, e.g. ``[384, 256, 128]``.
@@ -174,7 +174,8 @@ class SentenceTransformersFinetuneEngine:
         if train_max_seq_length is not None and train_max_seq_length < 8:
             raise TrainingError(f"train_max_seq_length must be at least 8 tokens, got {train_max_seq_length}.")
         self.miner = (
-            HardNegativeMiner(hard_negatives, hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin)
+            HardNegativeMiner(hard_negatives, hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin,
+                              max_seq_length=hard_negative_max_tokens)
             if hard_negatives else None
         )
         self.forgetting_guard = None
@@ -255,8 +256,7 @@ class SentenceTransformersFinetuneEngine:
             "use_all_docs": self.use_all_docs,
             "batch_sampler": "no_duplicates",
             "query_instruction": self.query_instruction,
-            "hard_negatives": ({**self.miner.get_config_dict(), "max_tokens": self.hard_negative_max_tokens}
-                               if self.miner else 0),
+            "hard_negatives": self.miner.get_config_dict() if self.miner else 0,
             "train_max_seq_length": self.train_max_seq_length,
         }
         if self._loss_name().startswith("cached"):
@@ -311,13 +311,8 @@ class SentenceTransformersFinetuneEngine:
             if result.forgetting["interpolated_applied"] and evaluator is not None:
                 result.evaluation["interpolated"] = _ir_scores(evaluator(model))
 
-        if trainer.is_world_process_zero():
-            self._save(model, result)
-            if self.save_checkpoints is None:
-                shutil.rmtree(self.checkpoint_path, ignore_errors=True)
-            result.total_seconds = time.perf_counter() - started
-            core.write_result(self.model_output_path, result)
-        result.total_seconds = time.perf_counter() - started
+        core.finish(trainer, result, started, self.model_output_path, self.checkpoint_path, self.save_checkpoints,
+                    self._save)
         self.result = result
         logger.info(
             "Fine-tuned %s in %.1f s (%d steps, %.1f examples/s, final loss %s) -> %s",
@@ -360,9 +355,11 @@ class SentenceTransformersFinetuneEngine:
         return self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")
 
     def _base_scores(self, model: Any, evaluator: Any) -> Dict[str, float]:
-        """The base model's validation scores, its corpus vectors read from the mining cache when it holds them.
+        """The base model's validation scores, with the corpus vectors kept in the embedding cache.
 
-        A validation set over the training corpus (a common set-up) then costs no corpus encode at all.
+        A resumed run does not encode the validation corpus again, and when mining ran at full
+        length (``hard_negative_max_tokens=None``) a validation set over the training corpus reads
+        the mining vectors and costs no encode at all.
         """
         import torch
 
@@ -383,51 +380,31 @@ class SentenceTransformersFinetuneEngine:
         drop_last = len(table) >= batch * world * 2
         steps_per_epoch = max(1, len(table) // (batch * world) if drop_last else math.ceil(len(table) / (batch * world)))
         total_steps = max(1, math.ceil(steps_per_epoch * self.epochs / self.gradient_accumulation_steps))
-        fp16, bf16 = core.precision_flags(self.precision, core.uses_cpu(self.device))
-        result.hyperparameters["precision"] = core.precision_label(self.precision, fp16, bf16)
-        eval_kwargs: Dict[str, Any] = {"eval_strategy": "no"}
-        if evaluator is not None:
-            eval_kwargs = {"eval_strategy": "steps", "eval_steps": core.evaluation_interval(total_steps, self.evaluation_steps)}
+        precision = core.precision_flags(self.precision, core.uses_cpu(self.device))
+        result.hyperparameters["precision"] = core.precision_label(self.precision, *precision)
         keep = self.save_checkpoints is not False
         args = SentenceTransformerTrainingArguments(**{
-            **dict(
-                output_dir=self.checkpoint_path,
-                num_train_epochs=self.epochs,
-                per_device_train_batch_size=batch,
-                per_device_eval_batch_size=batch,
-                learning_rate=self.learning_rate,
-                warmup_steps=int(total_steps * self.warmup_ratio),
-                lr_scheduler_type=self.lr_scheduler_type,
-                weight_decay=self.weight_decay,
-                seed=self.seed,
-                data_seed=self.seed,
-                gradient_accumulation_steps=self.gradient_accumulation_steps,
-                fp16=fp16,
-                bf16=bf16,
-                use_cpu=core.uses_cpu(self.device),
-                batch_sampler=BatchSamplers.NO_DUPLICATES,
-                prompts={"anchor": self.query_instruction} if self.query_instruction else None,
-                logging_steps=self.logging_steps,
-                report_to="none",
-                disable_tqdm=not self.show_progress_bar,
-                dataloader_drop_last=drop_last,
-                **core.checkpoint_arguments(total_steps, self.checkpoint_save_steps, keep,
-                                            self.checkpoint_save_total_limit),
-                **eval_kwargs,
+            **core.schedule_arguments(
+                output_dir=self.checkpoint_path, epochs=self.epochs, batch_size=batch, total_steps=total_steps,
+                learning_rate=self.learning_rate, warmup_ratio=self.warmup_ratio,
+                lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay, seed=self.seed,
+                precision=precision, device=self.device, logging_steps=self.logging_steps,
+                show_progress_bar=self.show_progress_bar, drop_last=drop_last, save_steps=self.checkpoint_save_steps,
+                keep_checkpoints=keep, checkpoint_total_limit=self.checkpoint_save_total_limit,
+                eval_steps=self.evaluation_steps if evaluator is not None else None,
             ),
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "batch_sampler": BatchSamplers.NO_DUPLICATES,
+            "prompts": {"anchor": self.query_instruction} if self.query_instruction else None,
             **train_kwargs,
         })
-        best_dir = os.path.join(self.checkpoint_path, core.BEST_DIR)
-        if resume is None:
-            shutil.rmtree(best_dir, ignore_errors=True)  # a fresh start must not restore an earlier run's weights
-        callbacks = core.training_callbacks(
-            self.checkpoint_save_seconds if keep else None,
-            "eval_val_cosine_ndcg@10" if evaluator is not None else None, best_dir,
+        callbacks, keep_best = core.training_callbacks(
+            self.checkpoint_path, resume, self.checkpoint_save_seconds if keep else None,
+            "eval_val_cosine_ndcg@10" if evaluator is not None else None,
         )
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=table, loss=loss, evaluator=evaluator, callbacks=callbacks,
         )
-        keep_best = next((c for c in callbacks if isinstance(c, core.KeepBestWeights)), None)
         return trainer, keep_best
 
     def _build_loss(self, model: Any, gather: bool) -> Any:

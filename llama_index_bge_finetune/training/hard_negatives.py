@@ -45,6 +45,10 @@ class HardNegativeMiner:
         relative_margin: a candidate must score at most ``positive_score * (1 - relative_margin)``.
         batch_size: encoding batch size.
         cache_dir: where corpus embeddings are kept between runs; ``None`` disables the cache.
+        max_seq_length: rank passages by their first this many tokens (``None``: the model's limit).
+            Encoding the corpus is most of mining's cost, and cost grows with length; a passage's
+            opening says what it is about, and it is all of a negative that training sees when the
+            engine cuts negatives to the same length.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class HardNegativeMiner:
         relative_margin: float = 0.05,
         batch_size: int = 64,
         cache_dir: Optional[PathLike] = None,
+        max_seq_length: Optional[int] = None,
     ) -> None:
         if num_negatives < 1:
             raise TrainingError(f"num_negatives must be at least 1, got {num_negatives}; use hard_negatives=0 to turn mining off.")
@@ -71,6 +76,7 @@ class HardNegativeMiner:
         self.relative_margin = relative_margin
         self.batch_size = batch_size
         self.cache_dir = cache_dir
+        self.max_seq_length = max_seq_length
 
     def get_config_dict(self) -> Dict[str, float]:
         """The settings, for logs and the model card."""
@@ -79,6 +85,7 @@ class HardNegativeMiner:
             "skip_top": self.skip_top,
             "max_rank": self.max_rank,
             "relative_margin": self.relative_margin,
+            "max_seq_length": self.max_seq_length,
         }
 
     def mine(
@@ -97,10 +104,16 @@ class HardNegativeMiner:
         if len(doc_ids) < 2:
             return [[] for _ in pairs]
         doc_index = {d: i for i, d in enumerate(doc_ids)}
-        doc_vecs = encode_cached(
-            model, [corpus[d] for d in doc_ids], self.cache_dir, model_key,
-            batch_size=self.batch_size, show_progress_bar=show_progress_bar,
-        )
+        full_length = model.max_seq_length
+        if self.max_seq_length:
+            model.max_seq_length = min(full_length, self.max_seq_length)
+        try:
+            doc_vecs = encode_cached(
+                model, [corpus[d] for d in doc_ids], self.cache_dir, model_key,
+                batch_size=self.batch_size, show_progress_bar=show_progress_bar,
+            )
+        finally:
+            model.max_seq_length = full_length
         qids = list(dict.fromkeys(q for q, _ in pairs))
         q_vecs = encode_cached(
             model, [queries[q] for q in qids], None, model_key, prompt=query_prompt,

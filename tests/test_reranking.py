@@ -1,0 +1,152 @@
+"""The reranker engine, its data builders, the blend guard and retrieve-then-rerank evaluation (tiny random BERT)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from llama_index_bge_finetune.errors import DatasetError, TrainingError
+from llama_index_bge_finetune.reranking import (
+    CrossEncoderFinetuneEngine, CrossEncoderFinetuningDatasetSample, load_samples, samples_from_qa_dataset, save_samples,
+)
+from llama_index_bge_finetune.reranking.losses import training_rows
+from llama_index_bge_finetune.reranking.scoring import blend, choose_blend_weight
+from tests.reranking_data import topic_samples
+from tests.training_data import topics_dataset
+
+
+def test_accepts_every_argument_of_the_peer_engine_in_order():
+    peer_mod = pytest.importorskip("llama_index.finetuning.cross_encoders.cross_encoder")
+    peer = list(inspect.signature(peer_mod.CrossEncoderFinetuneEngine.__init__).parameters)
+    ours = list(inspect.signature(CrossEncoderFinetuneEngine.__init__).parameters)
+    assert ours[: len(peer)] == peer
+    for name in ("finetune", "push_to_hub", "get_finetuned_model"):
+        assert callable(getattr(CrossEncoderFinetuneEngine, name))
+    import llama_index_bge_finetune as pkg
+
+    assert pkg.CrossEncoderFinetuneEngine is CrossEncoderFinetuneEngine
+
+
+def test_peer_samples_dicts_and_jsonl_round_trip(tmp_path):
+    peer = pytest.importorskip("llama_index.finetuning.cross_encoders.dataset_gen")
+    s = CrossEncoderFinetuningDatasetSample.coerce(peer.CrossEncoderFinetuningDatasetSample(query="q", context="c", score=1))
+    assert (s.query, s.context, s.score, s.first_stage_score) == ("q", "c", 1.0, None)
+    samples = [s, CrossEncoderFinetuningDatasetSample.coerce({"query": "q", "context": "d", "score": 0, "first_stage_score": 0.3})]
+    save_samples(samples, tmp_path / "ce.jsonl")
+    assert load_samples(tmp_path / "ce.jsonl") == samples
+    with pytest.raises(DatasetError, match="numeric score"):
+        CrossEncoderFinetuningDatasetSample.coerce({"query": "q", "context": "c", "score": "high"})
+    with pytest.raises(DatasetError, match="non-empty"):
+        CrossEncoderFinetuningDatasetSample.coerce(("", "c", 1))
+
+
+def test_samples_from_qa_dataset_mines_negatives_in_first_stage_order(tiny_model_path, tmp_path):
+    ds = topics_dataset(20, 1)
+    samples = samples_from_qa_dataset(ds, str(tiny_model_path), negatives=2, skip_top=0, max_rank=10,
+                                      relative_margin=0.0, cache_dir=tmp_path / "cache")
+    by_query = {}
+    for s in samples:
+        by_query.setdefault(s.query, []).append(s)
+    assert len(by_query) == 20
+    for qid, query in ds.queries.items():
+        group = by_query[query]
+        positives = [s for s in group if s.score == 1]
+        assert [s.context for s in positives] == [ds.corpus[ds.relevant_docs[qid][0]]]
+        assert all(s.context != positives[0].context for s in group if s.score == 0)
+        scores = [s.first_stage_score for s in group]
+        assert scores == sorted(scores, reverse=True)  # the retriever's order
+    assert any(len(g) == 3 for g in by_query.values())
+    assert list((tmp_path / "cache").glob("*.npy"))  # the embedding engine's cache was used
+
+
+def test_blend_weight_zero_keeps_first_stage_and_guard_prefers_it():
+    first = [3.0, 2.0, 1.0]
+    assert list(np.argsort(-blend(first, [0.0, 5.0, 9.0], 0.0))) == [0, 1, 2]
+    assert list(np.argsort(-blend(first, [0.0, 5.0, 9.0], 1.0))) == [2, 1, 0]
+    # A reranker that puts the relevant passage last loses to the first stage: weight 0.
+    groups = [([3.0, 2.0, 1.0], [0.0, 1.0, 2.0], [1, 0, 0])] * 3
+    weight, table = choose_blend_weight(groups)
+    assert weight == 0.0 and table[0.0] == 1.0 and table[1.0] < 1.0
+    # One that fixes the first stage's mistake wins with some weight > 0.
+    groups = [([3.0, 2.0, 1.0], [0.0, 1.0, 5.0], [0, 0, 1])] * 3
+    weight, table = choose_blend_weight(groups)
+    assert weight > 0.0 and table[weight] == 1.0
+
+
+def test_listwise_rows_cycle_negatives_and_skip_queries_without_negatives():
+    samples = topic_samples(4, negatives=2)
+    samples.append(CrossEncoderFinetuningDatasetSample("lonely query", "a passage", 1))
+    rows = training_rows("listwise", samples)
+    assert list(rows) == ["query", "positive", "negative_1", "negative_2"] and len(rows["query"]) == 4
+    rows = training_rows("listnet", samples)
+    assert rows["labels"][0] == [1.0, 0.0, 0.0] and len(rows["docs"][0]) == 3
+
+
+def test_finetune_saves_reranker_card_config_and_result_without_val_set(tiny_model_path, tmp_path, caplog):
+    out = tmp_path / "reranker"
+    engine = CrossEncoderFinetuneEngine(topic_samples(12), model_id=str(tiny_model_path), model_output_path=str(out),
+                                        batch_size=4, epochs=1, show_progress_bar=False, logging_steps=1)
+    with caplog.at_level(logging.WARNING):
+        engine.finetune()
+    assert sum("bi-encoder" in r.getMessage() for r in caplog.records) <= 1  # said once per process at most
+    assert (out / "config.json").is_file() and not (out / "checkpoints").exists()
+    config = json.loads((out / "reranker_config.json").read_text())
+    # 256 asked (the default), clamped to the tiny model's 128 positions.
+    assert config["blend_weight"] == 1.0 and config["started_from_bi_encoder"] is True and config["max_length"] == 128
+    card = (out / "README.md").read_text()
+    assert "Fine-tuned reranker" in card and "bi-encoder" in card and "FinetunedRerank" in card
+    result = json.loads((out / "training_result.json").read_text())
+    assert result["steps"] == 3 and result["total_seconds"] > 0 and any("loss" in e for e in result["log_history"])
+    assert engine.result.hyperparameters["head_learning_rate"] == pytest.approx(30 * 3e-5)
+
+    from llama_index.core.postprocessor import SentenceTransformerRerank
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    rerank = engine.get_finetuned_model(top_n=2)
+    assert isinstance(rerank, SentenceTransformerRerank)
+    nodes = [NodeWithScore(node=TextNode(text=t), score=s) for t, s in (("alpha", 0.9), ("beta", 0.5), ("gamma", 0.1))]
+    assert len(rerank.postprocess_nodes(nodes, query_str="alpha?")) == 2
+
+
+def test_validation_guard_keeps_first_stage_order_when_reranker_is_worse(tiny_model_path, tmp_path):
+    out = tmp_path / "reranker"
+    val = topic_samples(10, offset=12)
+    engine = CrossEncoderFinetuneEngine(topic_samples(12), model_id=str(tiny_model_path), model_output_path=str(out),
+                                        batch_size=4, epochs=1, show_progress_bar=False, val_dataset=val, loss="bce",
+                                        evaluation_steps=2)
+    engine.finetune()
+    # The first stage already ranks every positive first (nDCG 1.0): a random tiny reranker cannot beat it.
+    assert engine.blend["first_stage"]["ndcg@10"] == 1.0
+    assert engine.blend["blend_weight"] == 0.0
+    assert json.loads((out / "reranker_config.json").read_text())["blend_weight"] == 0.0
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    rerank = engine.get_finetuned_model(top_n=3)
+    nodes = [NodeWithScore(node=TextNode(text=t, id_=t), score=s) for t, s in (("a", 0.2), ("b", 0.9), ("c", 0.5))]
+    assert [n.node.node_id for n in rerank.postprocess_nodes(nodes, query_str="q")] == ["b", "c", "a"]
+
+
+def test_resume_continues_from_last_checkpoint(tiny_model_path, tmp_path):
+    out = tmp_path / "reranker"
+    kwargs = dict(model_id=str(tiny_model_path), model_output_path=str(out), batch_size=4, show_progress_bar=False,
+                  save_checkpoints=True, checkpoint_save_steps=2)
+    CrossEncoderFinetuneEngine(topic_samples(12), epochs=1, **kwargs).finetune()
+    assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    engine = CrossEncoderFinetuneEngine(topic_samples(12), epochs=2, resume_from_checkpoint=True, **kwargs)
+    engine.finetune()
+    assert engine.result.resumed_from_step == 3 and engine.result.steps == 6
+
+
+def test_bad_input_errors_name_the_fix(tiny_model_path):
+    with pytest.raises(DatasetError, match="both relevant"):
+        CrossEncoderFinetuneEngine([CrossEncoderFinetuningDatasetSample("q", "c", 1)], model_id=str(tiny_model_path))
+    with pytest.raises(TrainingError, match="Unknown loss"):
+        CrossEncoderFinetuneEngine(topic_samples(2), model_id=str(tiny_model_path), loss="hinge")
+    with pytest.raises(DatasetError, match="list of CrossEncoderFinetuningDatasetSample"):
+        CrossEncoderFinetuneEngine({"q": "c"}, model_id=str(tiny_model_path))
+    with pytest.raises(ValueError, match="repo_id"):
+        CrossEncoderFinetuneEngine(topic_samples(2), model_id=str(tiny_model_path)).push_to_hub(None)

@@ -1,0 +1,33 @@
+"""`bge-finetune run --reranker`: the report compares base, fine-tuned and fine-tuned + reranker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_run_with_reranker_flag(tiny_model_path: Path, tmp_path: Path) -> None:
+    from pydoc_data.topics import topics
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ["assignment", "async", "binary", "bitwise", "class", "comparisons", "compound", "exceptions"]:
+        (docs / f"{name}.txt").write_text(topics[name], encoding="utf-8")
+    out = tmp_path / "out"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    env.pop("OPENAI_API_KEY", None)
+    cmd = [sys.executable, "-m", "llama_index_bge_finetune", "run", str(docs), "-o", str(out), "--base-model",
+           str(tiny_model_path), "--chunk-size", "256", "--epochs", "1", "--max-nodes", "24", "--reranker"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((out / "reranker" / "reranker_config.json").read_text())
+    assert config["started_from_bi_encoder"] is True and 0.0 <= config["blend_weight"] <= 1.0
+    assert config["validation"]["validation_queries"] > 0  # the blend was checked on the held-out questions
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["models"]) == ["base", "fine-tuned", "fine-tuned + reranker"]
+    assert "rerank_median_ms" in report["models"]["fine-tuned + reranker"]["timings"]
+    assert "Reranking cost" in (out / "report.md").read_text()
+    assert "fine-tuned + reranker" in proc.stdout
