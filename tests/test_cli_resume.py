@@ -38,7 +38,8 @@ def test_killed_run_resumes_training_and_matches_an_uninterrupted_run(tiny_model
     def command(out: str) -> list:
         return [sys.executable, "-m", "llama_index_bge_finetune", "run", "docs", "-o", out,
                 "--base-model", str(tiny_model_path), "--chunk-size", "128", "--max-nodes", "48",
-                "--batch-size", "4", "--epochs", "1", "--seed", "3", "--checkpoint-steps", "4"]
+                "--batch-size", "4", "--epochs", "1", "--seed", "3", "--checkpoint-steps", "4",
+                "--checkpoint-minutes", "0"]
 
     reference = subprocess.run(command("reference"), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
     assert reference.returncode == 0, reference.stderr[-3000:]
