@@ -71,15 +71,15 @@ def run(
 
 
 DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
-DEMO_MAX_NODES = 240
-DEMO_MINUTES = 4  # measured end to end on a 2-core AVX2 CPU without native bf16 (benchmarks/RESULTS.md)
+DEMO_MAX_NODES = 160
+DEMO_MINUTES = 4.5  # measured end to end on a 2-core AVX2 CPU without native bf16: 4 min 20 s (benchmarks/RESULTS.md)
 
 
 def demo(
     output: Path = typer.Option("bge-finetune-demo", "--output", "-o", help="Folder for the model, datasets and report."),
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default as for `run`)."),
     generator: str = typer.Option("auto", help="auto, openai, offline or local (as for `run`)."),
-    epochs: int = typer.Option(1, min=1, help="Training epochs (about 2.5 min each on a 2-core CPU without native bf16)."),
+    epochs: int = typer.Option(1, min=1, help="Training epochs (about 3.5 min each on a 2-core CPU without native bf16)."),
     max_nodes: Optional[int] = typer.Option(DEMO_MAX_NODES, min=2, help="Use the first N chunks of 256 tokens (all: 544)."),
     overwrite: bool = typer.Option(False, help="Replace a finished demo run in OUTPUT."),
     verbose: bool = options.VERBOSE,
