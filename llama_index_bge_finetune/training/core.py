@@ -288,14 +288,17 @@ def schedule_arguments(*, output_dir: str, epochs: float, batch_size: int, total
     """The trainer arguments every engine shares: schedule, precision, logging, checkpoints and evaluation.
 
     ``eval_steps`` is the engine's ``evaluation_steps`` (``None`` = no validation); it is spread so
-    that a run holds at least two evaluations (:func:`evaluation_interval`).
+    that a run holds at least two evaluations (:func:`evaluation_interval`). The loss is logged every
+    ``logging_steps`` steps, or more often in a short run, so that every run has a loss curve of
+    about 20 points or more for its report.
     """
     fp16, bf16 = precision
     args: Dict[str, Any] = dict(
         output_dir=output_dir, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size, learning_rate=learning_rate,
         warmup_steps=int(total_steps * warmup_ratio), lr_scheduler_type=lr_scheduler_type, weight_decay=weight_decay,
-        seed=seed, data_seed=seed, fp16=fp16, bf16=bf16, use_cpu=uses_cpu(device), logging_steps=logging_steps,
+        seed=seed, data_seed=seed, fp16=fp16, bf16=bf16, use_cpu=uses_cpu(device),
+        logging_steps=min(logging_steps, max(1, total_steps // 20)),
         report_to="none", disable_tqdm=not show_progress_bar, dataloader_drop_last=drop_last,
         **checkpoint_arguments(total_steps, save_steps, keep_checkpoints, checkpoint_total_limit),
     )
