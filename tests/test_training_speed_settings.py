@@ -8,7 +8,7 @@ import torch
 from llama_index_bge_finetune.errors import TrainingError
 from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
 from llama_index_bge_finetune.training.attention_dropout import attention_dropout_layers, set_attention_dropout
-from llama_index_bge_finetune.training.core import cpu_has_native_bf16, precision_flags as _precision_flags
+from llama_index_bge_finetune.training.core import cpu_has_native_bf16, precision_flags
 from tests.training_data import topics_dataset
 
 
@@ -61,16 +61,16 @@ def test_engine_trains_without_attention_dropout_and_restores_the_model(tiny_mod
 
 
 @pytest.mark.parametrize("native_bf16", [False, True], ids=["avx2-cpu", "bf16-cpu"])
-def test_precision_flags(monkeypatch, native_bf16):
+def testprecision_flags(monkeypatch, native_bf16):
     """Each setting's choice on both CPU kinds, whatever CPU runs the test (the detection is patched)."""
-    from llama_index_bge_finetune.training import engine as engine_module
+    from llama_index_bge_finetune.training import core
 
-    monkeypatch.setattr(engine_module, "cpu_has_native_bf16", lambda: native_bf16)
-    assert _precision_flags("fp32", use_cpu=True) == (False, False)
-    assert _precision_flags("bf16", use_cpu=True) == (False, True)
-    assert _precision_flags("auto", use_cpu=True) == (False, native_bf16)
+    monkeypatch.setattr(core, "cpu_has_native_bf16", lambda: native_bf16)
+    assert precision_flags("fp32", use_cpu=True) == (False, False)
+    assert precision_flags("bf16", use_cpu=True) == (False, True)
+    assert precision_flags("auto", use_cpu=True) == (False, native_bf16)
     with pytest.raises(TrainingError, match="fp16 training needs a GPU"):
-        _precision_flags("fp16", use_cpu=True)
+        precision_flags("fp16", use_cpu=True)
     with pytest.raises(TrainingError, match="attention_dropout"):
         SentenceTransformersFinetuneEngine(topics_dataset(4, 1), model_id="unused", attention_dropout=1.5)
 
