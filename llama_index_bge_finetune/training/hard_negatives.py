@@ -6,8 +6,8 @@ the highest-scoring passages that are (a) not relevant to the query, (b) ranked 
 least ``relative_margin`` below the positive (``score <= positive_score * (1 - relative_margin)``).
 Rules (b) and (d) keep unlabelled true answers out of the negatives.
 
-A pair with no qualifying passage keeps no negative: it still trains with in-batch negatives,
-it is never dropped.
+A pair with no qualifying passage gets an empty list here; it is never dropped (the engine gives
+it a random non-relevant passage, see ``training.examples.training_table``).
 
 Example::
 
@@ -134,7 +134,7 @@ class HardNegativeMiner:
             out.append(chosen)
         found = sum(1 for c in out if c)
         logger.info(
-            "Hard negatives: %d of %d pairs got at least one (the others train with in-batch negatives only).",
+            "Hard negatives: %d of %d pairs got at least one that passes the guard.",
             found, len(out),
         )
         return out
