@@ -159,3 +159,38 @@ def test_bad_input_errors_name_the_fix(tiny_model_path):
         CrossEncoderFinetuneEngine({"q": "c"}, model_id=str(tiny_model_path))
     with pytest.raises(ValueError, match="repo_id"):
         CrossEncoderFinetuneEngine(topic_samples(2), model_id=str(tiny_model_path)).push_to_hub(None)
+
+
+def _first_stage(labels_per_query):
+    """A first-stage result whose candidates are ranked c0, c1, ... with the given relevance labels."""
+    from llama_index_bge_finetune.evaluation.metrics import score_ranking
+    from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult, QueryResult
+
+    queries = []
+    for i, labels in enumerate(labels_per_query):
+        ids = [f"c{j}" for j in range(len(labels))]
+        rel = {d: 1.0 for d, y in zip(ids, labels) if y}
+        queries.append(QueryResult(f"q{i}", f"query {i}", rel, ids, [float(len(ids) - j) for j in range(len(ids))],
+                                   score_ranking(ids, rel, (1, 3))))
+    return EvaluationResult(name="first", k_values=(1, 3), queries=queries,
+                            dataset=DatasetInfo(n_queries=len(queries), n_corpus=len(labels_per_query[0])))
+
+
+def test_cross_fitted_blend_weight_is_chosen_on_the_other_fold_only():
+    from llama_index_bge_finetune.reranking.evaluation import CROSS_FIT, cross_fitted_rerank
+
+    # Even queries (fold 0): the reranker finds the relevant passage the first stage ranked last.
+    # Odd queries (fold 1): the first stage is right and the reranker ranks the relevant passage last.
+    labels = [[0, 0, 1] if i % 2 == 0 else [1, 0, 0] for i in range(6)]
+    scores = {f"q{i}": np.array([0.0, 1.0, 9.0]) for i in range(6)}
+    out = cross_fitted_rerank(_first_stage(labels), scores, top_n=3)
+    # Fold 0 gets the weight chosen on fold 1, where the reranker only hurts: the first stage's order (0).
+    # Fold 1 gets the weight chosen on fold 0, where the reranker helps: a weight above 0, which hurts fold 1.
+    w0, w1 = out.model_info["blend_weights_per_fold"]
+    assert w0 == 0.0 and w1 > 0.0 and out.model_info["blend_weight"] == CROSS_FIT
+    assert [q.retrieved_ids[0] for q in out.queries[::2]] == ["c0"] * 3  # first stage kept, relevant c2 not on top
+    assert [q.retrieved_ids[0] for q in out.queries[1::2]] == ["c2"] * 3  # reranker applied, relevant c0 pushed down
+    # Choosing the weight on all queries and scoring the same queries would have looked better than cross-fitting.
+    assert out.metrics["hit_rate@1"] == 0.0
+    with pytest.raises(Exception, match="at least 2 folds"):
+        cross_fitted_rerank(_first_stage(labels[:1]), scores, top_n=3)

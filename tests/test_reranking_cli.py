@@ -29,5 +29,8 @@ def test_run_with_reranker_flag(tiny_model_path: Path, tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert list(report["models"]) == ["base", "fine-tuned", "fine-tuned + reranker"]
     assert "rerank_median_ms" in report["models"]["fine-tuned + reranker"]["timings"]
+    # The saved weight was chosen on these held-out questions, so the report cross-fits it (2 folds).
+    info = report["models"]["fine-tuned + reranker"]["model"]
+    assert info["blend_weight"] == "cross-fit" and len(info["blend_weights_per_fold"]) == 2
     assert "Reranking cost" in (out / "report.md").read_text()
     assert "fine-tuned + reranker" in proc.stdout

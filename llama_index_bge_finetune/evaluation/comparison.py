@@ -196,6 +196,7 @@ def compare_models(
     relevance: Optional[Mapping[str, Mapping[str, float]]] = None,
     rerank: Optional[Mapping[str, Any]] = None,
     rerank_top_n: int = 50,
+    rerank_blend: Union[None, float, str] = None,
 ) -> ModelComparison:
     """Evaluate every model on the same queries and compare each with the first (the base).
 
@@ -224,6 +225,9 @@ def compare_models(
             reranked by a cross-encoder (a folder, hub id or ``CrossEncoder``), with the blend weight
             saved by the reranker engine; the report shows the reranking cost per query.
         rerank_top_n: candidates per query the reranker scores.
+        rerank_blend: the reranker's weight against the first stage: ``None`` (the weight saved by the
+            engine), a number, or ``"cross-fit"`` (each half of these queries reranked with the weight
+            chosen on the other half) when the saved weight was chosen on these same queries.
 
     Raises:
         EvaluationError: no models, an unknown label in ``query_instructions``, or a bad option.
@@ -258,7 +262,8 @@ def compare_models(
         if first not in results:
             raise EvaluationError(f"rerank[{label!r}] names the first stage {first!r}, which is not one of {list(models)}.")
         logger.info("Evaluating %s (reranking the top %d of %s) ...", label, rerank_top_n, first)
-        results[label] = rerank_evaluation(results[first], ds, reranker, top_n=rerank_top_n, name=label)
+        results[label] = rerank_evaluation(results[first], ds, reranker, top_n=rerank_top_n, name=label,
+                                           blend_weight=rerank_blend)
     return build_comparison(results, ds, confidence=confidence, n_bootstrap=n_bootstrap,
                             n_permutations=n_permutations, seed=seed, extra_sections=extra_sections, n_worst=n_worst)
 

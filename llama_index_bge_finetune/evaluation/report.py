@@ -59,8 +59,11 @@ def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
                   "|---|---|---|---|---|---|"]
         for label, r in reranked.items():
             info = r.model_info
+            weight = info.get("blend_weight", "")
+            if "blend_weights_per_fold" in info:  # chosen per half of these questions on the other half
+                weight = f"{info['blend_weights_per_fold']} (each half's weight chosen on the other half)"
             lines.append(f"| {label} | {info.get('reranker_top_n', '')} | {info.get('first_stage', '')} | "
-                         f"{info.get('blend_weight', '')} | {r.timings['rerank_median_ms']:.1f} | {r.timings['rerank_p95_ms']:.1f} |")
+                         f"{weight} | {r.timings['rerank_median_ms']:.1f} | {r.timings['rerank_p95_ms']:.1f} |")
     lines += ["", f"## Results (mean [{pct}% CI])", ""]
     if chart:
         lines += [f"![metrics at k={max(cmp.k_values)}]({chart})", ""]

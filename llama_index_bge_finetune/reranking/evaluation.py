@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -28,7 +28,9 @@ from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.metrics import score_ranking
 from llama_index_bge_finetune.evaluation.queries import load_dataset
 from llama_index_bge_finetune.evaluation.results import EvaluationResult, QueryResult
-from llama_index_bge_finetune.reranking.scoring import CrossEncoderScorer, blend, read_reranker_config
+from llama_index_bge_finetune.reranking.scoring import CrossEncoderScorer, blend, choose_blend_weight, read_reranker_config
+
+CROSS_FIT = "cross-fit"
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +78,40 @@ def rerank_from_scores(first_stage: EvaluationResult, scores: Mapping[str, np.nd
                                         "first_stage": first_stage.name})
 
 
+def cross_fitted_rerank(first_stage: EvaluationResult, scores: Mapping[str, np.ndarray], top_n: int = 50,
+                        k_values: Optional[Sequence[int]] = None, name: str = "reranked", folds: int = 2) -> EvaluationResult:
+    """Rerank with a blend weight chosen on the *other* folds of these queries, so no query picks its own weight.
+
+    Use it when the only questions the first stage has not seen are the ones being reported on: a
+    weight chosen on them and then scored on them is optimistic. The queries are dealt into
+    ``folds`` folds in order; each fold is reranked with the weight that scores best (nDCG@10, weight
+    0 = the first stage's order unless the reranker beats it) on the rest. The weights are in
+    ``model_info["blend_weights_per_fold"]``.
+    """
+    if folds < 2 or len(first_stage.queries) < folds:
+        raise EvaluationError(f"Cross-fitting needs at least 2 folds and a query per fold; got {folds} folds for "
+                              f"{len(first_stage.queries)} queries. Pass a fixed blend_weight instead.")
+    ks = tuple(k_values or first_stage.k_values)
+    parts = [[q for i, q in enumerate(first_stage.queries) if i % folds == f] for f in range(folds)]
+    weights: List[float] = []
+    reranked: Dict[str, QueryResult] = {}
+    for f, part in enumerate(parts):
+        rest = [q for g, other in enumerate(parts) if g != f for q in other]
+        groups = [(q.retrieved_scores[:top_n], scores[q.query_id], [1.0 if d in q.relevant else 0.0 for d in q.retrieved_ids[:top_n]])
+                  for q in rest]
+        weight, _ = choose_blend_weight(groups)
+        weights.append(weight)
+        sub = EvaluationResult(name=name, k_values=ks, queries=part, dataset=first_stage.dataset, model_info=first_stage.model_info)
+        for q in rerank_from_scores(sub, scores, weight, top_n, ks, name).queries:
+            reranked[q.query_id] = q
+    out = rerank_from_scores(first_stage, scores, 0.0, top_n, ks, name)
+    out.queries = [reranked[q.query_id] for q in first_stage.queries]
+    out.model_info.update(blend_weight=CROSS_FIT, blend_weights_per_fold=weights)
+    return out
+
+
 def rerank_evaluation(first_stage: EvaluationResult, dataset: Any, reranker: Any, top_n: int = 50,
-                      blend_weight: Optional[float] = None, k_values: Optional[Sequence[int]] = None,
+                      blend_weight: Union[None, float, str] = None, k_values: Optional[Sequence[int]] = None,
                       name: Optional[str] = None, batch_size: int = 32, max_length: Optional[int] = None) -> EvaluationResult:
     """Rerank the first stage's top ``top_n`` with ``reranker`` and score the new order at every k.
 
@@ -86,16 +120,23 @@ def rerank_evaluation(first_stage: EvaluationResult, dataset: Any, reranker: Any
         dataset: the dataset (for passage texts).
         reranker: a reranker folder or hub id, a ``CrossEncoder`` or a :class:`CrossEncoderScorer`.
         top_n: candidates reranked per query.
-        blend_weight: reranker weight against the first stage (``None``: the weight saved with the reranker, else 1).
+        blend_weight: reranker weight against the first stage (``None``: the weight saved with the reranker, else 1;
+            ``"cross-fit"``: chosen per half of these queries on the other half, see :func:`cross_fitted_rerank`).
         k_values: cut-offs (default: the first stage's).
         name: label in reports (default ``"<first stage> + reranker"``).
         batch_size, max_length: scoring settings (``max_length`` default: the trained one).
     """
     config = read_reranker_config(reranker) if isinstance(reranker, (str, bytes)) or hasattr(reranker, "__fspath__") else {}
-    weight = float(config.get("blend_weight", 1.0)) if blend_weight is None else float(blend_weight)
+    if isinstance(blend_weight, str) and blend_weight != CROSS_FIT:
+        raise EvaluationError(f"blend_weight must be a number, None (the saved weight) or {CROSS_FIT!r}; got {blend_weight!r}.")
     t0 = time.perf_counter()
     scores = score_candidates(first_stage, dataset, reranker, top_n, batch_size, max_length or config.get("max_length"))
-    result = rerank_from_scores(first_stage, scores, weight, top_n, k_values, name or f"{first_stage.name} + reranker")
+    label = name or f"{first_stage.name} + reranker"
+    if blend_weight == CROSS_FIT:
+        result = cross_fitted_rerank(first_stage, scores, top_n, k_values, label)
+    else:
+        weight = float(config.get("blend_weight", 1.0)) if blend_weight is None else float(blend_weight)
+        result = rerank_from_scores(first_stage, scores, weight, top_n, k_values, label)
     result.timings = {"rerank": time.perf_counter() - t0, **latency(score_candidates.last_scorer)}  # type: ignore[attr-defined]
     result.model_info["reranker"] = str(reranker) if isinstance(reranker, str) else type(reranker).__name__
     return result
