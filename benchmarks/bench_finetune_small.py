@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "bench_finetune_small.json")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override one of our engine's defaults, e.g. --set hard_negatives=0 (repeatable)")
+    parser.add_argument("--skip-peer", action="store_true", help="base and ours only (a probe; no time ratio, no JSON written)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from sentence_transformers import SentenceTransformer
@@ -102,20 +103,27 @@ def main() -> None:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     shutil.rmtree(args.work_dir, ignore_errors=True)
     rows: Dict[str, Dict[str, Any]] = {"base": retrieval_scores(SentenceTransformer(base, device="cpu"), test)}
-    rows["peer"] = run_peer(train, val_ds, base, args.work_dir / "peer")
-    rows["peer"].update(retrieval_scores(SentenceTransformer(str(args.work_dir / "peer"), device="cpu"), test))
-    gc.collect()
+    if not args.skip_peer:
+        rows["peer"] = run_peer(train, val_ds, base, args.work_dir / "peer")
+        rows["peer"].update(retrieval_scores(SentenceTransformer(str(args.work_dir / "peer"), device="cpu"), test))
+        gc.collect()
     overrides = parse_overrides(args.overrides)
     rows["ours"] = run_ours(train, val_ds, base, args.work_dir / "ours", overrides)
     from llama_index_bge_finetune.models import query_instruction_for
 
     rows["ours"].update(retrieval_scores(SentenceTransformer(str(args.work_dir / "ours"), device="cpu"), test,
                                          query_prompt=query_instruction_for(base)))
-    report = {"date": started, "machine": machine(), "val": args.val, "overrides": overrides, "rows": rows}
-    args.out.write_text(json.dumps(report, indent=2, default=str))
     print(f"{'model':6} {'nDCG@10':>8} {'seconds':>8} {'CPU s':>7}")
     for name, r in rows.items():
         print(f"{name:6} {r['ndcg@10']:8.4f} {r.get('seconds', 0):8.0f} {r.get('cpu_seconds', 0):7.0f}")
+    if args.skip_peer:
+        o, b = rows["ours"], rows["base"]
+        print(f"SUMMARY small-data probe ({cpu_description()}, no peer, {overrides}) nDCG@10 base {b['ndcg@10']:.4f} "
+              f"ours {o['ndcg@10']:.4f} ({o['ndcg@10'] - b['ndcg@10']:+.4f}); whole engine call {o['seconds']:.0f}s "
+              f"(mining {o['mining_seconds']:.0f}s, trainer {o['trainer_seconds']:.0f}s)")
+        return
+    report = {"date": started, "machine": machine(), "val": args.val, "overrides": overrides, "rows": rows}
+    args.out.write_text(json.dumps(report, indent=2, default=str))
     p, o, b = rows["peer"], rows["ours"], rows["base"]
     print(
         f"SUMMARY small-data ({'with' if args.val else 'no'} val set, {cpu_description()}) nDCG@10 base {b['ndcg@10']:.4f} "

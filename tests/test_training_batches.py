@@ -176,3 +176,31 @@ def test_batch_size_is_fitted_so_no_rows_are_left_out():
     for rows in range(33, 400):
         b = fitted_batch_size(rows, 32)
         assert 16 <= b <= 32 and rows % b <= rows % 32
+
+
+def test_mining_pool_ranks_every_positive_plus_a_seeded_sample(tiny_model_path):
+    from sentence_transformers import SentenceTransformer
+
+    from llama_index_bge_finetune.training.engine import mining_pool_size
+
+    # 4 questions over 40 passages: the pool of 10 is the 4 positives plus 6 others, the same on every run.
+    ds = topics_dataset(40, 1)
+    ds = EmbeddingQAFinetuneDataset(queries=dict(list(ds.queries.items())[:4]), corpus=ds.corpus,
+                                    relevant_docs={q: ds.relevant_docs[q] for q in list(ds.queries)[:4]})
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    pairs = query_positive_pairs(ds, use_all_docs=False)
+    encoded = []
+    original = model.encode
+    model.encode = lambda texts, **k: encoded.append(list(texts)) or original(texts, **k)
+    miner = HardNegativeMiner(num_negatives=1, skip_top=0, relative_margin=0.0, max_pool=10, seed=1)
+    first = miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
+    pool = encoded[0]
+    assert len(pool) == 10 and {ds.corpus[p] for _, p in pairs} <= set(pool)
+    assert all(ds.corpus[n] in pool for negs in first for n in negs)
+    assert miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny") == first
+    assert encoded[2] == pool, "the sample changed between runs with the same seed"
+    assert miner.get_config_dict()["max_pool"] == 10
+    # The engine's default: the whole corpus up to 8 passages per pair (at least 1,024).
+    assert mining_pool_size(150) == 1200 and mining_pool_size(20) == 1024 and mining_pool_size(809) == 6472
+    with pytest.raises(Exception, match="hard_negative_pool"):
+        SentenceTransformersFinetuneEngine(ds, model_id=str(tiny_model_path), hard_negative_pool=1)

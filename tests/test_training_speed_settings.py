@@ -84,3 +84,29 @@ def test_native_bf16_detection_matches_the_cpu_flags():
         pytest.skip("no /proc/cpuinfo on this platform")
     has_flag = "avx512_bf16" in flags or "amx_bf16" in flags
     assert cpu_has_native_bf16() == (has_flag and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+
+
+def test_default_checkpoints_are_paced_a_minute_apart_and_skip_the_last_step(monkeypatch):
+    from transformers import TrainerControl, TrainerState
+
+    from llama_index_bge_finetune.training import core
+
+    clock = [1000.0]
+    monkeypatch.setattr(core.time, "monotonic", lambda: clock[0])
+    paced = core.PacedCheckpoints(min_seconds=60)
+    state = TrainerState(max_steps=10)
+    saved = []
+    for step in range(1, 11):  # a checkpoint is scheduled at every step, 25 s apart
+        clock[0] += 25
+        state.global_step = step
+        control = paced.on_step_end(None, state, TrainerControl(should_save=True))
+        if control.should_save:
+            saved.append(step)
+            paced.on_save(None, state, control)
+    # the first one, then none within 60 s of the previous, and none at the last step (the model is saved then)
+    assert saved == [1, 4, 7]
+    # An explicit schedule (checkpoint_save_steps) is not paced; the default one is.
+    callbacks, _ = core.training_callbacks("unused", "resume", None, paced=False)
+    assert not any(isinstance(c, core.PacedCheckpoints) for c in callbacks)
+    callbacks, _ = core.training_callbacks("unused", "resume", None, paced=True)
+    assert any(isinstance(c, core.PacedCheckpoints) for c in callbacks)

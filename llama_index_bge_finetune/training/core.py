@@ -45,6 +45,7 @@ CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
 RESULT_FILE = "training_result.json"
 CHECKPOINT_FRACTION = 0.1  # default: a checkpoint every 10% of the run's optimizer steps
+CHECKPOINT_MIN_SECONDS = 60.0  # ... but not sooner than this after the previous one (a save costs ~1 s)
 
 
 # ---------------------------------------------------------------------------------------- precision
@@ -170,6 +171,31 @@ class TimedCheckpoints(TrainerCallback):
         self._last = time.monotonic()
 
 
+class PacedCheckpoints(TrainerCallback):
+    """Skips a scheduled checkpoint that comes less than ``min_seconds`` after the previous one, and the last step's.
+
+    With the default schedule (every 10% of the run) a short run would save a checkpoint (model,
+    optimizer, scheduler: ~1 s) every few steps; a kill then loses at most ``min_seconds`` or 10%
+    of the run, whichever is more. The first checkpoint is always kept. The last step's is never
+    written: the finished model is saved right after it.
+    """
+
+    def __init__(self, min_seconds: float = CHECKPOINT_MIN_SECONDS) -> None:
+        self.min_seconds = min_seconds
+        self._last: Optional[float] = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if not control.should_save:
+            return control
+        final = state.max_steps and state.global_step >= state.max_steps
+        if final or (self._last is not None and time.monotonic() - self._last < self.min_seconds):
+            control.should_save = False
+        return control
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._last = time.monotonic()
+
+
 class KeepBestWeights(TrainerCallback):
     """Keeps the weights of the best evaluation on disk and restores them at the end of training.
 
@@ -221,15 +247,20 @@ class KeepBestWeights(TrainerCallback):
 
 
 def training_callbacks(checkpoint_path: PathLike, resume: Optional[str], save_seconds: Optional[float],
-                       best_metric: Optional[str] = None) -> Tuple[List[TrainerCallback], Optional[KeepBestWeights]]:
+                       best_metric: Optional[str] = None,
+                       paced: bool = False) -> Tuple[List[TrainerCallback], Optional[KeepBestWeights]]:
     """The callbacks of :mod:`core` and the best-weights keeper among them (``None`` without validation).
 
-    Timed checkpoints when ``save_seconds``; the best weights of ``best_metric`` kept under
-    ``<checkpoint_path>/best`` (cleared on a fresh start, so an earlier run's weights never come back).
+    Timed checkpoints when ``save_seconds``; with ``paced`` (the default 10% schedule, checkpoints
+    on) no two checkpoints within :data:`CHECKPOINT_MIN_SECONDS` (:class:`PacedCheckpoints`); the
+    best weights of ``best_metric`` kept under ``<checkpoint_path>/best`` (cleared on a fresh
+    start, so an earlier run's weights never come back).
     """
     callbacks: List[TrainerCallback] = []
     if save_seconds is not None:
         callbacks.append(TimedCheckpoints(save_seconds))
+    if paced:
+        callbacks.append(PacedCheckpoints())
     keep_best = None
     if best_metric is not None:
         best_dir = Path(checkpoint_path) / BEST_DIR

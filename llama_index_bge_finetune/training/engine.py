@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 _FROM_MODEL = object()  # sentinel: "use the base model's own query instruction"
+MINING_POOL_PER_PAIR = 8  # hard_negative_pool="auto": passages ranked per training pair ...
+MIN_MINING_POOL = 1024  # ... and at least this many
 
 
 class SentenceTransformersFinetuneEngine:
@@ -68,7 +70,8 @@ class SentenceTransformersFinetuneEngine:
             ``True`` keeps them; ``False`` saves none.
         resume_from_checkpoint: ``True`` continues from the last checkpoint in
             ``<model_output_path>/checkpoints`` (fresh start if none), or a checkpoint folder path.
-        checkpoint_save_steps: steps between checkpoints; ``None`` (default) = every 10% of the run.
+        checkpoint_save_steps: steps between checkpoints; ``None`` (default) = every 10% of the run, but
+            not within a minute of the previous one and not at the last step (the model is saved then).
         checkpoint_save_total_limit: checkpoints kept (0 = all).
         checkpoint_save_seconds: also checkpoint whenever this many seconds passed since the last
             checkpoint (``None`` turns it off), so a kill never loses more than a few minutes.
@@ -89,6 +92,11 @@ class SentenceTransformersFinetuneEngine:
             tokens (``None``: the model's limit). A passage's opening says what it is about, and it
             costs a fraction of the whole passage, in mining (one encode of the corpus) and in every
             training step (see benchmarks/RESULTS.md).
+        hard_negative_pool: how many passages mining ranks: ``"auto"`` (default) = the whole corpus
+            up to 8 passages per training pair (at least 1,024), else every positive plus a seeded
+            sample; an int sets the cap; ``None`` always ranks the whole corpus. Mining's cost is one
+            encode of what it ranks, which for a few hundred pairs over a large corpus can cost as
+            much as training.
         temperature: softmax temperature of the contrastive loss.
         mini_batch_size: chunk size of the cached losses (``loss="cached_mnrl"``).
         matryoshka_dims: also train these truncated dimensions, e.g. ``[384, 256, 128]``.
@@ -136,6 +144,7 @@ class SentenceTransformersFinetuneEngine:
         hard_negative_max_tokens: Optional[int] = 128,
         hard_negative_max_rank: int = 50,
         hard_negative_margin: float = 0.05,
+        hard_negative_pool: Union[int, str, None] = "auto",
         temperature: float = 0.05,
         mini_batch_size: int = 32,
         matryoshka_dims: Optional[Sequence[int]] = None,
@@ -173,9 +182,14 @@ class SentenceTransformersFinetuneEngine:
             raise TrainingError(f"Unknown loss {loss!r}; choose one of {', '.join(LOSS_NAMES)}, or pass a loss object.")
         if train_max_seq_length is not None and train_max_seq_length < 8:
             raise TrainingError(f"train_max_seq_length must be at least 8 tokens, got {train_max_seq_length}.")
+        if not (hard_negative_pool is None or hard_negative_pool == "auto"
+                or (isinstance(hard_negative_pool, int) and hard_negative_pool >= 2)):
+            raise TrainingError(f"hard_negative_pool must be 'auto', None (the whole corpus) or at least 2 passages, "
+                                f"got {hard_negative_pool!r}.")
+        self.hard_negative_pool = hard_negative_pool
         self.miner = (
             HardNegativeMiner(hard_negatives, hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin,
-                              max_seq_length=hard_negative_max_tokens)
+                              max_seq_length=hard_negative_max_tokens, seed=seed)
             if hard_negatives else None
         )
         self.forgetting_guard = None
@@ -257,6 +271,7 @@ class SentenceTransformersFinetuneEngine:
             "batch_sampler": "no_duplicates",
             "query_instruction": self.query_instruction,
             "hard_negatives": self.miner.get_config_dict() if self.miner else 0,
+            "hard_negative_pool": self.hard_negative_pool,
             "train_max_seq_length": self.train_max_seq_length,
         }
         if self._loss_name().startswith("cached"):
@@ -332,6 +347,7 @@ class SentenceTransformersFinetuneEngine:
         if self.miner is not None:
             t0 = time.perf_counter()
             self.miner.cache_dir = self._mining_cache_dir()
+            self.miner.max_pool = mining_pool_size(len(pairs)) if self.hard_negative_pool == "auto" else self.hard_negative_pool
             negatives = self.miner.mine(
                 model, self.dataset.queries, self.dataset.corpus, self.dataset.relevant_docs, pairs,
                 model_key=self.model_id, query_prompt=self.query_instruction, show_progress_bar=show_progress_bar,
@@ -405,6 +421,7 @@ class SentenceTransformersFinetuneEngine:
         callbacks, keep_best = core.training_callbacks(
             self.checkpoint_path, resume, self.checkpoint_save_seconds if keep else None,
             "eval_val_cosine_ndcg@10" if evaluator is not None else None,
+            paced=keep and self.checkpoint_save_steps is None,
         )
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=table, loss=loss, evaluator=evaluator, callbacks=callbacks,
@@ -477,6 +494,11 @@ class SentenceTransformersFinetuneEngine:
                 "(or point model_output_path at a finished model folder)."
             )
         return from_finetuned(self.model_output_path, **model_kwargs)
+
+
+def mining_pool_size(pairs: int) -> int:
+    """Passages the miner ranks by default: 8 per training pair, at least 1,024 (``mining_pool_size(150) == 1200``)."""
+    return max(MIN_MINING_POOL, MINING_POOL_PER_PAIR * pairs)
 
 
 def fitted_batch_size(rows: int, batch_size: int, world: int = 1) -> int:

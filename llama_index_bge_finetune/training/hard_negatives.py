@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -49,6 +50,10 @@ class HardNegativeMiner:
             Encoding the corpus is most of mining's cost, and cost grows with length; a passage's
             opening says what it is about, and it is all of a negative that training sees when the
             engine cuts negatives to the same length.
+        max_pool: rank at most this many passages: every pair's positive plus a seeded random sample
+            of the rest (``None``: the whole corpus). Encoding is mining's cost; a sample of a corpus
+            many times larger than the training pairs still holds passages close to each query.
+        seed: seed of that sample.
     """
 
     def __init__(
@@ -60,6 +65,8 @@ class HardNegativeMiner:
         batch_size: int = 64,
         cache_dir: Optional[PathLike] = None,
         max_seq_length: Optional[int] = None,
+        max_pool: Optional[int] = None,
+        seed: int = 0,
     ) -> None:
         if num_negatives < 1:
             raise TrainingError(f"num_negatives must be at least 1, got {num_negatives}; use hard_negatives=0 to turn mining off.")
@@ -68,6 +75,8 @@ class HardNegativeMiner:
                 f"Need 0 <= skip_top < max_rank, got skip_top={skip_top}, max_rank={max_rank}; "
                 "for example skip_top=3, max_rank=50."
             )
+        if max_pool is not None and max_pool < 2:
+            raise TrainingError(f"max_pool must be at least 2 passages (or None for the whole corpus), got {max_pool}.")
         if not 0.0 <= relative_margin < 1.0:
             raise TrainingError(f"relative_margin must be in [0, 1), got {relative_margin}; 0.05 is a good value.")
         self.num_negatives = num_negatives
@@ -77,6 +86,8 @@ class HardNegativeMiner:
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.max_seq_length = max_seq_length
+        self.max_pool = max_pool
+        self.seed = seed
 
     def get_config_dict(self) -> Dict[str, float]:
         """The settings, for logs and the model card."""
@@ -86,6 +97,7 @@ class HardNegativeMiner:
             "max_rank": self.max_rank,
             "relative_margin": self.relative_margin,
             "max_seq_length": self.max_seq_length,
+            "max_pool": self.max_pool,
         }
 
     def mine(
@@ -100,7 +112,7 @@ class HardNegativeMiner:
         show_progress_bar: bool = False,
     ) -> List[List[str]]:
         """Negative passage ids for each ``(query id, positive id)`` pair, in order (possibly empty lists)."""
-        doc_ids = list(corpus)
+        doc_ids = self._pool(list(corpus), pairs)
         if len(doc_ids) < 2:
             return [[] for _ in pairs]
         doc_index = {d: i for i, d in enumerate(doc_ids)}
@@ -134,7 +146,16 @@ class HardNegativeMiner:
             out.append(chosen)
         found = sum(1 for c in out if c)
         logger.info(
-            "Hard negatives: %d of %d pairs got at least one that passes the guard.",
-            found, len(out),
+            "Hard negatives: %d of %d pairs got at least one that passes the guard (ranked %d of %d passages).",
+            found, len(out), len(doc_ids), len(corpus),
         )
         return out
+
+    def _pool(self, doc_ids: List[str], pairs: Sequence[Tuple[str, str]]) -> List[str]:
+        """The passages to rank: all of them, or the positives plus a seeded sample (corpus order kept)."""
+        if self.max_pool is None or len(doc_ids) <= self.max_pool:
+            return doc_ids
+        positives = {pos for _, pos in pairs}
+        rest = [d for d in doc_ids if d not in positives]
+        keep = positives | set(random.Random(self.seed).sample(rest, max(0, min(len(rest), self.max_pool - len(positives)))))
+        return [d for d in doc_ids if d in keep]
