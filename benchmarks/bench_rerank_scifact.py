@@ -231,9 +231,17 @@ def run_peer(args: Any, samples: Any, start: str, first: Any, test: Any, results
         peer_samples = [PeerSample(query=s.query, context=s.context, score=int(s.score)) for s in samples]
         peer = PeerEngine(peer_samples, model_id=same_start(start), model_output_path=str(peer_dir))
         t = time.perf_counter()
-        peer.finetune()
-        (peer_dir / "bench_seconds.json").write_text(json.dumps({"train_seconds": time.perf_counter() - t}))
-    peer_train = json.loads((peer_dir / "bench_seconds.json").read_text())["train_seconds"]
+        try:
+            peer.finetune()
+        except ValueError as exc:  # its default evaluation_steps=50 without a validation set (sentence-transformers 6)
+            logger.warning("peer crashed with its defaults (%s); rerunning with evaluation_steps=0", exc)
+            note = f"defaults crash without val set ({str(exc)[:80]}); rerun with evaluation_steps=0"
+            peer.evaluation_steps = 0
+            t = time.perf_counter()
+            peer.finetune()
+        (peer_dir / "bench_seconds.json").write_text(json.dumps({"train_seconds": time.perf_counter() - t, "note": note}))
+    recorded = json.loads((peer_dir / "bench_seconds.json").read_text())
+    peer_train, note = recorded["train_seconds"], recorded.get("note", note)
     from sentence_transformers.cross_encoder import CrossEncoder
 
     peer_model = CrossEncoder(str(peer_dir), device="cpu")
