@@ -245,9 +245,9 @@ def run_peer(args: Any, samples: Any, start: str, first: Any, test: Any, results
     from sentence_transformers.cross_encoder import CrossEncoder
 
     peer_model = CrossEncoder(str(peer_dir), device="cpu")
-    psc = cached_scores(f"peer_{args.start}_q{n_train}", first, test, peer_model, args.top_n, peer_model.max_length)
+    psc = cached_scores(f"peer_{args.start}_q{n_train}", first, test, peer_model, args.top_n, peer_model.max_seq_length)
     results["peer"] = rerank_from_scores(first, psc["scores"], 1.0, args.top_n, name="peer")
-    rows["peer"] = {"train_seconds": peer_train, "note": note, "max_length": peer_model.max_length,
+    rows["peer"] = {"train_seconds": peer_train, "note": note, "max_length": peer_model.max_seq_length,
                     "score_seconds": psc["seconds"], "median_ms": psc.get("rerank_median_ms"), "p95_ms": psc.get("rerank_p95_ms")}
 
 
@@ -312,7 +312,7 @@ def finish(args: Any, report: Dict[str, Any], results: Dict[str, Any], rows: Dic
           f"{rows['first stage']['ndcg@10']:.4f}, + ours {rows['ours']['ndcg@10']:.4f} ({rows['ours']['diff']:+.4f}, "
           f"p={rows['ours']['p_value']:.4f}, blend weight {weight}), ours alone {rows['ours (reranker alone)']['ndcg@10']:.4f}, "
           f"ours blend 2-fold {rows['ours (blend 2-fold on test)']['ndcg@10']:.4f} "
-          f"({rows['ours (blend 2-fold on test)']['diff']:+.4f}, p={rows['ours (blend 2-fold on test)']['p_value']:.4f}, weights {fold_weights}), "
+          f"({rows['ours (blend 2-fold on test)']['diff']:+.4f}, p={rows['ours (blend 2-fold on test)']['p_value']:.4f}, weights {fold_weights})"
           + (f", ours guard on held-out candidates {rows['ours (guard on held-out candidates)']['ndcg@10']:.4f} "
              f"(weight {rows['ours']['guard_on_candidates']['blend_weight']}, {rows['ours (guard on held-out candidates)']['diff']:+.4f}, "
              f"p={rows['ours (guard on held-out candidates)']['p_value']:.4f})" if rows["ours"]["guard_on_candidates"] else "")
