@@ -283,6 +283,7 @@ class CrossEncoderFinetuneEngine:
         callbacks, keep_best = core.training_callbacks(
             self.checkpoint_path, resume, self.checkpoint_save_seconds if keep else None,
             "eval_val_ndcg@10" if evaluator is not None else None,
+            paced=keep and self.checkpoint_save_steps is None,
         )
         trainer = _trainer_class()(model=model, args=args, train_dataset=table, loss=loss, evaluator=evaluator,
                                    callbacks=callbacks)
