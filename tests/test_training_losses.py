@@ -57,3 +57,57 @@ def test_cached_loss_with_matryoshka_trains(tiny_model_path, tmp_path):
     assert hp["loss"] == "cached_mnrl" and hp["mini_batch_size"] == 4 and hp["matryoshka_dims"] == [32, 16]
     assert engine.result.steps >= 2 and engine.result.final_loss > 0
     assert SentenceTransformer(str(out), device="cpu", truncate_dim=16).encode(["x"]).shape == (1, 16)
+
+
+def _triplet_features(model):
+    anchors = ["cats purr", "dogs bark loudly at night", "fish swim"]
+    positives = ["a cat purrs when content and calm " * 3, "dogs are loud", "fish live in water and swim all day " * 2]
+    negatives = ["birds fly", "cows moo", "owls"]
+    return [model.tokenize(texts) for texts in (anchors, positives, negatives)]
+
+
+def test_default_loss_is_the_in_batch_objective_with_one_forward_per_column(tiny):
+    import torch
+    from sentence_transformers import losses
+
+    tiny.eval()  # no dropout: both losses see the same embeddings
+    ours = build_loss("mnrl", tiny, negative_gradients=True)
+    reference = losses.MultipleNegativesRankingLoss(tiny, scale=20.0)
+    features = _triplet_features(tiny)
+    widths = []
+    hook = tiny.register_forward_pre_hook(lambda module, args: widths.append(args[0]["input_ids"].shape[1]))
+    try:
+        loss = ours([dict(f) for f in features], None)
+    finally:
+        hook.remove()
+    assert widths == [f["input_ids"].shape[1] for f in features], "each column is padded to its own width"
+    assert widths[2] < widths[1]
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in tiny.named_parameters() if p.grad is not None}
+    tiny.zero_grad(set_to_none=True)
+    expected = reference([dict(f) for f in features], None)
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    reference_grads = {name: p.grad for name, p in tiny.named_parameters() if p.grad is not None}
+    assert grads.keys() == reference_grads.keys() and len(grads) > 10
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, reference_grads[name], rtol=1e-4, atol=1e-6)
+
+
+def test_detached_negatives_keep_the_loss_value_and_skip_their_backward(tiny):
+    import torch
+
+    tiny.eval()
+    features = _triplet_features(tiny)
+    detached = build_loss("mnrl", tiny)  # the default: negative_gradients=False
+    attached = build_loss("mnrl", tiny, negative_gradients=True)
+    seen = []
+    hook = tiny.register_forward_hook(lambda module, args, out: seen.append(out["sentence_embedding"].requires_grad))
+    try:
+        loss = detached([dict(f) for f in features], None)
+    finally:
+        hook.remove()
+    assert seen == [True, True, False]
+    assert loss.item() == pytest.approx(attached([dict(f) for f in features], None).item(), rel=1e-5)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in tiny.parameters() if p.grad is not None)

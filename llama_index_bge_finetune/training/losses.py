@@ -1,6 +1,9 @@
 """The training losses by name: in-batch negatives, its cached (GradCache) variant, guided, Matryoshka.
 
-- ``"mnrl"``: ``MultipleNegativesRankingLoss``, in-batch negatives plus any hard negatives.
+- ``"mnrl"``: ``MultipleNegativesRankingLoss``, in-batch negatives plus any hard negatives, as
+  ``ranking_loss.HardNegativeRankingLoss``: each column is embedded in its own forward pass
+  (sentence-transformers merges the passage columns into one, which pads every 128-token hard
+  negative to the positives' 256), and by default hard negatives are embedded without gradients.
 - ``"cached_mnrl"``: the same objective computed with GradCache: the batch is embedded in
   mini-batches of ``mini_batch_size`` without gradients, then back-propagated chunk by chunk, so a
   batch of 256 needs about the memory of a batch of ``mini_batch_size`` (at ~1.3x the compute).
@@ -32,6 +35,7 @@ def build_loss(
     matryoshka_dims: Optional[Sequence[int]] = None,
     guide: Optional["SentenceTransformer"] = None,  # noqa: F821
     gather_across_devices: bool = False,
+    negative_gradients: bool = False,
 ) -> "torch.nn.Module":  # noqa: F821
     """Build the named loss around ``model``.
 
@@ -43,6 +47,8 @@ def build_loss(
         matryoshka_dims: e.g. ``[384, 256, 128, 64]`` to also train truncated embeddings.
         guide: the guide model of the GIST losses (required for them).
         gather_across_devices: share in-batch negatives across processes in distributed training.
+        negative_gradients: back-propagate through the hard-negative passages too (``"mnrl"`` only;
+            see :class:`HardNegativeRankingLoss`).
     """
     from sentence_transformers import losses
 
@@ -55,8 +61,11 @@ def build_loss(
     if mini_batch_size < 1:
         raise TrainingError(f"mini_batch_size must be at least 1, got {mini_batch_size}.")
     if name == "mnrl":
-        loss = losses.MultipleNegativesRankingLoss(
-            model, scale=1.0 / temperature, gather_across_devices=gather_across_devices
+        from llama_index_bge_finetune.training.ranking_loss import HardNegativeRankingLoss
+
+        loss = HardNegativeRankingLoss(
+            model, scale=1.0 / temperature, negative_gradients=negative_gradients,
+            gather_across_devices=gather_across_devices,
         )
     elif name == "cached_mnrl":
         loss = losses.CachedMultipleNegativesRankingLoss(
