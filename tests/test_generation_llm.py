@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import statistics
+import sys
 import time
+from typing import List
 
 import pytest
 
@@ -211,3 +214,31 @@ def test_requests_use_aiohttp_and_a_users_own_http_client_stays_open(openai_serv
             return len(result.dataset.corpus), own.is_closed
 
     assert asyncio.run(with_own_client()) == (3, False)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_QUICKACK is Linux-only")
+def test_no_delayed_ack_stall_against_a_server_that_writes_headers_and_body_apart(openai_server):
+    """The test server (Python's http.server, like many local OpenAI-compatible shims) sends a response's
+    headers and body in two writes without TCP_NODELAY: a client that delays its ACK waits ~40 ms for
+    the body on every request. The generator's HTTP client acknowledges at once."""
+    from openai import AsyncOpenAI
+
+    from llama_index_bge_finetune.generation.http_client import aiohttp_client
+
+    openai_server.configure(latency=0.0)
+
+    async def round_trips() -> List[float]:
+        client = AsyncOpenAI(base_url=openai_server.base_url, api_key="sk-test-0000",
+                             http_client=aiohttp_client(openai_server.base_url), max_retries=0)
+        seconds = []
+        try:
+            for _ in range(12):
+                start = time.perf_counter()
+                await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Context: cats purr."}])
+                seconds.append(time.perf_counter() - start)
+        finally:
+            await client.close()
+        return seconds
+
+    seconds = asyncio.run(round_trips())[2:]  # the first calls pay the SDK's lazy imports
+    assert statistics.median(seconds) < 0.02, f"round trips {[round(s * 1000) for s in seconds]} ms: a delayed-ACK stall"

@@ -9,7 +9,6 @@ import random
 import re
 import sys
 import time
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -19,6 +18,7 @@ from llama_index.core.schema import BaseNode
 from llama_index_bge_finetune.errors import GenerationError
 from llama_index_bge_finetune.generation._common import build_dataset, run_sync, skip_empty, unique_nodes
 from llama_index_bge_finetune.generation.checkpoint import Checkpoint, entry_key
+from llama_index_bge_finetune.generation.http_client import aiohttp_client
 from llama_index_bge_finetune.generation.parsing import parse_questions
 from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL, check_prompt_template
 from llama_index_bge_finetune.generation.result import GenerationResult, NodeFailure, Usage
@@ -311,36 +311,9 @@ def _without_inner_retries(llm: LLM, timeout: float) -> LLM:
     if "_client" in private or "_aclient" in private:
         fresh = {k: None for k in ("_client", "_aclient") if k in private}
         if "_async_http_client" in private and private["_async_http_client"] is None:
-            fresh["_async_http_client"] = _aiohttp_client(str(getattr(clone, "api_base", "") or ""))
+            fresh["_async_http_client"] = aiohttp_client(str(getattr(clone, "api_base", "") or ""))
         clone.__pydantic_private__ = {**private, **fresh}
     return clone
-
-
-def _aiohttp_client(base_url: str) -> Any:
-    """openai's aiohttp-backed HTTP client, or ``None`` (the SDK's httpx default) without httpx-aiohttp.
-
-    Measured on a 2-core AMD EPYC (AVX2): httpx's own connection pool costs ~4.8 ms of CPU per
-    request (its pool rescans every connection on each event), the aiohttp transport ~1 ms; with
-    all requests sharing one event loop that is the difference between CPU-bound and
-    latency-bound generation. A user's own ``async_http_client`` is kept.
-    """
-    try:
-        import httpx_aiohttp  # noqa: F401  (openai's `aiohttp` extra)
-        from openai import DefaultAioHttpClient
-    except ImportError:
-        return None
-    # A plain-http server (a local model server) needs no certificates; loading them costs ~0.1 s per
-    # client. Any https URL is verified with one context per process.
-    verify = False if base_url.startswith("http://") else _ssl_context()
-    return DefaultAioHttpClient(verify=verify)
-
-
-@lru_cache(maxsize=1)
-def _ssl_context() -> Any:
-    """httpx's default verifying SSL context (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), built once."""
-    import httpx
-
-    return httpx.create_ssl_context(trust_env=True)
 
 
 async def _close_async_client(clone: LLM, original: LLM) -> None:
