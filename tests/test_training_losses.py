@@ -71,7 +71,7 @@ def test_default_loss_is_the_in_batch_objective_with_one_forward_per_column(tiny
     from sentence_transformers import losses
 
     tiny.eval()  # no dropout: both losses see the same embeddings
-    ours = build_loss("mnrl", tiny, negative_gradients=True)
+    ours = build_loss("mnrl", tiny)
     reference = losses.MultipleNegativesRankingLoss(tiny, scale=20.0)
     features = _triplet_features(tiny)
     widths = []
@@ -99,8 +99,8 @@ def test_detached_negatives_keep_the_loss_value_and_skip_their_backward(tiny):
 
     tiny.eval()
     features = _triplet_features(tiny)
-    detached = build_loss("mnrl", tiny)  # the default: negative_gradients=False
-    attached = build_loss("mnrl", tiny, negative_gradients=True)
+    detached = build_loss("mnrl", tiny, negative_gradients=False)
+    attached = build_loss("mnrl", tiny)  # the default
     seen = []
     hook = tiny.register_forward_hook(lambda module, args, out: seen.append(out["sentence_embedding"].requires_grad))
     try:

@@ -110,3 +110,35 @@ def test_default_checkpoints_are_paced_a_minute_apart_and_skip_the_last_step(mon
     assert not any(isinstance(c, core.PacedCheckpoints) for c in callbacks)
     callbacks, _ = core.training_callbacks("unused", "resume", None, paced=True)
     assert any(isinstance(c, core.PacedCheckpoints) for c in callbacks)
+
+
+def test_frozen_layers_stay_fixed_while_the_rest_trains_and_gradients_come_back(tiny_model_path, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    engine = SentenceTransformersFinetuneEngine(
+        topics_dataset(8, 1), model_id=str(tiny_model_path), model_output_path=str(tmp_path / "o"),
+        batch_size=4, epochs=1, show_progress_bar=False, hard_negatives=0, frozen_layers=1, learning_rate=1e-3,
+    )
+    before = {k: v.clone() for k, v in engine.model.state_dict().items()}
+    engine.finetune()
+    after = SentenceTransformer(str(tmp_path / "o"), device="cpu").state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert not any(".embeddings." in k or ".layer.0." in k for k in changed), sorted(changed)[:5]
+    assert any(".layer.1." in k for k in changed), "the top layer trained"
+    assert all(p.requires_grad for p in engine.model.parameters()), "gradients are given back after training"
+    assert engine.result.hyperparameters["frozen_layers"] == 1
+
+
+def test_frozen_layers_auto_is_a_third_and_too_many_is_a_clear_error(tiny_model_path, tmp_path):
+    from llama_index_bge_finetune.training.freezing import freeze_lower_layers
+
+    model = _model(tiny_model_path)  # 2 layers: a third rounds down to none
+    assert freeze_lower_layers(model, "auto").layers == 0 and all(p.requires_grad for p in model.parameters())
+    engine = SentenceTransformersFinetuneEngine(
+        topics_dataset(8, 1), model_id=str(tiny_model_path), model_output_path=str(tmp_path / "o"),
+        batch_size=4, epochs=1, show_progress_bar=False, hard_negatives=0, frozen_layers=2,
+    )
+    with pytest.raises(TrainingError, match=r"frozen_layers=2 must leave some of the model's 2 layers.*use 0 to 1"):
+        engine.finetune()
+    with pytest.raises(TrainingError, match="frozen_layers must be 'auto' or 0 or more"):
+        SentenceTransformersFinetuneEngine(topics_dataset(8, 1), model_id=str(tiny_model_path), frozen_layers=-1)

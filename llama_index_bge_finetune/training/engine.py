@@ -28,6 +28,7 @@ from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL, query_instructio
 from llama_index_bge_finetune.training import core
 from llama_index_bge_finetune.training.examples import query_positive_pairs, training_table
 from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
+from llama_index_bge_finetune.training.freezing import freeze_lower_layers
 from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
 from llama_index_bge_finetune.training.model_card import card_fields, write_model_card
 from llama_index_bge_finetune.training.result import FinetuneResult
@@ -85,6 +86,11 @@ class SentenceTransformersFinetuneEngine:
             model's own (0.1 for BERT models). Default 0: with it on, attention cannot use PyTorch's
             fused kernels and a CPU step took 2-3x longer, for no measured quality gain (see
             benchmarks/RESULTS.md). Hidden-state dropout is unchanged.
+        frozen_layers: the token embeddings and this many bottom transformer layers stay fixed
+            while training (0 trains everything). ``"auto"`` (default) = a third of the layers,
+            rounded down (2 of all-MiniLM-L6-v2's 6, 4 of BGE-small's 12): they need no backward
+            pass, which made a SciFact step of all-MiniLM-L6-v2 22% cheaper on an AVX2 CPU (see
+            :mod:`~llama_index_bge_finetune.training.freezing` and benchmarks/RESULTS.md).
         hard_negatives: hard negatives per pair (0 turns mining off).
         hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin: the miner's
             false-negative guard (see :class:`HardNegativeMiner`).
@@ -97,10 +103,10 @@ class SentenceTransformersFinetuneEngine:
             sample; an int sets the cap; ``None`` always ranks the whole corpus. Mining's cost is one
             encode of what it ranks, which for a few hundred pairs over a large corpus can cost as
             much as training.
-        hard_negative_gradients: back-propagate through the hard-negative passages as well. Off by
-            default: detached, they still shape every query's softmax but cost one forward pass
-            instead of forward plus backward (a SciFact step 15.3 s -> 12.7 s on an AVX2 CPU, for
-            the same quality; see benchmarks/RESULTS.md). Applies to the default loss.
+        hard_negative_gradients: back-propagate through the hard-negative passages (default).
+            ``False`` embeds them without gradients: a SciFact step cost 12.7 s instead of 15.3 s
+            on an AVX2 CPU, but nDCG@10 fell from 0.7335 to 0.7100 (benchmarks/RESULTS.md).
+            Applies to the default loss.
         temperature: softmax temperature of the contrastive loss.
         mini_batch_size: chunk size of the cached losses (``loss="cached_mnrl"``).
         matryoshka_dims: also train these truncated dimensions, e.g. ``[384, 256, 128]``.
@@ -143,13 +149,14 @@ class SentenceTransformersFinetuneEngine:
         gradient_accumulation_steps: int = 1,
         precision: str = "auto",
         attention_dropout: Optional[float] = 0.0,
+        frozen_layers: Union[int, str] = "auto",
         hard_negatives: int = 1,
         hard_negative_skip_top: int = 3,
         hard_negative_max_tokens: Optional[int] = 128,
         hard_negative_max_rank: int = 50,
         hard_negative_margin: float = 0.05,
         hard_negative_pool: Union[int, str, None] = "auto",
-        hard_negative_gradients: bool = False,
+        hard_negative_gradients: bool = True,
         temperature: float = 0.05,
         mini_batch_size: int = 32,
         matryoshka_dims: Optional[Sequence[int]] = None,
@@ -185,6 +192,8 @@ class SentenceTransformersFinetuneEngine:
             raise TrainingError(f"checkpoint_save_total_limit must be >= 0 (0 keeps all), got {checkpoint_save_total_limit}.")
         if isinstance(loss, str) and loss not in LOSS_NAMES:
             raise TrainingError(f"Unknown loss {loss!r}; choose one of {', '.join(LOSS_NAMES)}, or pass a loss object.")
+        if frozen_layers != "auto" and (not isinstance(frozen_layers, int) or frozen_layers < 0):
+            raise TrainingError(f"frozen_layers must be 'auto' or 0 or more, got {frozen_layers!r}; 0 trains every layer.")
         if train_max_seq_length is not None and train_max_seq_length < 8:
             raise TrainingError(f"train_max_seq_length must be at least 8 tokens, got {train_max_seq_length}.")
         if not (hard_negative_pool is None or hard_negative_pool == "auto"
@@ -231,6 +240,7 @@ class SentenceTransformersFinetuneEngine:
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.precision = precision
         self.attention_dropout = attention_dropout
+        self.frozen_layers = frozen_layers
         self.temperature = temperature
         self.mini_batch_size = mini_batch_size
         self.matryoshka_dims = list(matryoshka_dims) if matryoshka_dims else None
@@ -273,6 +283,7 @@ class SentenceTransformersFinetuneEngine:
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
             "precision": self.precision,
             "attention_dropout": "model default" if self.attention_dropout is None else self.attention_dropout,
+            "frozen_layers": self.frozen_layers,
             "use_all_docs": self.use_all_docs,
             "batch_sampler": "no_duplicates",
             "query_instruction": self.query_instruction,
@@ -320,8 +331,16 @@ class SentenceTransformersFinetuneEngine:
         if resume:
             result.resumed_from_step = core.checkpoint_step(resume)
             logger.info("Resuming from %s (step %d).", resume, result.resumed_from_step)
-        trainer, keep_best = self._build_trainer(model, table, loss, evaluator, result, world, resume, train_kwargs)
-        output = core.run_trainer(trainer, resume, self.attention_dropout)
+        try:
+            frozen = freeze_lower_layers(model, self.frozen_layers)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from exc
+        result.hyperparameters["frozen_layers"] = frozen.layers
+        try:
+            trainer, keep_best = self._build_trainer(model, table, loss, evaluator, result, world, resume, train_kwargs)
+            output = core.run_trainer(trainer, resume, self.attention_dropout)
+        finally:
+            frozen.release()
         model.max_seq_length = base_seq_len
         core.record_training(result, output, trainer)
 

@@ -3,7 +3,7 @@
 - ``"mnrl"``: ``MultipleNegativesRankingLoss``, in-batch negatives plus any hard negatives, as
   ``ranking_loss.HardNegativeRankingLoss``: each column is embedded in its own forward pass
   (sentence-transformers merges the passage columns into one, which pads every 128-token hard
-  negative to the positives' 256), and by default hard negatives are embedded without gradients.
+  negative to the positives' 256); ``negative_gradients=False`` embeds hard negatives without gradients.
 - ``"cached_mnrl"``: the same objective computed with GradCache: the batch is embedded in
   mini-batches of ``mini_batch_size`` without gradients, then back-propagated chunk by chunk, so a
   batch of 256 needs about the memory of a batch of ``mini_batch_size`` (at ~1.3x the compute).
@@ -35,7 +35,7 @@ def build_loss(
     matryoshka_dims: Optional[Sequence[int]] = None,
     guide: Optional["SentenceTransformer"] = None,  # noqa: F821
     gather_across_devices: bool = False,
-    negative_gradients: bool = False,
+    negative_gradients: bool = True,
 ) -> "torch.nn.Module":  # noqa: F821
     """Build the named loss around ``model``.
 
@@ -48,7 +48,7 @@ def build_loss(
         guide: the guide model of the GIST losses (required for them).
         gather_across_devices: share in-batch negatives across processes in distributed training.
         negative_gradients: back-propagate through the hard-negative passages too (``"mnrl"`` only;
-            see :class:`HardNegativeRankingLoss`).
+            see ``ranking_loss.HardNegativeRankingLoss``).
     """
     from sentence_transformers import losses
 
