@@ -60,8 +60,9 @@ class SentenceTransformersFinetuneEngine:
             (at least twice per run), and the best weights are kept.
         loss: ``None`` (in-batch negatives), a name from ``LOSS_NAMES`` or a ready loss module.
         epochs: passes over the data (fractions allowed); 2 like the peer. With one hard negative per
-            pair each example carries two passages, yet on CPU the defaults train in about the peer's
-            time (see ``precision`` and ``attention_dropout``; benchmarks/RESULTS.md).
+            pair each example carries a second, short passage, yet on CPU the defaults train in about
+            the peer's time (see ``hard_negative_max_tokens``, ``attention_dropout`` and ``precision``;
+            benchmarks/RESULTS.md).
         show_progress_bar: show progress bars.
         evaluation_steps: evaluate every this many steps (only with ``val_dataset``).
         use_all_docs: one pair per relevant passage instead of the first only.
@@ -86,18 +87,20 @@ class SentenceTransformersFinetuneEngine:
             model's own (0.1 for BERT models). Default 0: with it on, attention cannot use PyTorch's
             fused kernels and a CPU step took 2-3x longer, for no measured quality gain (see
             benchmarks/RESULTS.md). Hidden-state dropout is unchanged.
-        frozen_layers: the token embeddings and this many bottom transformer layers stay fixed
-            while training (0 trains everything). ``"auto"`` (default) = a third of the layers,
-            rounded down (2 of all-MiniLM-L6-v2's 6, 4 of BGE-small's 12): they need no backward
-            pass, which made a SciFact step of all-MiniLM-L6-v2 22% cheaper on an AVX2 CPU (see
-            :mod:`~llama_index_bge_finetune.training.freezing` and benchmarks/RESULTS.md).
+        frozen_layers: keep the token embeddings and this many bottom transformer layers fixed while
+            training (default 0: everything trains); ``"auto"`` = a third of the layers, rounded down
+            (2 of all-MiniLM-L6-v2's 6, 4 of BGE-small's 12). Fixed layers need no backward pass: a
+            SciFact step took 12.8 s instead of 16.4 s on an AVX2 CPU with 2 fixed, but nDCG@10 fell
+            from 0.7335 to 0.7037 (benchmarks/RESULTS.md), so it is a choice for large data or a
+            tight budget, not the default.
         hard_negatives: hard negatives per pair (0 turns mining off).
         hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin: the miner's
             false-negative guard (see :class:`HardNegativeMiner`).
         hard_negative_max_tokens: hard negatives are mined and trained on their first this many
             tokens (``None``: the model's limit). A passage's opening says what it is about, and it
             costs a fraction of the whole passage, in mining (one encode of the corpus) and in every
-            training step (see benchmarks/RESULTS.md).
+            training step. Default 64: on SciFact (AVX2 CPU) nDCG@10 0.7292 in the peer's training
+            time, against 0.7335 in 1.1-1.2x its time at 128 (see benchmarks/RESULTS.md).
         hard_negative_pool: how many passages mining ranks: ``"auto"`` (default) = the whole corpus
             up to 8 passages per training pair (at least 1,024), else every positive plus a seeded
             sample; an int sets the cap; ``None`` always ranks the whole corpus. Mining's cost is one
@@ -149,10 +152,10 @@ class SentenceTransformersFinetuneEngine:
         gradient_accumulation_steps: int = 1,
         precision: str = "auto",
         attention_dropout: Optional[float] = 0.0,
-        frozen_layers: Union[int, str] = "auto",
+        frozen_layers: Union[int, str] = 0,
         hard_negatives: int = 1,
         hard_negative_skip_top: int = 3,
-        hard_negative_max_tokens: Optional[int] = 128,
+        hard_negative_max_tokens: Optional[int] = 64,
         hard_negative_max_rank: int = 50,
         hard_negative_margin: float = 0.05,
         hard_negative_pool: Union[int, str, None] = "auto",
@@ -423,7 +426,11 @@ class SentenceTransformersFinetuneEngine:
         result.hyperparameters["batch_size"] = batch
         # Full batches only (as many in-batch negatives as asked): each epoch's few left-over rows
         # differ (the sampler reshuffles per epoch); a dataset smaller than a batch is one batch.
-        drop_last = len(table) >= batch * world * 2
+        # The no-duplicates sampler cannot fill a batch with more rows than there are distinct
+        # passages, and how many full batches it packs depends on its order: with fewer than two
+        # batches' worth of distinct passages it keeps partial batches rather than risk none.
+        distinct = len(set(table["positive"]))
+        drop_last = min(len(table), distinct) >= batch * world * 2
         steps_per_epoch = max(1, len(table) // (batch * world) if drop_last else math.ceil(len(table) / (batch * world)))
         total_steps = max(1, math.ceil(steps_per_epoch * self.epochs / self.gradient_accumulation_steps))
         precision = core.precision_flags(self.precision, core.uses_cpu(self.device))
