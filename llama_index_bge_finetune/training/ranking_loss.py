@@ -19,14 +19,14 @@ class HardNegativeRankingLoss(MultipleNegativesRankingLoss):
     The objective is ``MultipleNegativesRankingLoss``'s. Two things change its cost:
 
     - every column gets its own forward pass, so a column of short texts (queries, hard negatives
-      cut to 128 tokens) is padded to its own longest text, not to the longest positive;
+      cut to 64 tokens by default) is padded to its own longest text, not to the longest positive;
     - with ``negative_gradients=False`` the hard-negative columns are embedded under
       ``torch.no_grad()``: they still sit in every anchor's softmax and push the query encoding
       away from them, but cost one forward pass instead of forward plus backward and keep no
       activations. On SciFact (256-token positives, 128-token negatives, batch 31, AVX2 CPU) a step
       took 19.6 s merged, 15.3 s per column, 12.7 s per column with detached negatives, against
       11.6 s with no negative at all; but detaching cost 0.0235 nDCG@10 (0.7335 -> 0.7100), so
-      it is off by default (benchmarks/RESULTS.md).
+      negatives keep their gradients by default (benchmarks/RESULTS.md).
 
     Example::
 
