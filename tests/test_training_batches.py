@@ -102,7 +102,7 @@ def test_pairs_without_a_qualifying_negative_are_kept(tiny_model_path):
     negs = strict.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
     negs = [[] for _ in pairs]
     negs[0] = ["d5"]  # one pair with a mined negative, the rest without
-    table, mined = training_table(ds, pairs, negs, seed=1)
+    table, mined, _ = training_table(ds, pairs, negs, seed=1)
     # One table, so batches are never split by width: every pair trains with a negative.
     assert len(table) == len(pairs) and mined == 1
     assert table.column_names == ["anchor", "positive", "negative_1"]
@@ -120,12 +120,15 @@ def test_negatives_are_cut_to_a_verbatim_prefix(tiny_model_path):
     pairs = query_positive_pairs(ds, use_all_docs=False)
     long_text = " ".join(["alpha beta gamma"] * 40)
     ds.corpus["d5"] = long_text
-    table, _ = training_table(ds, pairs, [["d5"]] + [[] for _ in pairs[1:]], negative_max_tokens=8,
-                              tokenizer=model.tokenizer)
+    table, _, keys = training_table(ds, pairs, [["d5"]] + [[] for _ in pairs[1:]], negative_max_tokens=8,
+                                    tokenizer=model.tokenizer)
     cut = table[0]["negative_1"]
     assert long_text.startswith(cut) and 0 < len(cut) < len(long_text)
     assert len(model.tokenizer(cut, add_special_tokens=False)["input_ids"]) == 8
     assert table[0]["positive"] == ds.corpus[pairs[0][1]], "positives are never cut"
+    # The batch keys name the full passage, so the cut negative still clashes with d5 as a positive.
+    assert ("passage", long_text) in keys[0]
+    assert ("passage", long_text) in keys[[doc for _, doc in pairs].index("d5")]
 
 
 def test_bad_miner_settings():
@@ -144,6 +147,8 @@ def test_engine_trains_with_mined_negatives(tiny_model_path, tmp_path):
     )
     engine.finetune()
     res = engine.result
+    # 24 rows, each with two of the 24 passages: 3 batches an epoch, 2 epochs, however the rows clash.
+    assert res.steps == 6
     assert res.pairs == 24 and 0 < res.pairs_with_negatives <= 24
     assert res.hyperparameters["hard_negatives"]["num_negatives"] == 1
     assert np.isfinite(res.final_loss)

@@ -274,7 +274,7 @@ class CrossEncoderFinetuneEngine:
                 learning_rate=self.learning_rate, warmup_ratio=self.warmup_ratio,
                 lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay, seed=self.seed,
                 precision=precision, device=self.device, logging_steps=self.logging_steps,
-                show_progress_bar=self.show_progress_bar, drop_last=False, save_steps=self.checkpoint_save_steps,
+                show_progress_bar=self.show_progress_bar, save_steps=self.checkpoint_save_steps,
                 keep_checkpoints=keep, checkpoint_total_limit=self.checkpoint_save_total_limit,
                 eval_steps=self.evaluation_steps if evaluator is not None else None,
             ),

@@ -314,7 +314,7 @@ def checkpoint_step(path: str) -> int:
 def schedule_arguments(*, output_dir: str, epochs: float, batch_size: int, total_steps: int, learning_rate: float,
                        warmup_ratio: float, lr_scheduler_type: str, weight_decay: float, seed: int,
                        precision: Tuple[bool, bool], device: Any, logging_steps: int, show_progress_bar: bool,
-                       drop_last: bool, save_steps: Optional[int], keep_checkpoints: bool, checkpoint_total_limit: int,
+                       save_steps: Optional[int], keep_checkpoints: bool, checkpoint_total_limit: int,
                        eval_steps: Optional[int]) -> Dict[str, Any]:
     """The trainer arguments every engine shares: schedule, precision, logging, checkpoints and evaluation.
 
@@ -330,7 +330,7 @@ def schedule_arguments(*, output_dir: str, epochs: float, batch_size: int, total
         warmup_steps=int(total_steps * warmup_ratio), lr_scheduler_type=lr_scheduler_type, weight_decay=weight_decay,
         seed=seed, data_seed=seed, fp16=fp16, bf16=bf16, use_cpu=uses_cpu(device),
         logging_steps=min(logging_steps, max(1, total_steps // 20)),
-        report_to="none", disable_tqdm=not show_progress_bar, dataloader_drop_last=drop_last,
+        report_to="none", disable_tqdm=not show_progress_bar,
         **checkpoint_arguments(total_steps, save_steps, keep_checkpoints, checkpoint_total_limit),
     )
     if eval_steps is None:

@@ -26,7 +26,7 @@ from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
 from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL, query_instruction_for
 from llama_index_bge_finetune.training import core
-from llama_index_bge_finetune.training.examples import query_positive_pairs, training_table
+from llama_index_bge_finetune.training.examples import TrainingTable, query_positive_pairs, training_table
 from llama_index_bge_finetune.training.freezing import freeze_lower_layers
 from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
@@ -288,7 +288,7 @@ class SentenceTransformersFinetuneEngine:
             "attention_dropout": "model default" if self.attention_dropout is None else self.attention_dropout,
             "frozen_layers": self.frozen_layers,
             "use_all_docs": self.use_all_docs,
-            "batch_sampler": "no_duplicates",
+            "batch_sampler": "distinct_passages",
             "query_instruction": self.query_instruction,
             "hard_negatives": self.miner.get_config_dict() if self.miner else 0,
             "hard_negative_pool": self.hard_negative_pool,
@@ -318,7 +318,7 @@ class SentenceTransformersFinetuneEngine:
         rank0 = int(os.environ.get("RANK", "0")) == 0
         result = FinetuneResult(model_path=self.model_output_path, hyperparameters=self.hyperparameters())
 
-        table = self._training_table(model, result, show_progress_bar=self.show_progress_bar and rank0)
+        rows = self._training_table(model, result, show_progress_bar=self.show_progress_bar and rank0)
         evaluator = self._build_evaluator()
         if evaluator is not None:
             result.evaluation["base"] = self._base_scores(model, evaluator)
@@ -340,12 +340,18 @@ class SentenceTransformersFinetuneEngine:
             raise TrainingError(str(exc)) from exc
         result.hyperparameters["frozen_layers"] = frozen.layers
         try:
-            trainer, keep_best = self._build_trainer(model, table, loss, evaluator, result, world, resume, train_kwargs)
+            trainer, keep_best = self._build_trainer(model, rows, loss, evaluator, result, world, resume, train_kwargs)
             output = core.run_trainer(trainer, resume, self.attention_dropout)
         finally:
             frozen.release()
         model.max_seq_length = base_seq_len
         core.record_training(result, output, trainer)
+        if not result.steps:
+            raise TrainingError(
+                f"Training ran 0 steps over {len(rows.table)} rows, so the model was not changed and is not saved. "
+                "This is a bug in llama-index-bge-finetune: please report it with the dataset's size and the "
+                "engine's settings (training_result.json is not written)."
+            )
 
         if keep_best is not None:
             keep_best.restore(model, result.steps)
@@ -364,8 +370,8 @@ class SentenceTransformersFinetuneEngine:
             f"{result.final_loss:.4f}" if result.final_loss is not None else "n/a", self.model_output_path,
         )
 
-    def _training_table(self, model: Any, result: FinetuneResult, show_progress_bar: bool) -> Any:
-        """(anchor, positive[, negative]) rows: every pair, each with the same number of negatives."""
+    def _training_table(self, model: Any, result: FinetuneResult, show_progress_bar: bool) -> TrainingTable:
+        """(anchor, positive[, negative]) rows, every pair with the same number of negatives, and their batch keys."""
         pairs = query_positive_pairs(self.dataset, self.use_all_docs)
         if len(pairs) < 2:
             raise DatasetError(
@@ -382,12 +388,12 @@ class SentenceTransformersFinetuneEngine:
                 model_key=self.model_id, query_prompt=self.query_instruction, show_progress_bar=show_progress_bar,
             )
             result.mining_seconds = time.perf_counter() - t0
-        table, mined = training_table(
+        table = training_table(
             self.dataset, pairs, negatives, seed=self.seed,
             negative_max_tokens=self.hard_negative_max_tokens, tokenizer=model.tokenizer,
         )
         result.pairs = len(pairs)
-        result.pairs_with_negatives = mined
+        result.pairs_with_negatives = table.mined
         if len(pairs) < self.batch_size:
             logger.warning(
                 "Only %d training pairs, fewer than batch_size=%d: training with batches of %d "
@@ -413,25 +419,22 @@ class SentenceTransformersFinetuneEngine:
         vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64)
         return _ir_scores(evaluator(model, corpus_embeddings=torch.from_numpy(vectors)))
 
-    def _build_trainer(self, model: Any, table: Any, loss: Any, evaluator: Any, result: FinetuneResult,
+    def _build_trainer(self, model: Any, rows: TrainingTable, loss: Any, evaluator: Any, result: FinetuneResult,
                        world: int, resume: Optional[str], train_kwargs: Dict[str, Any]) -> Any:
         """The sentence-transformers trainer with this engine's schedule, precision and checkpoints."""
         from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-        from sentence_transformers.base.sampler import BatchSamplers
 
+        from llama_index_bge_finetune.training.sampler import DistinctPassageBatchSampler
+
+        table = rows.table
         batch = fitted_batch_size(len(table), self.batch_size, world)
         if batch != self.batch_size and len(table) >= self.batch_size * world:
             logger.info("Batches of %d instead of %d, so that all %d rows train in every epoch.",
                         batch, self.batch_size, len(table))
         result.hyperparameters["batch_size"] = batch
-        # Full batches only (as many in-batch negatives as asked): each epoch's few left-over rows
-        # differ (the sampler reshuffles per epoch); a dataset smaller than a batch is one batch.
-        # The no-duplicates sampler cannot fill a batch with more rows than there are distinct
-        # passages, and how many full batches it packs depends on its order: with fewer than two
-        # batches' worth of distinct passages it keeps partial batches rather than risk none.
-        distinct = len(set(table["positive"]))
-        drop_last = min(len(table), distinct) >= batch * world * 2
-        steps_per_epoch = max(1, len(table) // (batch * world) if drop_last else math.ceil(len(table) / (batch * world)))
+        # The sampler deals every epoch into exactly ceil(rows / batch) batches with no passage twice,
+        # so the schedule below is the number of steps that run.
+        steps_per_epoch = math.ceil(math.ceil(len(table) / batch) / world)
         total_steps = max(1, math.ceil(steps_per_epoch * self.epochs / self.gradient_accumulation_steps))
         precision = core.precision_flags(self.precision, core.uses_cpu(self.device))
         result.hyperparameters["precision"] = core.precision_label(self.precision, *precision)
@@ -442,12 +445,12 @@ class SentenceTransformersFinetuneEngine:
                 learning_rate=self.learning_rate, warmup_ratio=self.warmup_ratio,
                 lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay, seed=self.seed,
                 precision=precision, device=self.device, logging_steps=self.logging_steps,
-                show_progress_bar=self.show_progress_bar, drop_last=drop_last, save_steps=self.checkpoint_save_steps,
+                show_progress_bar=self.show_progress_bar, save_steps=self.checkpoint_save_steps,
                 keep_checkpoints=keep, checkpoint_total_limit=self.checkpoint_save_total_limit,
                 eval_steps=self.evaluation_steps if evaluator is not None else None,
             ),
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
-            "batch_sampler": BatchSamplers.NO_DUPLICATES,
+            "batch_sampler": DistinctPassageBatchSampler.with_keys(rows.keys),
             "prompts": {"anchor": self.query_instruction} if self.query_instruction else None,
             **train_kwargs,
         })

@@ -3,8 +3,10 @@
 Every row carries the same number of negatives: a pair for which the miner found no hard negative
 that passes its false-negative guard gets a random passage that is not relevant to its query. One
 table means every batch is full (two tables of different widths made batches of a few rows, with
-few in-batch negatives and poor throughput). The no-duplicates sampler keeps any passage from
-appearing twice in a batch, so a passage is never its own in-batch negative.
+few in-batch negatives and poor throughput). Each row also gets its batch keys (its question and
+the full text of each of its passages) for ``training.sampler.DistinctPassageBatchSampler``, which
+keeps any passage from appearing twice in a batch, so a passage is never its own in-batch negative,
+even when a negative is cut to its first tokens.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import DatasetError
@@ -30,6 +32,14 @@ def query_positive_pairs(dataset: EmbeddingQAFinetuneDataset, use_all_docs: bool
     return pairs
 
 
+class TrainingTable(NamedTuple):
+    """The trainer's table, how many pairs carry mined (not random) negatives, and each row's batch keys."""
+
+    table: "datasets.Dataset"  # noqa: F821
+    mined: int
+    keys: List[Tuple[Tuple[str, str], ...]]
+
+
 def training_table(
     dataset: EmbeddingQAFinetuneDataset,
     pairs: Sequence[Tuple[str, str]],
@@ -37,8 +47,8 @@ def training_table(
     seed: int = 0,
     negative_max_tokens: Optional[int] = None,
     tokenizer: Optional[Any] = None,
-) -> Tuple["datasets.Dataset", int]:  # noqa: F821
-    """The training table and how many pairs carry mined (not random) negatives.
+) -> TrainingTable:
+    """The training table, how many pairs carry mined (not random) negatives, and the rows' batch keys.
 
     Columns: ``anchor``, ``positive`` and ``negative_1..n`` where n is the longest list in
     ``negatives`` (none without mining). With ``negative_max_tokens`` and a fast ``tokenizer``,
@@ -52,10 +62,12 @@ def training_table(
     doc_ids = list(dataset.corpus)
     cut = _prefix_cutter(tokenizer, negative_max_tokens)
     mined = 0
+    keys: List[Tuple[Tuple[str, str], ...]] = []
     for i, (qid, doc) in enumerate(pairs):
         rows["anchor"].append(dataset.queries[qid])
         rows["positive"].append(dataset.corpus[doc])
         if not width:
+            keys.append((("query", dataset.queries[qid]), ("passage", dataset.corpus[doc])))
             continue
         chosen = list(negatives[i])[:width]
         mined += bool(chosen)
@@ -64,10 +76,12 @@ def training_table(
                                         width - len(chosen))
         for j, neg in enumerate(chosen):
             rows[f"negative_{j + 1}"].append(cut(dataset.corpus[neg]))
+        keys.append((("query", dataset.queries[qid]),
+                     *(("passage", dataset.corpus[d]) for d in [doc, *chosen])))
     if width and mined < len(pairs):
         logger.info("%d of %d pairs got no mined hard negative and train with a random passage as their negative.",
                     len(pairs) - mined, len(pairs))
-    return Dataset.from_dict(rows), mined
+    return TrainingTable(Dataset.from_dict(rows), mined, keys)
 
 
 def _random_negatives(rng: random.Random, doc_ids: List[str], exclude: set, count: int) -> List[str]:
