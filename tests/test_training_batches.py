@@ -42,9 +42,10 @@ def test_no_passage_twice_in_a_batch(tiny_model_path, tmp_path):
     )
     engine.finetune()
     assert engine.model is model
-    # Every batch is full and no row is left out: 36 rows are 6 batches of 6 (8 would leave 4 out
-    # of an epoch, or end it with a small batch of few in-batch negatives).
-    assert [len(b) for b in loss.batches] == [6] * 12
+    # No row is left out and batches are even: 36 rows are 5 batches of 7 or 8 per epoch, not 4 x 8
+    # and a batch of 4 (few in-batch negatives), although each passage is in 3 rows.
+    assert len(loss.batches) == 10 and sum(len(b) for b in loss.batches) == 72
+    assert {len(b) for b in loss.batches} == {7, 8}
     for passages in loss.batches:
         assert len(passages) == len(set(passages)), passages
 
@@ -170,17 +171,16 @@ def test_mining_ranks_passages_by_their_opening_and_restores_the_length(tiny_mod
     assert model.max_seq_length == full and seen[1] == full, "queries or the model kept the short length"
 
 
-def test_batch_size_is_fitted_so_no_rows_are_left_out():
-    from llama_index_bge_finetune.training.engine import fitted_batch_size
+def test_batches_are_even_so_no_rows_are_left_out():
+    from llama_index_bge_finetune.training.sampler import even_batches
 
-    assert fitted_batch_size(150, 32) == 30  # 5 x 30: nothing left out (32 would drop 22 rows an epoch)
-    assert fitted_batch_size(809, 32) == 31  # 26 x 31 + 3: the fewest left out, never below half the batch
-    assert fitted_batch_size(640, 32) == 32
-    assert fitted_batch_size(20, 32) == 20  # smaller than a batch: one batch of everything
-    assert fitted_batch_size(150, 32, world=2) == 25  # 3 x (25 x 2): per device
+    assert even_batches(150, 32) == (5, 30)  # 5 x 30: nothing left out (batches of 32 would leave 22 rows)
+    assert even_batches(809, 32) == (26, 32)  # 26 batches of 31 or 32 rows
+    assert even_batches(640, 32) == (20, 32)
+    assert even_batches(20, 32) == (1, 20)  # smaller than a batch: one batch of everything
     for rows in range(33, 400):
-        b = fitted_batch_size(rows, 32)
-        assert 16 <= b <= 32 and rows % b <= rows % 32
+        batches, largest = even_batches(rows, 32)
+        assert rows // batches >= 16 and largest <= 32 and batches * largest >= rows
 
 
 def test_mining_pool_ranks_every_positive_plus_a_seeded_sample(tiny_model_path):

@@ -424,17 +424,17 @@ class SentenceTransformersFinetuneEngine:
         """The sentence-transformers trainer with this engine's schedule, precision and checkpoints."""
         from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-        from llama_index_bge_finetune.training.sampler import DistinctPassageBatchSampler
+        from llama_index_bge_finetune.training.sampler import DistinctPassageBatchSampler, even_batches
 
         table = rows.table
-        batch = fitted_batch_size(len(table), self.batch_size, world)
-        if batch != self.batch_size and len(table) >= self.batch_size * world:
-            logger.info("Batches of %d instead of %d, so that all %d rows train in every epoch.",
-                        batch, self.batch_size, len(table))
+        batches, batch = even_batches(len(table), self.batch_size)
+        if batch != self.batch_size and len(table) > self.batch_size:
+            logger.info("%d batches of up to %d rows instead of %d, so that all %d rows train in every epoch.",
+                        batches, batch, self.batch_size, len(table))
         result.hyperparameters["batch_size"] = batch
-        # The sampler deals every epoch into exactly ceil(rows / batch) batches with no passage twice,
-        # so the schedule below is the number of steps that run.
-        steps_per_epoch = math.ceil(math.ceil(len(table) / batch) / world)
+        # The sampler deals every epoch into exactly this many batches with no passage twice, so the
+        # schedule below is the number of steps that run.
+        steps_per_epoch = math.ceil(batches / world)
         total_steps = max(1, math.ceil(steps_per_epoch * self.epochs / self.gradient_accumulation_steps))
         precision = core.precision_flags(self.precision, core.uses_cpu(self.device))
         result.hyperparameters["precision"] = core.precision_label(self.precision, *precision)
@@ -536,19 +536,6 @@ class SentenceTransformersFinetuneEngine:
 def mining_pool_size(pairs: int) -> int:
     """Passages the miner ranks by default: 8 per training pair, at least 1,024 (``mining_pool_size(150) == 1200``)."""
     return max(MIN_MINING_POOL, MINING_POOL_PER_PAIR * pairs)
-
-
-def fitted_batch_size(rows: int, batch_size: int, world: int = 1) -> int:
-    """The batch size in ``[batch_size / 2, batch_size]`` that leaves the fewest rows out of an epoch of full batches.
-
-    Ties go to the larger batch (more in-batch negatives). A table smaller than one batch per
-    device is a single batch. ``fitted_batch_size(150, 32) == 30`` (5 batches, none left over),
-    where batches of 32 would leave 22 rows (15% of the data) out of every epoch.
-    """
-    if rows <= batch_size * world:
-        return max(1, min(batch_size, rows))
-    low = max(1, (batch_size + 1) // 2)
-    return min(range(low, batch_size + 1), key=lambda b: (rows % (b * world), -b))
 
 
 def _check_positive(**values: float) -> None:

@@ -29,7 +29,7 @@ import functools
 import heapq
 import logging
 import math
-from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from sentence_transformers.base.sampler import DefaultBatchSampler
@@ -38,6 +38,17 @@ logger = logging.getLogger(__name__)
 
 # Work allowed per epoch for swapping left-out rows in (row comparisons): a few seconds at most.
 SWAP_BUDGET = 2_000_000
+
+
+def even_batches(rows: int, batch_size: int) -> Tuple[int, int]:
+    """(batches per epoch, largest batch) for ``rows`` rows in batches of at most ``batch_size``, evenly.
+
+    Every row trains in every epoch and no batch is smaller than half of ``batch_size`` unless the
+    table is: ``even_batches(150, 32) == (5, 30)``, ``even_batches(809, 32) == (26, 32)`` (batches
+    of 31 and 32), ``even_batches(20, 32) == (1, 20)``.
+    """
+    batches = max(1, math.ceil(rows / batch_size))
+    return batches, max(1, math.ceil(rows / batches))
 
 
 class DistinctPassageBatchSampler(DefaultBatchSampler):
