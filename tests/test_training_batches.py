@@ -127,9 +127,10 @@ def test_negatives_are_cut_to_a_verbatim_prefix(tiny_model_path):
     assert long_text.startswith(cut) and 0 < len(cut) < len(long_text)
     assert len(model.tokenizer(cut, add_special_tokens=False)["input_ids"]) == 8
     assert table[0]["positive"] == ds.corpus[pairs[0][1]], "positives are never cut"
-    # The batch keys name the full passage, so the cut negative still clashes with d5 as a positive.
-    assert ("passage", long_text) in keys[0]
-    assert ("passage", long_text) in keys[[doc for _, doc in pairs].index("d5")]
+    # The batch keys stand for the full passage, so the cut negative still clashes with d5 as a positive.
+    d5_row = [doc for _, doc in pairs].index("d5")
+    assert keys[0][2] == keys[d5_row][1], "the cut negative and the positive d5 have different keys"
+    assert len(set(keys[0])) == 3 and all(isinstance(k, int) for k in keys[0])
 
 
 def test_bad_miner_settings():

@@ -33,11 +33,15 @@ def query_positive_pairs(dataset: EmbeddingQAFinetuneDataset, use_all_docs: bool
 
 
 class TrainingTable(NamedTuple):
-    """The trainer's table, how many pairs carry mined (not random) negatives, and each row's batch keys."""
+    """The trainer's table, how many pairs carry mined (not random) negatives, and each row's batch keys.
+
+    A key is a number standing for a question text or a passage's full text (numbers, so that the
+    keys the trainer keeps in its arguments, and pickles into every checkpoint, stay small).
+    """
 
     table: "datasets.Dataset"  # noqa: F821
     mined: int
-    keys: List[Tuple[Tuple[str, str], ...]]
+    keys: List[Tuple[int, ...]]
 
 
 def training_table(
@@ -62,12 +66,17 @@ def training_table(
     doc_ids = list(dataset.corpus)
     cut = _prefix_cutter(tokenizer, negative_max_tokens)
     mined = 0
-    keys: List[Tuple[Tuple[str, str], ...]] = []
+    keys: List[Tuple[int, ...]] = []
+    numbers: Dict[Tuple[str, str], int] = {}
+
+    def key(kind: str, text: str) -> int:
+        return numbers.setdefault((kind, text), len(numbers))
+
     for i, (qid, doc) in enumerate(pairs):
         rows["anchor"].append(dataset.queries[qid])
         rows["positive"].append(dataset.corpus[doc])
         if not width:
-            keys.append((("query", dataset.queries[qid]), ("passage", dataset.corpus[doc])))
+            keys.append((key("query", dataset.queries[qid]), key("passage", dataset.corpus[doc])))
             continue
         chosen = list(negatives[i])[:width]
         mined += bool(chosen)
@@ -76,8 +85,7 @@ def training_table(
                                         width - len(chosen))
         for j, neg in enumerate(chosen):
             rows[f"negative_{j + 1}"].append(cut(dataset.corpus[neg]))
-        keys.append((("query", dataset.queries[qid]),
-                     *(("passage", dataset.corpus[d]) for d in [doc, *chosen])))
+        keys.append((key("query", dataset.queries[qid]), *(key("passage", dataset.corpus[d]) for d in [doc, *chosen])))
     if width and mined < len(pairs):
         logger.info("%d of %d pairs got no mined hard negative and train with a random passage as their negative.",
                     len(pairs) - mined, len(pairs))
