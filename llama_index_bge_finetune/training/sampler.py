@@ -88,7 +88,7 @@ class DistinctPassageBatchSampler(DefaultBatchSampler):
             raise ValueError(f"keys has {len(keys)} rows but the dataset has {rows}.")
         interned: Dict[Hashable, int] = {}
         self._keys: List[frozenset] = [frozenset(interned.setdefault(k, len(interned)) for k in row) for row in keys]
-        self._num_batches = max(1, rows // batch_size if drop_last else math.ceil(rows / batch_size)) if rows else 0
+        self._num_batches = (max(1, rows // batch_size) if drop_last else even_batches(rows, batch_size)[0]) if rows else 0
         self.skipped_rows = 0
         self._warned = False
 
