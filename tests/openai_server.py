@@ -3,7 +3,7 @@
 It answers ``POST /v1/chat/completions`` with questions built deterministically from the
 passage in the prompt, ``POST /v1/embeddings`` with hashed bag-of-words vectors, and
 ``GET /v1/models``. Faults are injected per test: latency, 429 with ``Retry-After``, 500,
-a hang past the client's time-out, malformed answers. A prompt asking to answer "yes or
+a hang past the client's time-out, malformed answers, answers cut off mid-JSON. A prompt asking to answer "yes or
 no" gets a relevance judgment (yes when the ``Query:`` line shares a content word with the
 passage). Every fault decision is a hash of (seed, passage, attempt number), so a run is
 reproducible whatever the request order.
@@ -57,6 +57,7 @@ class ServerConfig:
     rate_hang: float = 0.0  # fraction of chat requests that hang for `hang_seconds`
     hang_seconds: float = 30.0
     rate_malformed: float = 0.0  # fraction of chat answers that hold no question at all
+    rate_broken_json: float = 0.0  # fraction of chat answers cut off mid-JSON (200, as a dropped proxy body)
     answer_style: str = "numbered"  # one of ANSWER_STYLES
     always_fail: Tuple[str, ...] = ()  # passages containing one of these strings always fail...
     fail_status: int = 500  # ...with this status (401, 400, ... for permanent errors)
@@ -308,6 +309,8 @@ class OpenAITestServer:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": usage,
         }
+        if self._chance("broken_json", key, attempt) < cfg.rate_broken_json:
+            return self._send(h, 200, payload, cut=40)
         return self._send(h, 200, payload)
 
     def _stream(self, h: BaseHTTPRequestHandler, rid: str, model: str, text: str, usage: Dict[str, int]) -> None:
@@ -351,8 +354,8 @@ class OpenAITestServer:
         return self._send(h, 200, payload)
 
     def _send(self, h: BaseHTTPRequestHandler, status: int, payload: Dict[str, Any],
-              headers: Optional[Dict[str, str]] = None) -> None:
-        raw = json.dumps(payload).encode()
+              headers: Optional[Dict[str, str]] = None, cut: Optional[int] = None) -> None:
+        raw = json.dumps(payload).encode()[:cut]  # ``cut``: only the first bytes of the JSON (a broken answer)
         try:
             h.send_response(status)
             h.send_header("Content-Type", "application/json")

@@ -10,7 +10,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from llama_index.core.llms import LLM
 from llama_index.core.schema import BaseNode
@@ -19,6 +19,7 @@ from llama_index_bge_finetune.errors import GenerationError
 from llama_index_bge_finetune.generation._common import build_dataset, run_sync, skip_empty, unique_nodes
 from llama_index_bge_finetune.generation.checkpoint import Checkpoint, entry_key
 from llama_index_bge_finetune.generation.http_client import aiohttp_client
+from llama_index_bge_finetune.generation.openai_direct import Answer, MalformedAnswer, direct_chat
 from llama_index_bge_finetune.generation.parsing import parse_questions
 from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL, check_prompt_template
 from llama_index_bge_finetune.generation.result import GenerationResult, NodeFailure, Usage
@@ -26,6 +27,7 @@ from llama_index_bge_finetune.generation.result import GenerationResult, NodeFai
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
+Send = Callable[[str], Awaitable[Answer]]
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 _SECRET = re.compile(r"sk-[A-Za-z0-9_*-]{6,}")  # never let an API key reach a failure record
 #: Requests in flight by default. Against a server answering in 100 ms, 200 nodes cannot take less
@@ -57,6 +59,10 @@ class QuestionGenerator:
         max_retries: retries per node after the first attempt.
         backoff_base: first back-off delay in seconds; doubles per retry, with jitter.
         backoff_max: longest back-off delay (and longest ``Retry-After`` honoured), seconds.
+        direct_requests: send a stock ``OpenAI`` chat model's requests straight through its own
+            openai client when no LlamaIndex handler traces LLM calls (about half the CPU per
+            request; see :mod:`~llama_index_bge_finetune.generation.openai_direct`). ``False``
+            always calls ``llm.acomplete``.
 
     Example::
 
@@ -82,6 +88,7 @@ class QuestionGenerator:
         max_retries: int = 6,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        direct_requests: bool = True,
     ) -> None:
         if not isinstance(num_questions_per_chunk, int) or num_questions_per_chunk < 1:
             raise GenerationError(f"num_questions_per_chunk must be a positive integer, got {num_questions_per_chunk!r}.")
@@ -102,6 +109,7 @@ class QuestionGenerator:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.direct_requests = direct_requests
 
     @property
     def model_name(self) -> str:
@@ -158,12 +166,13 @@ class QuestionGenerator:
             on_progress(done, total)
         logger.info("Generating questions for %d nodes (%d from the checkpoint).", len(todo), done)
         llm = _without_inner_retries(self.llm, self.timeout)
+        send = self._sender(llm)
         semaphore = asyncio.Semaphore(self.max_in_flight)
 
         async def one(key: str, text: str, node_ids: List[str]) -> None:
             nonlocal done
             async with semaphore:
-                outcome = await self._ask(llm, text, usage)
+                outcome = await self._ask(send, text, usage)
             if isinstance(outcome, NodeFailure):
                 for node_id in node_ids:
                     failures.append(NodeFailure(node_id=node_id, reason=outcome.reason, attempts=outcome.attempts))
@@ -194,18 +203,33 @@ class QuestionGenerator:
         """The usable items in one answer (an empty list is retried); subclasses parse other answers."""
         return parse_questions(answer, passage=text, limit=self.num_questions_per_chunk)
 
-    async def _ask(self, llm: LLM, text: str, usage: Usage) -> Union[List[str], NodeFailure]:
+    def _sender(self, llm: LLM) -> Send:
+        """How one prompt is sent: straight through the openai client when allowed, else ``llm.acomplete``."""
+        direct = direct_chat(llm) if self.direct_requests else None
+        if direct is not None:
+            logger.debug("Sending chat requests straight through %s's openai client.", type(llm).__name__)
+            return direct
+
+        async def through_llm(prompt: str) -> Answer:
+            response = await llm.acomplete(prompt)
+            prompt_tokens, completion_tokens = _token_counts(response)
+            return Answer(text=response.text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+        return through_llm
+
+    async def _ask(self, send: Send, text: str, usage: Usage) -> Union[List[str], NodeFailure]:
         prompt = self.qa_generate_prompt_tmpl.format(context_str=text, num_questions_per_chunk=self.num_questions_per_chunk)
         reason = ""
         for attempt in range(self.max_retries + 1):
             wait: Optional[float] = None
             try:
                 usage.requests += 1
-                response = await _within(llm.acomplete(prompt), self.timeout + 1.0)
-                _count_tokens(response, usage)
-                found = self._parse_answer(response.text, text)
+                answer = await _within(send(prompt), self.timeout + 1.0)
+                usage.prompt_tokens += answer.prompt_tokens
+                usage.completion_tokens += answer.completion_tokens
+                found = self._parse_answer(answer.text, text)
                 if not found:
-                    raise _NoQuestions(f"the answer held no usable question: {response.text[:80]!r}")
+                    raise _NoQuestions(f"the answer held no usable question: {answer.text[:80]!r}")
                 return found
             except asyncio.CancelledError:
                 raise
@@ -246,7 +270,7 @@ def _settings_llm() -> LLM:
 
 def _classify(exc: BaseException) -> Tuple[bool, Optional[float]]:
     """(retry it?, seconds the server asked us to wait) for an exception from any LLM client."""
-    if isinstance(exc, (_NoQuestions, asyncio.TimeoutError, TimeoutError, ConnectionError)):
+    if isinstance(exc, (_NoQuestions, MalformedAnswer, asyncio.TimeoutError, TimeoutError, ConnectionError)):
         return True, None
     response = getattr(exc, "response", None)
     status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
@@ -276,17 +300,15 @@ def _retry_after(headers: Any) -> Optional[float]:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _count_tokens(response: Any, usage: Usage) -> None:
+def _token_counts(response: Any) -> Tuple[int, int]:
+    """(prompt tokens, completion tokens) of a LlamaIndex completion response, 0 where not reported."""
     raw = getattr(response, "raw", None)
     info = getattr(raw, "usage", None) if raw is not None and not isinstance(raw, dict) else (raw or {}).get("usage")
     if info is not None:
         get = info.get if isinstance(info, dict) else lambda k: getattr(info, k, None)
-        usage.prompt_tokens += int(get("prompt_tokens") or 0)
-        usage.completion_tokens += int(get("completion_tokens") or 0)
-        return
+        return int(get("prompt_tokens") or 0), int(get("completion_tokens") or 0)
     extra = getattr(response, "additional_kwargs", None) or {}
-    usage.prompt_tokens += int(extra.get("prompt_tokens") or 0)
-    usage.completion_tokens += int(extra.get("completion_tokens") or 0)
+    return int(extra.get("prompt_tokens") or 0), int(extra.get("completion_tokens") or 0)
 
 
 def _without_inner_retries(llm: LLM, timeout: float) -> LLM:
