@@ -75,10 +75,7 @@ def training_table(
     for i, (qid, doc) in enumerate(pairs):
         rows["anchor"].append(dataset.queries[qid])
         rows["positive"].append(dataset.corpus[doc])
-        if not width:
-            keys.append((key("query", dataset.queries[qid]), key("passage", dataset.corpus[doc])))
-            continue
-        chosen = list(negatives[i])[:width]
+        chosen = list(negatives[i])[:width] if width else []
         mined += bool(chosen)
         if len(chosen) < width:
             chosen += _random_negatives(rng, doc_ids, set(dataset.relevant_docs.get(qid) or ()) | {doc} | set(chosen),
