@@ -44,7 +44,8 @@ def _bodies(server: Any) -> List[str]:
 
 
 def test_direct_requests_send_what_the_llm_sends_and_give_the_same_dataset(openai_server):
-    llm_args: Dict[str, Any] = dict(temperature=0.3, max_tokens=200, additional_kwargs={"seed": 7, "user": "u-1"})
+    llm_args: Dict[str, Any] = dict(temperature=0.3, max_tokens=200, additional_kwargs={"seed": 7, "user": "u-1"},
+                                  system_prompt="Answer briefly.", default_headers={"X-Team": "search"})
     nodes = generation_nodes(6)
     assert isinstance(direct_chat(_without_inner_retries(local_llm(openai_server, **llm_args), 5.0)), DirectChat)
     direct = QuestionGenerator(llm=local_llm(openai_server, **llm_args), **FAST).generate(nodes)
