@@ -121,16 +121,20 @@ def test_finetune_saves_reranker_card_config_and_result_without_val_set(tiny_mod
     assert len(rerank.postprocess_nodes(nodes, query_str="alpha?")) == 2
 
 
-def test_validation_guard_keeps_first_stage_order_when_reranker_is_worse(tiny_model_path, tmp_path):
+def test_validation_guard_keeps_first_stage_order_when_reranker_is_worse(tiny_model_path, tmp_path, caplog):
     out = tmp_path / "reranker"
     val = topic_samples(10, offset=12)
     engine = CrossEncoderFinetuneEngine(topic_samples(12), model_id=str(tiny_model_path), model_output_path=str(out),
                                         batch_size=4, epochs=1, show_progress_bar=False, val_dataset=val, loss="bce",
                                         evaluation_steps=2)
-    engine.finetune()
-    # The first stage already ranks every positive first (nDCG 1.0): a random tiny reranker cannot beat it.
+    with caplog.at_level(logging.WARNING, logger="llama_index_bge_finetune.reranking.engine"):
+        engine.finetune()
+    # The first stage already ranks every positive first (nDCG 1.0): a random tiny reranker cannot beat it,
+    # and the warning says why such validation queries cannot show a gain and what to validate on instead.
     assert engine.blend["first_stage"]["ndcg@10"] == 1.0
     assert engine.blend["blend_weight"] == 0.0
+    warning = next(r.getMessage() for r in caplog.records if "does not beat the first stage" in r.getMessage())
+    assert "questions the embedding model has not seen" in warning and "blend_weight=" in warning
     assert json.loads((out / "reranker_config.json").read_text())["blend_weight"] == 0.0
     from llama_index.core.schema import NodeWithScore, TextNode
 

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
 DEFAULT_RERANKER_BASE = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 _warned_bi_encoder: set = set()
+#: A first stage at or above this validation nDCG@10 leaves a reranker nothing to show (trained-on questions).
+SATURATED_NDCG = 0.99
 
 
 class CrossEncoderFinetuneEngine:
@@ -306,9 +308,14 @@ class CrossEncoderFinetuneEngine:
         weight, table = choose_blend_weight(groups, self.blend_weights)
         first_only, ce_only, chosen = table[0.0], table.get(1.0, table[max(table)]), table[weight]
         if weight == 0.0:
+            saturated = first_only >= SATURATED_NDCG
             logger.warning("The fine-tuned reranker does not beat the first stage on %d validation queries "
                            "(nDCG@10 %.4f alone vs %.4f first stage): the pipeline keeps the first stage's order "
-                           "(blend weight 0).", len(groups), ce_only, first_only)
+                           "(blend weight 0).%s", len(groups), ce_only, first_only,
+                           " The first stage ranks these queries almost perfectly, as it does questions it was trained on, "
+                           "so they cannot show a gain: validate on questions the embedding model has not seen "
+                           "(val_dataset=candidates_from_qa_dataset(...)), or set a weight chosen on such questions with "
+                           "get_finetuned_model(blend_weight=...)." if saturated else "")
         else:
             logger.info("Validation nDCG@10 over %d queries: first stage %.4f, reranker alone %.4f, blend weight %.1f %.4f.",
                         len(groups), first_only, ce_only, weight, chosen)
