@@ -64,15 +64,16 @@ class DirectChat:
     """Sends one user message as ``POST /chat/completions`` through ``llm``'s async openai client."""
 
     def __init__(self, llm: Any, body: Dict[str, Any]) -> None:
+        import httpx  # once per run, not per request (and not at start-up: only OpenAI users need it)
+
         self._llm = llm
         self._body = body
+        self._raw = httpx.Response
 
     async def __call__(self, prompt: str) -> Answer:
-        import httpx
-
         client = self._llm._get_aclient()
         body = {"messages": [{"role": "user", "content": prompt}], "stream": False, **self._body}
-        response = await client.post("/chat/completions", cast_to=httpx.Response, body=body)
+        response = await client.post("/chat/completions", cast_to=self._raw, body=body)
         return parse_chat_completion(response.content)
 
 
