@@ -11,7 +11,7 @@ not depend on which). Rows:
 * ``peer``: the peer engine's batch shape (10 claims + abstracts, no negative, attention dropout on),
   scaled to 31 examples so the rows compare per example;
 * ``merged``: our batch of 31 triplets through sentence-transformers' ``MultipleNegativesRankingLoss``,
-  which embeds the positive and negative columns in one padded forward pass (our default until session 5);
+  which embeds the positive and negative columns in one padded forward pass (our default until 4332986);
 * ``per-column``: our loss (``HardNegativeRankingLoss``), one forward per column;
 * ``detached``: the same with ``hard_negative_gradients=False``;
 * ``frozen-2``: the same with ``frozen_layers=2``;

@@ -43,5 +43,5 @@ def minilm_path() -> Path:
 def shared_data() -> Path:
     """../shared/data beside the checkout; tests using it skip when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in CI and dev sessions)")
+        pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in CI and on development machines)")
     return SHARED_DATA

@@ -72,7 +72,7 @@ def run(
 
 DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
 DEMO_MAX_NODES = 160
-DEMO_MINUTES = 3.5  # measured end to end on a 2-core AVX2 CPU without native bf16: 2 min 53 s wall, session 7 (benchmarks/RESULTS.md)
+DEMO_MINUTES = 3.5  # measured end to end on a 2-core AVX2 CPU without native bf16: 2 min 53 s wall, 2026-11-26, 041c890 (benchmarks/RESULTS.md)
 
 
 def demo(
