@@ -225,3 +225,34 @@ def test_cli_generate_with_batch_api(openai_server, tmp_path):
     offline_cmd = cmd[:5] + ["-o", str(tmp_path / "offline"), "--generator", "offline", "--batch-api"]
     offline = subprocess.run(offline_cmd, env=env, capture_output=True, text=True, timeout=300)
     assert offline.returncode == 2 and "Traceback" not in offline.stderr and "--batch-api" in offline.stderr
+
+
+def test_stopped_between_upload_and_creation_reuses_the_uploaded_file(openai_server, tmp_path):
+    ckpt = tmp_path / "generation.jsonl"
+    with pytest.raises(GenerationError, match="Could not create the batch"):  # the server refuses a 48 h window
+        batch_gen(openai_server, completion_window="48h").generate(generation_nodes(3), checkpoint_path=ckpt)
+    assert openai_server.files_uploaded == 1 and openai_server.batches_created == 0
+    result = batch_gen(openai_server).generate(generation_nodes(3), checkpoint_path=ckpt)
+    assert len(result.dataset.corpus) == 3
+    assert openai_server.files_uploaded == 1 and openai_server.batches_created == 1
+
+
+def test_a_live_run_warns_about_batches_not_collected(openai_server, tmp_path, caplog):
+    openai_server.configure(batch_polls_per_state=10**6)
+    with pytest.raises(GenerationError):
+        batch_gen(openai_server, max_wait=0.05).generate(generation_nodes(3), checkpoint_path=tmp_path / "cache" /
+                                                         "generation.jsonl")
+    with caplog.at_level(logging.WARNING, logger="llama_index_bge_finetune"):
+        pipeline.generate_dataset(generation_nodes(3), QuestionGenerator(llm=local_llm(openai_server)), tmp_path)
+    assert any("batch_0001" in r.getMessage() and "--batch-api" in r.getMessage() for r in caplog.records)
+
+
+def test_generate_qa_embedding_pairs_through_the_batch_api(openai_server, tmp_path):
+    from llama_index_bge_finetune import generate_qa_embedding_pairs
+
+    out = tmp_path / "train.json"
+    dataset = generate_qa_embedding_pairs(generation_nodes(4), llm=local_llm(openai_server), output_path=str(out),
+                                          use_batch_api=True, batch_poll_interval=0.01)
+    assert len(dataset.corpus) == 4 and out.is_file() and openai_server.batches_created == 1
+    assert openai_server.chat_requests == 4, "every request ran inside the batch"
+    assert (tmp_path / "train.json.checkpoint.batches.json").is_file()

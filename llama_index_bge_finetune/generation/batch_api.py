@@ -32,7 +32,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from llama_index.core.llms import LLM
 from llama_index.core.schema import BaseNode
@@ -40,7 +40,7 @@ from llama_index.core.schema import BaseNode
 from llama_index_bge_finetune import outputs
 from llama_index_bge_finetune.errors import GenerationError
 from llama_index_bge_finetune.generation._common import build_dataset, skip_empty, unique_nodes
-from llama_index_bge_finetune.generation.batch_cost import estimate_cost
+from llama_index_bge_finetune.generation.batch_cost import CostEstimate, estimate_cost
 from llama_index_bge_finetune.generation.checkpoint import Checkpoint
 from llama_index_bge_finetune.generation.llm_generator import ProgressCallback, QuestionGenerator, _SECRET
 from llama_index_bge_finetune.generation.openai_direct import MalformedAnswer, chat_model_kwargs, parse_chat_completion, request_body
@@ -100,7 +100,7 @@ class BatchQuestionGenerator(QuestionGenerator):
         max_wait: Optional[float] = None,
         completion_window: str = "24h",
         max_requests_per_batch: int = MAX_REQUESTS_PER_BATCH,
-        on_estimate: Optional[Any] = None,
+        on_estimate: Optional[Callable[[CostEstimate], None]] = None,
     ) -> None:
         super().__init__(llm=llm, num_questions_per_chunk=num_questions_per_chunk,
                          qa_generate_prompt_tmpl=qa_generate_prompt_tmpl)

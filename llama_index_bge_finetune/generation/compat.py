@@ -30,6 +30,7 @@ def generate_qa_embedding_pairs(
     verbose: bool = True,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     use_batch_api: bool = False,
+    batch_poll_interval: float = 30.0,
 ) -> EmbeddingQAFinetuneDataset:
     """Generate questions for ``nodes`` and save the dataset to ``output_path``; returns it.
 
@@ -51,6 +52,7 @@ def generate_qa_embedding_pairs(
             the batch is done, within 24 h; ``llm`` must be llama-index's ``OpenAI``). The batch id is
             kept beside the checkpoint, so a rerun after a stop waits for it instead of submitting again.
             ``retry_limit`` and ``max_in_flight`` do not apply.
+        batch_poll_interval: seconds between two status checks of the batch (``use_batch_api``).
 
     Example::
 
@@ -66,7 +68,8 @@ def generate_qa_embedding_pairs(
     generator: QuestionGenerator
     if use_batch_api:
         generator = BatchQuestionGenerator(llm=llm, num_questions_per_chunk=num_questions_per_chunk,
-                                           qa_generate_prompt_tmpl=qa_generate_prompt_tmpl)
+                                           qa_generate_prompt_tmpl=qa_generate_prompt_tmpl,
+                                           poll_interval=batch_poll_interval)
     else:
         generator = QuestionGenerator(
             llm=llm,
