@@ -396,8 +396,8 @@ class _BatchRun:
         try:
             return fn(*args, **kwargs)
         except openai.OpenAIError as exc:
-            kept = " (the submitted batches are recorded; rerun the same command to pick them up)" \
-                if self.state.records else ""
+            kept = (f" (the submitted batches are recorded in {self.state.path}: rerun the same command to pick "
+                    "them up, or delete that file to forget them)") if self.state.records and self.state.path else ""
             raise GenerationError(
                 f"Could not {what} through the OpenAI Batch API: {type(exc).__name__}: "
                 f"{_SECRET.sub('sk-***', str(exc))[:300]}{kept}. Check OPENAI_API_BASE, the network and the key."
