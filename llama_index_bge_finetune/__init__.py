@@ -23,6 +23,7 @@ _EXPORTS = {
     # generation
     "generate_qa_embedding_pairs": "llama_index_bge_finetune.generation",
     "QuestionGenerator": "llama_index_bge_finetune.generation",
+    "BatchQuestionGenerator": "llama_index_bge_finetune.generation",
     "OfflineQuestionGenerator": "llama_index_bge_finetune.generation",
     "QuestionGenerationTransform": "llama_index_bge_finetune.generation",
     "QueryLogRecorder": "llama_index_bge_finetune.generation",

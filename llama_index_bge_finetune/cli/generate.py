@@ -16,8 +16,11 @@ HELP = """Generate question/passage pairs from a folder of documents and split t
 Writes dataset.json, train_dataset.json and val_dataset.json (llama-index EmbeddingQAFinetuneDataset
 JSON) and failures.jsonl (chunks that got no question, and why) to OUTPUT; an interrupted run resumes
 from OUTPUT/cache/generation.jsonl when rerun with the same settings. Exits 2 when no question was written.
+With --batch-api the questions go through OpenAI's Batch API (half the price); the batch id is kept in
+OUTPUT/cache/generation.batches.json, so a rerun after a stop waits for the same batch.
 
 Example: bge-finetune generate docs/ --output runs/docs --generator openai
+Example: bge-finetune generate docs/ --output runs/docs --generator openai --batch-api
 """
 
 
@@ -33,6 +36,8 @@ def generate(
     seed: int = typer.Option(0, help="Seed for the split."),
     max_nodes: Optional[int] = options.MAX_NODES,
     max_retries: int = options.MAX_RETRIES,
+    batch_api: bool = options.BATCH_API,
+    batch_poll_seconds: float = options.BATCH_POLL_SECONDS,
     overwrite: bool = typer.Option(False, help="Replace datasets of a finished run in OUTPUT."),
     verbose: bool = options.VERBOSE,
 ) -> None:
@@ -49,7 +54,8 @@ def generate(
                     what="finished datasets (train_dataset.json, val_dataset.json)")
     check_chunking(chunk_size, chunk_overlap)
     pipeline.check_run_output(output, overwrite, settings, **finished)
-    gen, description = pipeline.make_generator(generator, llm_model, questions_per_chunk, max_retries=max_retries)
+    gen, description = pipeline.make_generator(generator, llm_model, questions_per_chunk, max_retries=max_retries,
+                                               batch_api=batch_api, batch_poll_seconds=batch_poll_seconds)
     console.print(f"Questions: {description}", highlight=False)
     with stage("Reading and chunking documents"):
         nodes = chunk_documents(load_documents(documents), chunk_size=chunk_size, chunk_overlap=chunk_overlap)

@@ -13,6 +13,8 @@ CHUNK_OVERLAP = typer.Option(32, min=0, help="Overlap between chunks in tokens."
 VAL_FRACTION = typer.Option(0.2, min=0.01, max=0.9, help="Share of chunks held out for evaluation.")
 MAX_NODES = typer.Option(None, min=2, help="Use only the first N chunks (a quick try).")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Debug logging.")
+BATCH_API = typer.Option(False, "--batch-api", help="Send the questions through OpenAI's Batch API: half the price, no live rate limits, done within 24 h. The estimated cost is printed before submitting; a stopped run reattaches to its batch when rerun (generator openai).")
+BATCH_POLL_SECONDS = typer.Option(30.0, min=0.01, help="Seconds between two status checks of a running batch (--batch-api).")
 MAX_RETRIES = typer.Option(6, min=0, help="Retries per chunk after a failed LLM request (with back-off; generator openai/local).")
 CHECKPOINT_STEPS = typer.Option(None, min=1, help="Save a training checkpoint every N optimizer steps (default: every 10% of the run). A killed run resumes from the last one when rerun.")
 CHECKPOINT_MINUTES = typer.Option(None, min=0.0, help="Also save a checkpoint when this many minutes passed since the last one (default 5; 0 turns the timer off).")

@@ -50,6 +50,8 @@ def run(
     k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs for the metrics; repeat for several."),
     max_nodes: Optional[int] = options.MAX_NODES,
     max_retries: int = options.MAX_RETRIES,
+    batch_api: bool = options.BATCH_API,
+    batch_poll_seconds: float = options.BATCH_POLL_SECONDS,
     checkpoint_steps: Optional[int] = options.CHECKPOINT_STEPS,
     checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
@@ -67,7 +69,8 @@ def run(
     from llama_index_bge_finetune.ingest import load_documents
 
     run_loop(config, lambda: load_documents(documents), overwrite=overwrite, max_retries=max_retries,
-             checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes)
+             checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes, batch_api=batch_api,
+             batch_poll_seconds=batch_poll_seconds)
 
 
 DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
@@ -99,7 +102,8 @@ def demo(
 
 def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrite: bool,
              max_retries: Optional[int] = None, checkpoint_steps: Optional[int] = None,
-             checkpoint_minutes: Optional[float] = None) -> None:
+             checkpoint_minutes: Optional[float] = None, batch_api: bool = False,
+             batch_poll_seconds: float = 30.0) -> None:
     """The stages of `run`, each with a progress bar, ending with the before/after table.
 
     Every argument and the output folder are checked before the documents are read; a rerun of an
@@ -118,7 +122,8 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     settings = pipeline.run_settings(config)
     pipeline.check_run_output(out, overwrite, settings)
     gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk,
-                                                   max_retries=max_retries)
+                                                   max_retries=max_retries, batch_api=batch_api,
+                                                   batch_poll_seconds=batch_poll_seconds)
     choice = resolve_base_model(config.base_model)
     pipeline.check_base_model(choice.model)
 

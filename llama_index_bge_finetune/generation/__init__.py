@@ -1,6 +1,7 @@
 """Question generation: LLM (async, resumable), offline pseudo-queries, and LlamaIndex components.
 
 - :class:`QuestionGenerator`: any LlamaIndex LLM, concurrent, retried, checkpointed.
+- :class:`BatchQuestionGenerator`: the same through OpenAI's Batch API (half the price, resumable by batch id).
 - :class:`OfflineQuestionGenerator`: pseudo-queries from the passages, no LLM.
 - :func:`default_generator`: OpenAI when ``OPENAI_API_KEY`` is set, else offline.
 - :func:`generate_qa_embedding_pairs`: drop-in for llama-index-finetuning's function.
@@ -8,6 +9,7 @@
 - :class:`QueryLogRecorder`: a node postprocessor turning live queries into training data.
 """
 
+from llama_index_bge_finetune.generation.batch_api import BatchQuestionGenerator
 from llama_index_bge_finetune.generation.compat import generate_qa_embedding_pairs
 from llama_index_bge_finetune.generation.defaults import default_generator
 from llama_index_bge_finetune.generation.llm_generator import QuestionGenerator
@@ -19,6 +21,7 @@ from llama_index_bge_finetune.generation.result import GenerationResult, NodeFai
 from llama_index_bge_finetune.generation.transform import QuestionGenerationTransform
 
 __all__ = [
+    "BatchQuestionGenerator",
     "DEFAULT_QA_GENERATE_PROMPT_TMPL",
     "GenerationResult",
     "NodeFailure",

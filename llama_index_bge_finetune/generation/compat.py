@@ -11,6 +11,7 @@ from llama_index.core.schema import BaseNode
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import GenerationError
+from llama_index_bge_finetune.generation.batch_api import BatchQuestionGenerator
 from llama_index_bge_finetune.generation.llm_generator import DEFAULT_MAX_IN_FLIGHT, QuestionGenerator
 from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL
 
@@ -28,6 +29,8 @@ def generate_qa_embedding_pairs(
     output_path: str = "qa_finetune_dataset.json",
     verbose: bool = True,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    use_batch_api: bool = False,
+    batch_poll_interval: float = 30.0,
 ) -> EmbeddingQAFinetuneDataset:
     """Generate questions for ``nodes`` and save the dataset to ``output_path``; returns it.
 
@@ -45,6 +48,11 @@ def generate_qa_embedding_pairs(
             :class:`GenerationError` naming them after the run (finished nodes stay checkpointed).
         save_every: accepted for compatibility; every node is checkpointed as it finishes.
         verbose: log a one-line summary at INFO level (else at DEBUG).
+        use_batch_api: send the requests through OpenAI's Batch API (half the price; blocks until
+            the batch is done, within 24 h; ``llm`` must be llama-index's ``OpenAI``). The batch id is
+            kept beside the checkpoint, so a rerun after a stop waits for it instead of submitting again.
+            ``retry_limit`` and ``max_in_flight`` do not apply.
+        batch_poll_interval: seconds between two status checks of the batch (``use_batch_api``).
 
     Example::
 
@@ -57,13 +65,19 @@ def generate_qa_embedding_pairs(
     if on_failure not in ("continue", "fail"):
         raise GenerationError(f"on_failure must be 'continue' or 'fail', got {on_failure!r}.")
     del save_every  # every node is checkpointed as soon as it is done
-    generator = QuestionGenerator(
-        llm=llm,
-        num_questions_per_chunk=num_questions_per_chunk,
-        qa_generate_prompt_tmpl=qa_generate_prompt_tmpl,
-        max_in_flight=max_in_flight,
-        max_retries=retry_limit,
-    )
+    generator: QuestionGenerator
+    if use_batch_api:
+        generator = BatchQuestionGenerator(llm=llm, num_questions_per_chunk=num_questions_per_chunk,
+                                           qa_generate_prompt_tmpl=qa_generate_prompt_tmpl,
+                                           poll_interval=batch_poll_interval)
+    else:
+        generator = QuestionGenerator(
+            llm=llm,
+            num_questions_per_chunk=num_questions_per_chunk,
+            qa_generate_prompt_tmpl=qa_generate_prompt_tmpl,
+            max_in_flight=max_in_flight,
+            max_retries=retry_limit,
+        )
     out = Path(output_path)
     result = generator.generate(nodes, checkpoint_path=out.with_name(out.name + ".checkpoint.jsonl"))
     if out.is_file():

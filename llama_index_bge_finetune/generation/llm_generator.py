@@ -148,18 +148,9 @@ class QuestionGenerator:
         pairs, skipped = skip_empty(unique_nodes(nodes))  # empty or near-empty nodes are never paid for
         model = self.model_name
         usage = Usage(model=model.split(":", 1)[1])
-        questions: Dict[str, List[str]] = {}
         failures: List[NodeFailure] = []
         ckpt = Checkpoint(checkpoint_path) if checkpoint_path is not None else None
-        todo: Dict[str, Tuple[str, List[str]]] = {}  # key -> (text, node ids): equal texts are asked once
-        for node_id, text in pairs:
-            key = entry_key(text, self.qa_generate_prompt_tmpl, model, self.num_questions_per_chunk)
-            cached = ckpt.get(key) if ckpt else None
-            if cached is not None:
-                questions[node_id] = list(cached["questions"])
-                usage.cached_nodes += 1
-            else:
-                todo.setdefault(key, (text, []))[1].append(node_id)
+        questions, todo = self._plan(pairs, ckpt, usage)
         total = len(pairs)
         done = total - sum(len(ids) for _, ids in todo.values())
         if on_progress:
@@ -199,6 +190,29 @@ class QuestionGenerator:
                                 usage=usage)
 
     # ------------------------------------------------------------------ internals
+    def _plan(self, pairs: Sequence[Tuple[str, str]], ckpt: Optional[Checkpoint],
+              usage: Usage) -> Tuple[Dict[str, List[str]], Dict[str, Tuple[str, List[str]]]]:
+        """(node id -> questions found in the checkpoint, key -> (text, node ids) still to ask).
+
+        Equal texts share one key and are asked once; ``usage.cached_nodes`` counts the checkpoint's.
+        """
+        questions: Dict[str, List[str]] = {}
+        todo: Dict[str, Tuple[str, List[str]]] = {}
+        model = self.model_name
+        for node_id, text in pairs:
+            key = entry_key(text, self.qa_generate_prompt_tmpl, model, self.num_questions_per_chunk)
+            cached = ckpt.get(key) if ckpt else None
+            if cached is not None:
+                questions[node_id] = list(cached["questions"])
+                usage.cached_nodes += 1
+            else:
+                todo.setdefault(key, (text, []))[1].append(node_id)
+        return questions, todo
+
+    def _prompt(self, text: str) -> str:
+        """The prompt that asks for one node's questions."""
+        return self.qa_generate_prompt_tmpl.format(context_str=text, num_questions_per_chunk=self.num_questions_per_chunk)
+
     def _parse_answer(self, answer: str, text: str) -> List[str]:
         """The usable items in one answer (an empty list is retried); subclasses parse other answers."""
         return parse_questions(answer, passage=text, limit=self.num_questions_per_chunk)
@@ -218,7 +232,7 @@ class QuestionGenerator:
         return through_llm
 
     async def _ask(self, send: Send, text: str, usage: Usage) -> Union[List[str], NodeFailure]:
-        prompt = self.qa_generate_prompt_tmpl.format(context_str=text, num_questions_per_chunk=self.num_questions_per_chunk)
+        prompt = self._prompt(text)
         reason = ""
         for attempt in range(self.max_retries + 1):
             wait: Optional[float] = None

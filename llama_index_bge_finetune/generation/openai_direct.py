@@ -72,9 +72,13 @@ class DirectChat:
 
     async def __call__(self, prompt: str) -> Answer:
         client = self._llm._get_aclient()
-        body = {"messages": [{"role": "user", "content": prompt}], "stream": False, **self._body}
-        response = await client.post("/chat/completions", cast_to=self._raw, body=body)
+        response = await client.post("/chat/completions", cast_to=self._raw, body=request_body(self._body, prompt))
         return parse_chat_completion(response.content)
+
+
+def request_body(model_kwargs: Dict[str, Any], prompt: str) -> Dict[str, Any]:
+    """The ``POST /chat/completions`` body asking ``prompt`` with the LLM's ``model_kwargs`` (see :func:`chat_model_kwargs`)."""
+    return {"messages": [{"role": "user", "content": prompt}], "stream": False, **model_kwargs}
 
 
 def parse_chat_completion(content: bytes) -> Answer:
@@ -92,15 +96,26 @@ def parse_chat_completion(content: bytes) -> Answer:
 
 def direct_chat(llm: LLM) -> Optional[DirectChat]:
     """A :class:`DirectChat` for ``llm``, or ``None`` when it must go through ``llm.acomplete``."""
+    if _llm_calls_are_traced(llm):
+        logger.debug("LLM calls are traced: requests go through %s.acomplete.", type(llm).__name__)
+        return None
+    body = chat_model_kwargs(llm)
+    return DirectChat(llm, body) if body is not None else None
+
+
+def chat_model_kwargs(llm: LLM) -> Optional[Dict[str, Any]]:
+    """The body fields (model, temperature, ...) ``llm.acomplete`` sends with every chat request, or ``None``.
+
+    ``None`` when ``llm`` is not a stock ``llama_index.llms.openai.OpenAI`` chat model whose request
+    can be written out exactly (another LLM class, a subclass that builds requests its own way, a
+    completion-only model, logprobs, audio, per-request client options).
+    """
     try:
         from llama_index.llms.openai import OpenAI
     except ImportError:
         return None
     if not isinstance(llm, OpenAI) or any(_defined_by(type(llm), m) is not OpenAI for m in _REQUEST_METHODS):
         return None  # another LLM, a subclass that builds requests its own way, or an OpenAI class without these methods
-    if _llm_calls_are_traced(llm):
-        logger.debug("LLM calls are traced: requests go through %s.acomplete.", type(llm).__name__)
-        return None
     if not llm._use_chat_completions({}) or llm.logprobs or (llm.modalities and llm.modalities != ["text"]):
         return None
     body = llm._get_model_kwargs()
@@ -110,7 +125,7 @@ def direct_chat(llm: LLM) -> Optional[DirectChat]:
         json.dumps(body)
     except (TypeError, ValueError):
         return None
-    return DirectChat(llm, body)
+    return body
 
 
 def _defined_by(cls: type, name: str) -> Optional[type]:
