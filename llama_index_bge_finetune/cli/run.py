@@ -167,7 +167,11 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     if config.reranker:
         console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
         pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed)
-        rerank = {"fine-tuned + reranker": ("fine-tuned", str(out / "reranker"))}
+        from llama_index_bge_finetune.reranking import Reranking
+
+        # the reranker's saved blend weight was chosen on these held-out questions: the report
+        # reranks each half with the weight chosen on the other half instead (unbiased)
+        rerank = {"fine-tuned + reranker": ("fine-tuned", Reranking(str(out / "reranker"), blend_weight="cross-fit"))}
 
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
@@ -177,9 +181,6 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
             overwrite=True,  # the run's own folder, already checked by prepare_output
             whole_corpus=pipeline.node_corpus(nodes),
             rerank=rerank,
-            # the reranker's saved blend weight was chosen on these held-out questions: the report
-            # reranks each half with the weight chosen on the other half instead (unbiased)
-            rerank_blend="cross-fit",
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))
