@@ -80,7 +80,7 @@ def test_importing_evaluation_and_comparing_loads_no_higher_package():
     code = (
         "import json, sys\n"
         "import llama_index_bge_finetune.evaluation as e\n"
-        "e.compare_models, e.ComparisonReport, e.evaluate_embeddings\n"
+        "e.compare_models, e.ComparisonReport, e.HostedEmbeddingEncoder, e.evaluate_embeddings\n"
         "import llama_index_bge_finetune.evaluation.html_report\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('llama_index_bge_finetune'))))\n"
     )

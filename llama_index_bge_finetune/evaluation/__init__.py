@@ -7,6 +7,9 @@ Evaluate base vs fine-tuned on the same questions, with bootstrap confidence int
     cmp = compare_models({"base": "BAAI/bge-small-en-v1.5", "fine-tuned": "out/model"}, "val.json")
     cmp.save("report/")   # report.md, report.json, chart.png, report.html
 
+Add a hosted model (any OpenAI-compatible embeddings endpoint; vectors cached on disk, paid once)
+with ``{"ada": HostedEmbeddingEncoder("text-embedding-3-small")}``.
+
 Names load lazily, so importing this package does not import torch.
 """
 
@@ -20,6 +23,7 @@ _EXPORTS = {
     "compare_models": "llama_index_bge_finetune.evaluation.compare",
     "ModelComparison": "llama_index_bge_finetune.evaluation.comparison",
     "ComparisonReport": "llama_index_bge_finetune.evaluation.reporting",
+    "HostedEmbeddingEncoder": "llama_index_bge_finetune.evaluation.hosted",
     "evaluate_embeddings": "llama_index_bge_finetune.evaluation.embedding_evaluator",
     "EvaluationResult": "llama_index_bge_finetune.evaluation.results",
     "QueryResult": "llama_index_bge_finetune.evaluation.results",
