@@ -175,3 +175,14 @@ def test_cli_hosted_model_without_a_key_is_a_one_line_error(tmp_path):
                  "-o", str(tmp_path / "eval")], env, tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "OPENAI_API_KEY" in proc.stderr and not (tmp_path / "eval").exists()
+
+
+def test_cli_run_takes_hosted_models_and_checks_them_before_reading_documents(tmp_path):
+    proc = _cli(["run", str(tmp_path / "no-such-docs"), "--model", "ada=openai:text-embedding-3-small",
+                 "-o", str(tmp_path / "out")], {"BGE_FINETUNE_CACHE_DIR": str(tmp_path / "cache")}, tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "OPENAI_API_KEY" in proc.stderr and not (tmp_path / "out").exists()
+    proc = _cli(["run", str(tmp_path / "no-such-docs"), "--model", "fine-tuned=openai:text-embedding-3-small",
+                 "-o", str(tmp_path / "out")], {"OPENAI_API_KEY": KEY, "BGE_FINETUNE_CACHE_DIR": str(tmp_path / "cache")},
+                tmp_path)
+    assert proc.returncode == 2 and "run's own rows" in " ".join(proc.stderr.split())
