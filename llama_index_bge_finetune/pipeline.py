@@ -350,7 +350,6 @@ def evaluate_models(
     overwrite: bool = False,
     whole_corpus: Optional[Dict[str, str]] = None,
     rerank: Optional[Dict[str, Any]] = None,
-    rerank_blend: Union[None, float, str] = None,
 ) -> Any:
     """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``, ``report.html``.
 
@@ -358,20 +357,20 @@ def evaluate_models(
     With ``whole_corpus`` (passage id -> text of every chunk of the run, as the app's index holds
     them), the questions are searched over all of it for the headline, and over the dataset's own
     (held-out) passages for ``comparison.held_out``. ``rerank`` (label -> (first-stage label,
-    reranker)) adds retrieve-then-rerank rows, blended as ``rerank_blend`` says (see ``compare_models``).
+    second stage such as :class:`~llama_index_bge_finetune.reranking.evaluation.Reranking`)) adds
+    retrieve-then-rerank rows (see ``compare_models``).
     """
     from llama_index_bge_finetune.evaluation import compare_models
 
     check_report_output(output, overwrite)
     if whole_corpus is None:
         comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
-                                    dataset_name=dataset_name, rerank=rerank, rerank_blend=rerank_blend)
+                                    dataset_name=dataset_name, rerank=rerank)
     else:
         whole = dataset.model_copy(update={"corpus": {**whole_corpus, **dataset.corpus}})
         comparison = compare_models(models, whole, k_values=k_values, extra_sections=extra_sections,
-                                    dataset_name=f"{dataset_name} questions, whole corpus", rerank=rerank,
-                                    rerank_blend=rerank_blend)
-        comparison.held_out = compare_models(models, dataset, k_values=k_values, rerank=rerank, rerank_blend=rerank_blend,
+                                    dataset_name=f"{dataset_name} questions, whole corpus", rerank=rerank)
+        comparison.held_out = compare_models(models, dataset, k_values=k_values, rerank=rerank,
                                              dataset_name=f"{dataset_name} questions, held-out passages only")
     comparison.save(output, overwrite=overwrite)
     return comparison
@@ -379,7 +378,7 @@ def evaluate_models(
 
 def check_report_output(output: Path, overwrite: bool, option: str = "--output") -> None:
     """Refuse a file as ``output`` and a folder holding a report, unless ``overwrite``."""
-    from llama_index_bge_finetune.evaluation.comparison import REPORT_FILES
+    from llama_index_bge_finetune.evaluation.reporting import REPORT_FILES
 
     outputs.check_folder(output, overwrite=overwrite, owned=REPORT_FILES, finished=REPORT_FILES,
                          what="an evaluation report (report.md, report.json, chart.png, report.html)", option=option,

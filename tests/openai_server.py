@@ -1,10 +1,10 @@
 """A local OpenAI-compatible HTTP server for tests and benchmarks (stdlib only).
 
 It answers ``POST /v1/chat/completions`` with questions built deterministically from the
-passage in the prompt, ``POST /v1/embeddings`` with hashed bag-of-words vectors, and
-``GET /v1/models``; ``/v1/files`` and ``/v1/batches`` run the Batch API over the same chat answers
-(status progression over polls, failed lines in the error file, expired batches with partial
-output, batches that fail validation). Faults are injected per test: latency, 429 with ``Retry-After``, 500,
+passage in the prompt, ``POST /v1/embeddings`` with hashed bag-of-words vectors (with their own
+``embed_*`` faults), and ``GET /v1/models``; ``/v1/files`` and ``/v1/batches`` run the Batch API over the
+same chat answers (status progression over polls, failed lines in the error file, expired batches with
+partial output, batches that fail validation). Faults are injected per test: latency, 429 with ``Retry-After``, 500,
 a hang past the client's time-out, malformed answers, answers cut off mid-JSON. A prompt asking to answer "yes or
 no" gets a relevance judgment (yes when the ``Query:`` line shares a content word with the
 passage). Every fault decision is a hash of (seed, passage, attempt number), so a run is
@@ -70,6 +70,12 @@ class ServerConfig:
     batch_polls_per_state: int = 1
     batch_outcome: str = "completed"  # one of BATCH_OUTCOMES
     batch_lines_run: int = 0  # lines an "expired" batch (or a cancelled one) answers before it stops
+    # /v1/embeddings faults, decided per batch (a hash of its texts) and attempt:
+    embed_rate_429: float = 0.0  # fraction answered 429 with Retry-After (`retry_after`)
+    embed_rate_500: float = 0.0  # fraction answered 500
+    embed_rate_hang: float = 0.0  # fraction that hang for `hang_seconds` before answering
+    embed_rate_malformed: float = 0.0  # fraction answered 200 with JSON cut off mid-way
+    embed_always_fail: Tuple[str, ...] = ()  # a batch with a text containing one of these fails with `fail_status`
 
 
 def _words(text: str) -> List[str]:
@@ -219,6 +225,9 @@ class OpenAITestServer:
         self.max_in_flight = 0  # most requests handled at the same time
         self.chat_requests = 0
         self.embedding_requests = 0
+        self.embedding_batches: Counter = Counter()  # hash of a batch's texts -> requests (all outcomes)
+        self.embedding_texts: Counter = Counter()  # text -> times it was sent for embedding (all outcomes)
+        self.embedded_texts: Counter = Counter()  # text -> times its vector was answered (200 with a vector)
         self.per_passage: Counter = Counter()  # passage hash -> chat requests (all outcomes)
         self.answered: Counter = Counter()  # passage hash -> successful chat answers
         self.status_counts: Counter = Counter()
@@ -363,25 +372,45 @@ class OpenAITestServer:
             self.status_counts[200] += 1
 
     def _embeddings(self, h: BaseHTTPRequestHandler, body: Dict[str, Any]) -> None:
+        """Hashed bag-of-words vectors (texts sharing words are near), with the ``embed_*`` faults."""
         inputs = body.get("input", [])
         if isinstance(inputs, str):
             inputs = [inputs]
+        texts = [t if isinstance(t, str) else " ".join(f"t{x}" for x in t) for t in inputs]  # token ids as words
+        key = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()[:16]
         with self._lock:
             self.embedding_requests += 1
-        dim = int(body.get("dimensions") or self.config.embedding_dim)
+            self.embedding_batches[key] += 1
+            self.embedding_texts.update(texts)
+            attempt = self.embedding_batches[key]
+        cfg = self.config
+        if any(s in t for t in texts for s in cfg.embed_always_fail):
+            return self._send(h, cfg.fail_status, {"error": {"message": "injected permanent failure", "type": "invalid_request_error"}})
+        if self._chance("embed-429", key, attempt) < cfg.embed_rate_429:
+            return self._send(
+                h, 429, {"error": {"message": "Rate limit reached (injected)", "type": "rate_limit_error"}},
+                headers={"Retry-After": f"{cfg.retry_after:g}", "retry-after-ms": str(int(cfg.retry_after * 1000))},
+            )
+        if self._chance("embed-500", key, attempt) < cfg.embed_rate_500:
+            return self._send(h, 500, {"error": {"message": "Internal error (injected)", "type": "server_error"}})
+        if self._chance("embed-hang", key, attempt) < cfg.embed_rate_hang:
+            self._stop.wait(cfg.hang_seconds)
+        dim = int(body.get("dimensions") or cfg.embedding_dim)
         data = []
-        for i, text in enumerate(inputs):
-            if not isinstance(text, str):  # token ids: hash them as words
-                text = " ".join(f"t{t}" for t in text)
+        for i, text in enumerate(texts):
             vec = hashed_embedding(text, dim)
             if body.get("encoding_format") == "base64":
                 emb: Any = base64.b64encode(struct.pack(f"<{dim}f", *vec)).decode()
             else:
                 emb = vec
             data.append({"object": "embedding", "index": i, "embedding": emb})
-        tokens = sum(len(str(t).split()) for t in inputs)
+        tokens = sum(len(t.split()) for t in texts)
         payload = {"object": "list", "data": data, "model": body.get("model", "text-embedding-3-small"),
                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        if self._chance("embed-malformed", key, attempt) < cfg.embed_rate_malformed:
+            return self._send(h, 200, payload, cut=40)
+        with self._lock:
+            self.embedded_texts.update(texts)
         return self._send(h, 200, payload)
 
     # ------------------------------------------------------------------ Batch API: /v1/files, /v1/batches

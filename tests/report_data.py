@@ -14,6 +14,7 @@ import numpy as np
 
 from llama_index_bge_finetune.evaluation.comparison import ModelComparison, build_comparison
 from llama_index_bge_finetune.evaluation.metrics import score_ranking
+from llama_index_bge_finetune.evaluation.reporting import ComparisonReport
 from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult, QueryResult
 
 WORDS = ("python class method yield generator async await loop scope name binding module import "
@@ -26,7 +27,7 @@ def passage_text(rng: np.random.Generator, i: int, n_words: int = 120) -> str:
 
 def synthetic_comparison(n_questions: int = 200, n_models: int = 2, n_passages: Optional[int] = None,
                          k_values=(1, 3, 5, 10), seed: int = 0, n_bootstrap: int = 200,
-                         n_permutations: int = 200, query_source: str = "pseudo") -> ModelComparison:
+                         n_permutations: int = 200, query_source: str = "pseudo") -> ComparisonReport:
     """A comparison of ``n_models`` (``base``, ``fine-tuned``, ``model-2``, ...) on synthetic rankings."""
     rng = np.random.default_rng(seed)
     n_passages = n_passages or max(20, n_questions // 2)
@@ -59,7 +60,7 @@ def synthetic_comparison(n_questions: int = 200, n_models: int = 2, n_passages: 
 
     data = _Data()
     data.corpus = corpus
-    return build_comparison(results, data, n_bootstrap=n_bootstrap, n_permutations=n_permutations)
+    return ComparisonReport.of(build_comparison(results, data, n_bootstrap=n_bootstrap, n_permutations=n_permutations))
 
 
 def write_run_files(run_dir: Path, cmp: ModelComparison, n_chunks: int, secret: str = "") -> None:

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from llama_index_bge_finetune.evaluation import RetrieverEvaluator, compare_models
-from llama_index_bge_finetune.reranking import CrossEncoderFinetuneEngine, FinetunedRerank
+from llama_index_bge_finetune.reranking import CrossEncoderFinetuneEngine, FinetunedRerank, Reranking
 from tests.reranking_data import topic_samples
 from tests.training_data import topics_dataset
 
@@ -23,7 +23,7 @@ def tiny_reranker(tiny_model_path, tmp_path):
 def test_compare_models_reranks_top_n_with_cost_and_paired_test(tiny_model_path, tiny_reranker, tmp_path):
     ds = topics_dataset(16, 1)
     cmp = compare_models({"fine-tuned": str(tiny_model_path)}, ds, k_values=(1, 5), cache=False,
-                         rerank={"fine-tuned + reranker": ("fine-tuned", str(tiny_reranker))}, rerank_top_n=8,
+                         rerank={"fine-tuned + reranker": ("fine-tuned", Reranking(str(tiny_reranker), top_n=8))},
                          n_bootstrap=50, n_permutations=100)
     first, reranked = cmp.results["fine-tuned"], cmp.results["fine-tuned + reranker"]
     assert [q.query_id for q in reranked.queries] == [q.query_id for q in first.queries]
@@ -34,7 +34,9 @@ def test_compare_models_reranks_top_n_with_cost_and_paired_test(tiny_model_path,
     md = cmp.to_markdown()
     assert "## Reranking cost" in md and "fine-tuned + reranker" in md
     with pytest.raises(Exception, match="first stage"):
-        compare_models({"a": str(tiny_model_path)}, ds, cache=False, rerank={"r": ("nope", str(tiny_reranker))})
+        compare_models({"a": str(tiny_model_path)}, ds, cache=False, rerank={"r": ("nope", Reranking(str(tiny_reranker)))})
+    with pytest.raises(Exception, match="not a second stage"):  # a bare path: the evaluation package loads no reranker
+        compare_models({"a": str(tiny_model_path)}, ds, cache=False, rerank={"r": ("a", str(tiny_reranker))})
 
 
 def test_retriever_evaluator_with_reranker_postprocessor(tiny_model_path, tiny_reranker):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List, Optional
 
 import typer
 
 from llama_index_bge_finetune import pipeline
+from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.table import comparison_table
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
 from llama_index_bge_finetune.errors import EvaluationError
@@ -16,19 +17,22 @@ HELP = """Compare embedding models on a dataset: hit rate, MRR, nDCG, recall, pr
 with bootstrap 95% confidence intervals and a paired test against the first model.
 
 --model takes NAME=MODEL (a folder or hub id); the first is the reference. MODEL `default` is the
-default base model. Writes report.md, report.json, chart.png and report.html to OUTPUT (a report
-already there is kept unless --overwrite).
+default base model; MODEL `openai:NAME` is a hosted embedding model (OpenAI, or any OpenAI-compatible
+endpoint given by --api-base or OPENAI_BASE_URL; key from OPENAI_API_KEY), whose cost is printed
+before any request and whose vectors are cached on disk, so each text is paid for once. Writes
+report.md, report.json, chart.png and report.html to OUTPUT (a report already there is kept unless --overwrite).
 
-Example: bge-finetune evaluate runs/docs/val_dataset.json --model base=default --model tuned=runs/docs/model -o runs/docs/eval
+Example: bge-finetune evaluate runs/docs/val_dataset.json --model base=default --model tuned=runs/docs/model --model ada=openai:text-embedding-3-small -o runs/docs/eval
 """
 
 
 def evaluate(
     dataset: Path = typer.Argument(..., help="Evaluation dataset (EmbeddingQAFinetuneDataset JSON or JSONL)."),
-    model: List[str] = typer.Option(..., "--model", "-m", help="NAME=MODEL; repeat to compare several."),
+    model: List[str] = typer.Option(..., "--model", "-m", help="NAME=MODEL (a folder, a hub id, or openai:MODEL for a hosted model); repeat to compare several."),
     output: Path = typer.Option("bge-finetune-eval", "--output", "-o", help="Folder for the report."),
     k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs; repeat for several."),
     overwrite: bool = typer.Option(False, help="Replace a report already in OUTPUT."),
+    api_base: Optional[str] = options.API_BASE,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     setup_logging(verbose)
@@ -37,7 +41,7 @@ def evaluate(
 
     check_k_values(k)
     pipeline.check_report_output(output, overwrite)  # a file or a finished report: refused before any model loads
-    models = parse_models(model)
+    models = parse_models(model, api_base=api_base)
     ds = EmbeddingQAFinetuneDataset.from_json(dataset)
     with stage("Evaluating"):
         comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k), overwrite=overwrite)
@@ -45,11 +49,15 @@ def evaluate(
     console.print(f"Report: {output / 'report.md'}; in a browser: {(output / 'report.html').resolve()}", highlight=False)
 
 
-def parse_models(specs: List[str]) -> Dict[str, str]:
-    """``NAME=MODEL`` options into an ordered dict; ``default`` names the default base model."""
+def parse_models(specs: List[str], api_base: Optional[str] = None) -> Dict[str, Any]:
+    """``NAME=MODEL`` options into an ordered dict; ``default`` names the default base model.
+
+    ``openai:MODEL`` becomes a hosted encoder (key from ``OPENAI_API_KEY``, endpoint ``api_base``),
+    checked here, before any model loads; its cost is logged before its first request.
+    """
     from llama_index_bge_finetune.models import resolve_base_model
 
-    models: Dict[str, str] = {}
+    models: Dict[str, Any] = {}
     for spec in specs:
         name, sep, target = spec.partition("=")
         if not sep:
@@ -58,5 +66,20 @@ def parse_models(specs: List[str]) -> Dict[str, str]:
             raise EvaluationError(f"--model {spec!r} is not NAME=MODEL, e.g. --model tuned=runs/docs/model.")
         if name in models:
             raise EvaluationError(f"Two models are named {name!r}; give each --model a distinct NAME.")
-        models[name] = resolve_base_model().model if target == "default" else target
+        if target.startswith(HOSTED_PREFIX):
+            models[name] = hosted_model(name, target[len(HOSTED_PREFIX):], api_base)
+        else:
+            models[name] = resolve_base_model().model if target == "default" else target
     return models
+
+
+HOSTED_PREFIX = "openai:"
+
+
+def hosted_model(name: str, model: str, api_base: Optional[str]) -> Any:
+    """The hosted encoder for ``--model NAME=openai:MODEL``."""
+    from llama_index_bge_finetune.evaluation.hosted import HostedEmbeddingEncoder
+
+    if not model:
+        raise EvaluationError(f"--model {name}=openai: names no model; e.g. --model {name}=openai:text-embedding-3-small.")
+    return HostedEmbeddingEncoder(model, name=name, api_base=api_base)  # no OPENAI_API_KEY: a one-line error

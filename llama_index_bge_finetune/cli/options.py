@@ -18,3 +18,4 @@ BATCH_POLL_SECONDS = typer.Option(30.0, min=0.01, help="Seconds between two stat
 MAX_RETRIES = typer.Option(6, min=0, help="Retries per chunk after a failed LLM request (with back-off; generator openai/local).")
 CHECKPOINT_STEPS = typer.Option(None, min=1, help="Save a training checkpoint every N optimizer steps (default: every 10% of the run). A killed run resumes from the last one when rerun.")
 CHECKPOINT_MINUTES = typer.Option(None, min=0.0, help="Also save a checkpoint when this many minutes passed since the last one (default 5; 0 turns the timer off).")
+API_BASE = typer.Option(None, "--api-base", help="Base URL of the OpenAI-compatible embeddings endpoint for openai: models (default: $OPENAI_BASE_URL, else OpenAI's). The key is read from OPENAI_API_KEY only.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import typer
 
@@ -13,7 +13,7 @@ from llama_index_bge_finetune import pipeline
 from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.table import comparison_table
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
-from llama_index_bge_finetune.errors import GenerationError
+from llama_index_bge_finetune.errors import EvaluationError, GenerationError
 
 logger = logging.getLogger("llama_index_bge_finetune.cli")
 
@@ -21,6 +21,8 @@ RUN_HELP = """Run the whole loop on a folder of documents: chunk, generate quest
 
 Writes to OUTPUT: the model (model/), the datasets (train_dataset.json, val_dataset.json),
 report.html, report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
+--model NAME=openai:MODEL adds a hosted embedding model to the report (key from OPENAI_API_KEY;
+its cost is printed before any request, its vectors are cached so each text is paid for once).
 
 Example: bge-finetune run docs/ --output runs/docs --epochs 2
 """
@@ -56,9 +58,17 @@ def run(
     checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
     reranker: bool = typer.Option(False, "--reranker", help="Also fine-tune a reranker (cross-encoder) on the same questions; the report adds fine-tuned + reranker."),
+    model: List[str] = typer.Option([], "--model", "-m", help="Also compare NAME=MODEL in the report: a folder, a hub id, or openai:MODEL for a hosted embedding model (e.g. ada=openai:text-embedding-3-small); repeat for several."),
+    api_base: Optional[str] = options.API_BASE,
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
+    from llama_index_bge_finetune.cli.evaluate import parse_models
+
+    extra_models = parse_models(model, api_base=api_base) if model else {}
+    taken = {"base", "fine-tuned", "fine-tuned + reranker"} & set(extra_models)
+    if taken:
+        raise EvaluationError(f"--model names {sorted(taken)} are the run's own rows; choose other NAMEs.")
     config = pipeline.RunConfig(
         output=str(output), documents=str(documents.resolve()), base_model=base_model, generator=generator,
         reranker=reranker,
@@ -70,7 +80,7 @@ def run(
 
     run_loop(config, lambda: load_documents(documents), overwrite=overwrite, max_retries=max_retries,
              checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes, batch_api=batch_api,
-             batch_poll_seconds=batch_poll_seconds)
+             batch_poll_seconds=batch_poll_seconds, extra_models=extra_models)
 
 
 DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
@@ -103,8 +113,10 @@ def demo(
 def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrite: bool,
              max_retries: Optional[int] = None, checkpoint_steps: Optional[int] = None,
              checkpoint_minutes: Optional[float] = None, batch_api: bool = False,
-             batch_poll_seconds: float = 30.0) -> None:
+             batch_poll_seconds: float = 30.0, extra_models: Optional[Dict[str, Any]] = None) -> None:
     """The stages of `run`, each with a progress bar, ending with the before/after table.
+
+    ``extra_models`` (label -> model spec or encoder) are compared too, after base and fine-tuned.
 
     Every argument and the output folder are checked before the documents are read; a rerun of an
     interrupted run resumes it (generation from its cache, training from its last checkpoint).
@@ -172,19 +184,21 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     if config.reranker:
         console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
         pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed)
-        rerank = {"fine-tuned + reranker": ("fine-tuned", str(out / "reranker"))}
+        from llama_index_bge_finetune.reranking import Reranking
+
+        # the reranker's saved blend weight was chosen on these held-out questions: the report
+        # reranks each half with the weight chosen on the other half instead (unbiased)
+        rerank = {"fine-tuned + reranker": ("fine-tuned", Reranking(str(out / "reranker"), blend_weight="cross-fit"))}
 
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
-            {"base": choice.model, "fine-tuned": str(model_dir)}, val, out, k_values=config.k_values,
+            {"base": choice.model, "fine-tuned": str(model_dir), **(extra_models or {})}, val, out,
+            k_values=config.k_values,
             extra_sections=_report_sections(config, choice, gen_description, train, val, training, len(nodes),
                                             failures),
             overwrite=True,  # the run's own folder, already checked by prepare_output
             whole_corpus=pipeline.node_corpus(nodes),
             rerank=rerank,
-            # the reranker's saved blend weight was chosen on these held-out questions: the report
-            # reranks each half with the weight chosen on the other half instead (unbiased)
-            rerank_blend="cross-fit",
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))

@@ -5,7 +5,10 @@ Evaluate base vs fine-tuned on the same questions, with bootstrap confidence int
     from llama_index_bge_finetune.evaluation import compare_models
 
     cmp = compare_models({"base": "BAAI/bge-small-en-v1.5", "fine-tuned": "out/model"}, "val.json")
-    cmp.save("report/")   # report.md, report.json, chart.png
+    cmp.save("report/")   # report.md, report.json, chart.png, report.html
+
+Add a hosted model (any OpenAI-compatible embeddings endpoint; vectors cached on disk, paid once)
+with ``{"ada": HostedEmbeddingEncoder("text-embedding-3-small")}``.
 
 Names load lazily, so importing this package does not import torch.
 """
@@ -17,8 +20,10 @@ from typing import Any
 
 _EXPORTS = {
     "RetrieverEvaluator": "llama_index_bge_finetune.evaluation.retriever_evaluator",
-    "compare_models": "llama_index_bge_finetune.evaluation.comparison",
+    "compare_models": "llama_index_bge_finetune.evaluation.compare",
     "ModelComparison": "llama_index_bge_finetune.evaluation.comparison",
+    "ComparisonReport": "llama_index_bge_finetune.evaluation.reporting",
+    "HostedEmbeddingEncoder": "llama_index_bge_finetune.evaluation.hosted",
     "evaluate_embeddings": "llama_index_bge_finetune.evaluation.embedding_evaluator",
     "EvaluationResult": "llama_index_bge_finetune.evaluation.results",
     "QueryResult": "llama_index_bge_finetune.evaluation.results",

@@ -1,43 +1,35 @@
-"""Compare models on the same questions: means with bootstrap 95% intervals and a paired test vs the base.
+"""The comparison's result types: several models' results on the same questions, with intervals and paired tests.
 
-The first model is the base; every other model is compared with it query by query.
+:func:`build_comparison` turns :class:`~llama_index_bge_finetune.evaluation.results.EvaluationResult`
+objects computed on the same queries (by any evaluation path) into a :class:`ModelComparison`:
+means with bootstrap intervals and a paired test of every model against the first (the base).
+This module computes nothing else and writes no file: the report writers
+(:mod:`~llama_index_bge_finetune.evaluation.report`, :mod:`~llama_index_bge_finetune.evaluation.html_report`)
+read these types, and :func:`~llama_index_bge_finetune.evaluation.compare.compare_models` evaluates
+models and returns a savable :class:`~llama_index_bge_finetune.evaluation.reporting.ComparisonReport`.
 
 Example::
 
-    from llama_index_bge_finetune.evaluation import compare_models
+    from llama_index_bge_finetune.evaluation import evaluate_embeddings
+    from llama_index_bge_finetune.evaluation.comparison import build_comparison
 
-    cmp = compare_models(
-        {"base": "BAAI/bge-small-en-v1.5", "fine-tuned": "out/model"},
-        "val.json",
-        extra_sections={"Training": "2 epochs, MultipleNegativesRankingLoss"},
-    )
-    print(cmp.to_markdown())
-    cmp.save("report/")   # report.md, report.json, chart.png, report.html
+    results = {"base": evaluate_embeddings("BAAI/bge-small-en-v1.5", "val.json", name="base"),
+               "fine-tuned": evaluate_embeddings("out/model", "val.json", name="fine-tuned")}
+    cmp = build_comparison(results)
+    print(cmp.differences["fine-tuned"]["ndcg@10"].p_value)
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 from llama_index_bge_finetune.errors import EvaluationError
-from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec, _cache, _cache_dir, evaluate_encoder
-from llama_index_bge_finetune.evaluation.encoders import ModelSpec, resolve_encoder
-from llama_index_bge_finetune.evaluation.html_report import write_html_report
-from llama_index_bge_finetune.evaluation.metrics import check_k_values
-from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult
 from llama_index_bge_finetune.evaluation.stats import PairedTest, bootstrap_ci, bootstrap_indices, paired_test
 
 if TYPE_CHECKING:
     import pandas as pd
-
-logger = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class MetricEstimate:
@@ -46,10 +38,6 @@ class MetricEstimate:
     value: float
     ci_low: float
     ci_high: float
-
-
-REPORT_FILES = ("report.md", "report.json", "chart.png", "report.html")
-"""The files :meth:`ModelComparison.save` writes (a folder holding any of them holds a finished report)."""
 
 
 @dataclass
@@ -141,131 +129,6 @@ class ModelComparison:
             "held_out_passages": self.held_out.to_dict() if self.held_out is not None else None,
         }
 
-    def to_markdown(self) -> str:
-        """The report as Markdown."""
-        from llama_index_bge_finetune.evaluation.report import render_markdown
-
-        return render_markdown(self)
-
-    def plot(self, path: Union[str, os.PathLike], metrics: Optional[Sequence[str]] = None) -> Path:
-        """Write a PNG bar chart (one group per metric, one bar per model, CI error bars)."""
-        from llama_index_bge_finetune.evaluation.report import plot_comparison
-
-        return plot_comparison(self, Path(path), metrics)
-
-    def save(self, out_dir: Union[str, os.PathLike], overwrite: bool = False) -> Dict[str, Path]:
-        """Write ``report.md``, ``report.json``, ``chart.png`` and ``report.html`` into ``out_dir``; return their paths.
-
-        A report already in ``out_dir`` is replaced only with ``overwrite=True``
-        (:class:`~llama_index_bge_finetune.errors.OutputExistsError` otherwise; nothing is written).
-        """
-        from llama_index_bge_finetune import outputs
-        from llama_index_bge_finetune.evaluation.report import render_markdown
-
-        out = Path(out_dir)
-        outputs.check_folder(out, overwrite=overwrite, owned=REPORT_FILES, finished=REPORT_FILES,
-                             what="an evaluation report (report.md, report.json, chart.png, report.html)",
-                             option="out_dir", overwrite_flag="overwrite=True", allow_foreign=True)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"markdown": out / "report.md", "json": out / "report.json", "chart": out / "chart.png"}
-        self.plot(paths["chart"])
-        paths["json"].write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
-        paths["markdown"].write_text(render_markdown(self, chart="chart.png"), encoding="utf-8")
-        paths["html"] = write_html_report(self, out / "report.html")
-        logger.info("Wrote the evaluation report to %s.", out)
-        return paths
-
-
-def compare_models(
-    models: Mapping[str, ModelSpec],
-    dataset: Any,
-    k_values: Sequence[int] = (1, 3, 5, 10),
-    *,
-    query_instructions: Optional[Mapping[str, Optional[str]]] = None,
-    backend: str = "torch",
-    batch_size: int = 64,
-    cache: CacheSpec = True,
-    confidence: float = 0.95,
-    n_bootstrap: int = 1000,
-    n_permutations: int = 10_000,
-    seed: int = 0,
-    extra_sections: Optional[Mapping[str, str]] = None,
-    on_missing: str = "exclude",
-    dataset_name: str = "",
-    n_worst: int = 5,
-    relevance: Optional[Mapping[str, Mapping[str, float]]] = None,
-    rerank: Optional[Mapping[str, Any]] = None,
-    rerank_top_n: int = 50,
-    rerank_blend: Union[None, float, str] = None,
-) -> ModelComparison:
-    """Evaluate every model on the same queries and compare each with the first (the base).
-
-    Args:
-        models: label -> model spec: a folder or hub id (its saved query instruction is applied), a
-            ``SentenceTransformer``, a LlamaIndex ``BaseEmbedding`` (e.g. ``OpenAIEmbedding``), an
-            :class:`~llama_index_bge_finetune.evaluation.encoders.EvalModel`, or an
-            :class:`EvaluationResult` already computed on this dataset.
-        dataset: an ``EmbeddingQAFinetuneDataset`` (ours or llama-index-finetuning's) or its JSON path.
-        k_values: cut-offs for every metric.
-        query_instructions: label -> explicit query instruction (``""`` for none), overriding the saved one.
-        backend: ``"torch"`` (exact, default) or ``"onnx-int8"`` for every sentence-transformers model.
-        batch_size: texts per forward pass.
-        cache: the corpus-embedding cache (see :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`).
-        confidence: level of every interval.
-        n_bootstrap: bootstrap resamples of the queries (shared by all models, so intervals are paired).
-        n_permutations: sign flips for each paired test's p-value.
-        seed: random seed of resampling, for reproducible reports.
-        extra_sections: title -> Markdown body appended to the report (training settings, notes).
-        on_missing: what to do with queries that have no relevant passage in the corpus.
-        dataset_name: how the report names the dataset.
-        n_worst: worst queries listed per model.
-        relevance: optional graded judgments (query id -> {doc id: grade}) instead of the dataset's
-            binary ``relevant_docs``, as in :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`.
-        rerank: label -> ``(first-stage label, reranker)``: also evaluate that model's top ``rerank_top_n``
-            reranked by a cross-encoder (a folder, hub id or ``CrossEncoder``), with the blend weight
-            saved by the reranker engine; the report shows the reranking cost per query.
-        rerank_top_n: candidates per query the reranker scores.
-        rerank_blend: the reranker's weight against the first stage: ``None`` (the weight saved by the
-            engine), a number, or ``"cross-fit"`` (each half of these queries reranked with the weight
-            chosen on the other half) when the saved weight was chosen on these same queries.
-
-    Raises:
-        EvaluationError: no models, an unknown label in ``query_instructions``, or a bad option.
-    """
-    if not models:
-        raise EvaluationError("compare_models needs at least one model, e.g. {'base': 'BAAI/bge-small-en-v1.5'}.")
-    unknown = set(query_instructions or {}) - set(models)
-    if unknown:
-        raise EvaluationError(f"query_instructions names unknown models {sorted(unknown)}; use labels from {list(models)}.")
-    ks = check_k_values(k_values)
-    ds = load_dataset(dataset)
-    qids, rels, info = scorable_queries(ds, relevance=relevance, on_missing=on_missing)
-    info.name = dataset_name or (os.fspath(dataset) if isinstance(dataset, (str, os.PathLike)) else "")
-    results: Dict[str, EvaluationResult] = {}
-    for label, spec in models.items():
-        if isinstance(spec, EvaluationResult):
-            if [q.query_id for q in spec.queries] != qids or tuple(spec.k_values) != ks:
-                raise EvaluationError(f"The precomputed result for {label!r} was made on other queries or k values.")
-            results[label] = spec
-            continue
-        qi = (query_instructions or {}).get(label)
-        encoder = resolve_encoder(spec, name=label, query_instruction=qi, backend=backend,
-                                  batch_size=batch_size, cache_dir=_cache_dir(cache))
-        logger.info("Evaluating %s ...", label)
-        depth = max(rerank_top_n, max(ks)) if any(first == label for first, _ in (rerank or {}).values()) else None
-        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth)
-        result.name = label
-        results[label] = result
-    for label, (first, reranker) in (rerank or {}).items():
-        from llama_index_bge_finetune.reranking.evaluation import rerank_evaluation
-
-        if first not in results:
-            raise EvaluationError(f"rerank[{label!r}] names the first stage {first!r}, which is not one of {list(models)}.")
-        logger.info("Evaluating %s (reranking the top %d of %s) ...", label, rerank_top_n, first)
-        results[label] = rerank_evaluation(results[first], ds, reranker, top_n=rerank_top_n, name=label,
-                                           blend_weight=rerank_blend)
-    return build_comparison(results, ds, confidence=confidence, n_bootstrap=n_bootstrap,
-                            n_permutations=n_permutations, seed=seed, extra_sections=extra_sections, n_worst=n_worst)
 
 
 def build_comparison(results: Mapping[str, EvaluationResult], dataset: Any = None, confidence: float = 0.95,

@@ -80,12 +80,14 @@ def evaluate_encoder(encoder: Encoder, ds: Any, qids: Sequence[str], rels: Mappi
     """Evaluate an already-built encoder on prepared queries (see :func:`evaluate_embeddings`)."""
     corpus_ids = list(ds.corpus)
     corpus_texts = [ds.corpus[c] for c in corpus_ids]
+    query_texts = [ds.queries[q] for q in qids]
+    encoder.plan(corpus_texts + query_texts)
     timings = {}
     t0 = time.perf_counter()
     corpus_vecs = cache.get_or_encode(encoder, corpus_texts) if cache is not None else encoder.encode_corpus(corpus_texts)
     timings["encode_corpus"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    query_vecs = encoder.encode_queries([ds.queries[q] for q in qids])
+    query_vecs = encoder.encode_queries(query_texts)
     timings["encode_queries"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     idx, scores = top_k(query_vecs, corpus_vecs, depth or max(ks), corpus_ids, block=block)

@@ -91,6 +91,14 @@ class Encoder:
         return {"name": self.name, "source": self.source, "encoder": type(self).__name__, "backend": self.backend,
                 "query_instruction": self.query_instruction, "fingerprint": self.fingerprint()}
 
+    def plan(self, texts: Sequence[str]) -> Any:
+        """Called with every text an evaluation will encode, before the first is encoded.
+
+        Local models need nothing here; a hosted model states what the texts will cost
+        (see :class:`~llama_index_bge_finetune.evaluation.hosted.HostedEmbeddingEncoder`).
+        """
+        return None
+
     # ------------------------------------------------------------ hooks
     def _encode(self, texts: List[str], is_query: bool) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Union
 
 from llama_index_bge_finetune.evaluation.dataset_profile import profile_dataset, read_failures
 from llama_index_bge_finetune.evaluation.metrics import METRIC_NAMES
+from llama_index_bge_finetune.evaluation.report import hosted_usage
 from llama_index_bge_finetune.evaluation.run_context import (environment, read_json, read_training, redact, scrub_text,
                                                               secret_values)
 
@@ -116,7 +117,9 @@ def report_data(cmp: "ModelComparison", run_dir: Optional[Path] = None) -> Dict[
         "scopes": scopes,
         "model_info": [{"label": m, "source": str(r.model_info.get("source") or r.model_info.get("encoder") or ""),
                         "backend": r.model_info.get("backend"), "query_instruction": r.model_info.get("query_instruction"),
-                        "seconds": {k: round(v, 2) for k, v in r.timings.items()}} for m, r in cmp.results.items()],
+                        "seconds": {k: round(v, 2) for k, v in r.timings.items()},
+                        "cost": hosted_usage(r.model_info["cost"]) if r.model_info.get("cost") else None}
+                       for m, r in cmp.results.items()],
         "data": _data_section(cmp, run_dir, run),
         "training": _training_section(cmp, run_dir, run),
         "run": run,

@@ -53,6 +53,7 @@ def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
                      f"{repr(qi) if qi else 'none'} | `{str(info.get('fingerprint', ''))[:12]}` | "
                      f"{r.timings.get('encode_corpus', 0.0):.1f} |")
 
+    lines += cost_lines(cmp)
     reranked = {label: r for label, r in cmp.results.items() if "rerank_median_ms" in r.timings}
     if reranked:
         lines += ["", "## Reranking cost", "", "| label | reranks the top | of | blend weight | median ms / query | p95 ms / query |",
@@ -119,6 +120,24 @@ def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
         lines += ["", f"## {title}", "", body.strip()]
     lines += ["", "## Method", "", METHOD_NOTE, ""]
     return "\n".join(lines)
+
+
+def cost_lines(cmp: "ModelComparison") -> List[str]:
+    """The "Hosted embedding cost" section: each hosted model's cost line (estimated before any request) and usage."""
+    hosted = {label: r.model_info["cost"] for label, r in cmp.results.items() if r.model_info.get("cost")}
+    if not hosted:
+        return []
+    lines = ["", "## Hosted embedding cost", ""]
+    for label, cost in hosted.items():
+        lines.append(f"- **{label}**: {hosted_usage(cost)}")
+    return lines
+
+
+def hosted_usage(cost: dict) -> str:
+    """A hosted model's cost line and what was actually sent, as one sentence."""
+    line = cost.get("line") or "no estimate was made."
+    return (f"{line} Sent {cost.get('requests', 0)} requests ({cost.get('texts_sent', 0)} texts, "
+            f"{cost.get('tokens_reported', 0):,} tokens reported by the endpoint).")
 
 
 def _one_line(text: str, limit: int = 120) -> str:

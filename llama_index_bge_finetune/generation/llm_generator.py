@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import random
-import re
 import sys
-import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -23,13 +19,12 @@ from llama_index_bge_finetune.generation.openai_direct import Answer, MalformedA
 from llama_index_bge_finetune.generation.parsing import parse_questions
 from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL, check_prompt_template
 from llama_index_bge_finetune.generation.result import GenerationResult, NodeFailure, Usage
+from llama_index_bge_finetune.retries import backoff_delay, classify_error, redact_secrets
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 Send = Callable[[str], Awaitable[Answer]]
-_RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
-_SECRET = re.compile(r"sk-[A-Za-z0-9_*-]{6,}")  # never let an API key reach a failure record
 #: Requests in flight by default. Against a server answering in 100 ms, 200 nodes cannot take less
 #: than 200 x 0.1 / 16 = 1.25 s at 16 in flight, 0.63 s at 32. OpenAI's usage tiers 2 and up allow
 #: 5,000 requests a minute for gpt-4o-mini, far above 32 requests of ~1-2 s each; on tier 1 (500 a
@@ -249,15 +244,11 @@ class QuestionGenerator:
                 raise
             except Exception as exc:  # any LLM SDK's error: classified, retried or recorded per node
                 retryable, wait = _classify(exc)
-                reason = f"{type(exc).__name__}: {_SECRET.sub('sk-***', str(exc))[:200]}"
+                reason = f"{type(exc).__name__}: {redact_secrets(str(exc))[:200]}"
                 if not retryable:
                     return NodeFailure(node_id="", reason=reason, attempts=attempt + 1)
-            if attempt < self.max_retries:
-                if wait is not None:  # the server's Retry-After, plus a little jitter
-                    delay = min(self.backoff_max, wait) + random.uniform(0, 0.1 * wait)
-                else:  # exponential back-off with jitter
-                    delay = min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
-                await asyncio.sleep(delay)
+            if attempt < self.max_retries:  # the server's Retry-After, else exponential back-off, with jitter
+                await asyncio.sleep(backoff_delay(attempt, wait, self.backoff_base, self.backoff_max))
         return NodeFailure(node_id="", reason=reason, attempts=self.max_retries + 1)
 
 
@@ -283,35 +274,10 @@ def _settings_llm() -> LLM:
 
 
 def _classify(exc: BaseException) -> Tuple[bool, Optional[float]]:
-    """(retry it?, seconds the server asked us to wait) for an exception from any LLM client."""
-    if isinstance(exc, (_NoQuestions, MalformedAnswer, asyncio.TimeoutError, TimeoutError, ConnectionError)):
+    """(retry it?, seconds the server asked us to wait); an answer without questions is retried too."""
+    if isinstance(exc, (_NoQuestions, MalformedAnswer)):
         return True, None
-    response = getattr(exc, "response", None)
-    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
-    if isinstance(status, int):
-        wait = _retry_after(getattr(response, "headers", None)) if status == 429 else None
-        return status in _RETRYABLE_STATUS, wait
-    name = type(exc).__name__.lower()
-    return any(word in name for word in ("timeout", "connection", "ratelimit", "unavailable", "overloaded")), None
-
-
-def _retry_after(headers: Any) -> Optional[float]:
-    if not headers:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    return classify_error(exc)
 
 
 def _token_counts(response: Any) -> Tuple[int, int]:

@@ -10,7 +10,7 @@ A drop-in for llama-index-finetuning's ``llama_index.finetuning.cross_encoders``
 plus data without another LLM call (:func:`samples_from_qa_dataset`: positives from a
 question/passage dataset, negatives mined with the embedding model), a postprocessor that blends
 the reranker with the retriever's scores (:class:`FinetunedRerank`), and retrieve-then-rerank
-evaluation (:func:`rerank_evaluation`). Names load lazily, so importing this package does not import torch.
+evaluation (:func:`rerank_evaluation`, and :class:`Reranking` as a row of ``compare_models``). Names load lazily, so importing this package does not import torch.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _EXPORTS = {
     "CrossEncoderScorer": "llama_index_bge_finetune.reranking.scoring",
     "choose_blend_weight": "llama_index_bge_finetune.reranking.scoring",
     "rerank_evaluation": "llama_index_bge_finetune.reranking.evaluation",
+    "Reranking": "llama_index_bge_finetune.reranking.evaluation",
 }
 
 __all__ = sorted(_EXPORTS)

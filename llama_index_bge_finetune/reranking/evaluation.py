@@ -1,7 +1,7 @@
 """Retrieve-then-rerank evaluation on the fast path: the first stage's top-N reranked to k.
 
 The first stage is an :class:`~llama_index_bge_finetune.evaluation.EvaluationResult` evaluated with
-``depth >= top_n`` (``compare_models(..., rerank=...)`` does this); every query's candidates are
+``depth >= top_n`` (``compare_models(..., rerank={label: (first, Reranking(...))})`` does this); every query's candidates are
 scored by the cross-encoder in batches, blended with the first stage's scores and scored with the
 same metrics, so intervals and paired tests apply unchanged. The cost per query (median and p95 ms
 for ``top_n`` candidates) is in ``timings``.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -108,6 +109,40 @@ def cross_fitted_rerank(first_stage: EvaluationResult, scores: Mapping[str, np.n
     out.queries = [reranked[q.query_id] for q in first_stage.queries]
     out.model_info.update(blend_weight=CROSS_FIT, blend_weights_per_fold=weights)
     return out
+
+
+@dataclass
+class Reranking:
+    """A reranker as a row of :func:`~llama_index_bge_finetune.evaluation.compare_models`: reranks a first stage's top ``top_n``.
+
+    Args:
+        reranker: a reranker folder or hub id, a ``CrossEncoder`` or a :class:`CrossEncoderScorer`.
+        top_n: candidates reranked per query.
+        blend_weight: as in :func:`rerank_evaluation` (``None``: the saved weight; ``"cross-fit"``:
+            each half of the queries reranked with the weight chosen on the other half).
+
+    Example::
+
+        from llama_index_bge_finetune.evaluation import compare_models
+        from llama_index_bge_finetune.reranking import Reranking
+
+        report = compare_models({"fine-tuned": "out/model"}, "val.json",
+                                rerank={"fine-tuned + reranker": ("fine-tuned", Reranking("out/reranker", top_n=50))})
+    """
+
+    reranker: Any
+    top_n: int = 50
+    blend_weight: Union[None, float, str] = None
+
+    @property
+    def depth(self) -> int:
+        """How many first-stage results per query this needs."""
+        return self.top_n
+
+    def __call__(self, first_stage: EvaluationResult, dataset: Any, name: str) -> EvaluationResult:
+        """The first stage's top ``top_n`` reranked, labelled ``name`` (see :func:`rerank_evaluation`)."""
+        return rerank_evaluation(first_stage, dataset, self.reranker, top_n=self.top_n,
+                                 blend_weight=self.blend_weight, name=name)
 
 
 def rerank_evaluation(first_stage: EvaluationResult, dataset: Any, reranker: Any, top_n: int = 50,

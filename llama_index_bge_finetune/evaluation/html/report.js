@@ -435,6 +435,11 @@
         return [m.label, m.source, m.backend || '', m.query_instruction ? JSON.stringify(m.query_instruction) : 'none',
           [s.encode_corpus, s.encode_queries, s.search_and_score].map(function (x) { return fmt(x, 1); }).join(' / ')];
       })));
+    var hosted = D.model_info.filter(function (m) { return m.cost; });
+    if (hosted.length) {
+      box.appendChild(el('h3', { text: 'Hosted embedding cost' }));
+      hosted.forEach(function (m) { box.appendChild(el('p', { cls: 'hosted-cost', text: m.label + ': ' + m.cost })); });
+    }
     if (D.run) { box.appendChild(el('h3', { text: 'Run settings (run.json)' })); box.appendChild(kv(D.run)); }
     Object.keys(D.extra_sections || {}).forEach(function (title) {
       box.appendChild(el('h3', { text: title }));

@@ -1,0 +1,141 @@
+"""Evaluate several models on the same questions and compare each with the first (the base).
+
+Example::
+
+    from llama_index_bge_finetune.evaluation import compare_models
+
+    report = compare_models(
+        {"base": "BAAI/bge-small-en-v1.5", "fine-tuned": "out/model"},
+        "val.json",
+        extra_sections={"Training": "2 epochs, MultipleNegativesRankingLoss"},
+    )
+    print(report.to_markdown())
+    report.save("report/")   # report.md, report.json, chart.png, report.html
+
+Rows that rerank a first stage come from any :class:`SecondStage` (reranking provides
+:class:`~llama_index_bge_finetune.reranking.evaluation.Reranking`), so this module needs no reranker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
+
+from llama_index_bge_finetune.errors import EvaluationError
+from llama_index_bge_finetune.evaluation.comparison import build_comparison
+from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec, _cache, _cache_dir, evaluate_encoder
+from llama_index_bge_finetune.evaluation.encoders import ModelSpec, resolve_encoder
+from llama_index_bge_finetune.evaluation.metrics import check_k_values
+from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
+from llama_index_bge_finetune.evaluation.reporting import ComparisonReport
+from llama_index_bge_finetune.evaluation.results import EvaluationResult
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class SecondStage(Protocol):
+    """Reorders a first stage's ranking: a row of the comparison that reranks another row.
+
+    ``depth`` is how many of the first stage's results per query it needs; calling it with the
+    first stage's result (evaluated that deep) and the dataset returns the new result on the same
+    queries, labelled ``name``.
+    """
+
+    depth: int
+
+    def __call__(self, first_stage: EvaluationResult, dataset: Any, name: str) -> EvaluationResult: ...
+
+
+def compare_models(
+    models: Mapping[str, ModelSpec],
+    dataset: Any,
+    k_values: Sequence[int] = (1, 3, 5, 10),
+    *,
+    query_instructions: Optional[Mapping[str, Optional[str]]] = None,
+    backend: str = "torch",
+    batch_size: int = 64,
+    cache: CacheSpec = True,
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    n_permutations: int = 10_000,
+    seed: int = 0,
+    extra_sections: Optional[Mapping[str, str]] = None,
+    on_missing: str = "exclude",
+    dataset_name: str = "",
+    n_worst: int = 5,
+    relevance: Optional[Mapping[str, Mapping[str, float]]] = None,
+    rerank: Optional[Mapping[str, Tuple[str, SecondStage]]] = None,
+) -> ComparisonReport:
+    """Evaluate every model on the same queries and compare each with the first (the base).
+
+    Args:
+        models: label -> model spec: a folder or hub id (its saved query instruction is applied), a
+            ``SentenceTransformer``, a LlamaIndex ``BaseEmbedding`` (e.g. ``OpenAIEmbedding``), an
+            :class:`~llama_index_bge_finetune.evaluation.encoders.EvalModel`, an encoder (e.g. a
+            :class:`~llama_index_bge_finetune.evaluation.hosted.HostedEmbeddingEncoder`), or an
+            :class:`EvaluationResult` already computed on this dataset.
+        dataset: an ``EmbeddingQAFinetuneDataset`` (ours or llama-index-finetuning's) or its JSON path.
+        k_values: cut-offs for every metric.
+        query_instructions: label -> explicit query instruction (``""`` for none), overriding the saved one.
+        backend: ``"torch"`` (exact, default) or ``"onnx-int8"`` for every sentence-transformers model.
+        batch_size: texts per forward pass.
+        cache: the corpus-embedding cache (see :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`).
+        confidence: level of every interval.
+        n_bootstrap: bootstrap resamples of the queries (shared by all models, so intervals are paired).
+        n_permutations: sign flips for each paired test's p-value.
+        seed: random seed of resampling, for reproducible reports.
+        extra_sections: title -> Markdown body appended to the report (training settings, notes).
+        on_missing: what to do with queries that have no relevant passage in the corpus.
+        dataset_name: how the report names the dataset.
+        n_worst: worst queries listed per model.
+        relevance: optional graded judgments (query id -> {doc id: grade}) instead of the dataset's
+            binary ``relevant_docs``, as in :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`.
+        rerank: label -> ``(first-stage label, second stage)``: also evaluate that model's ranking
+            reordered by a :class:`SecondStage`, e.g.
+            ``Reranking("out/reranker", top_n=50)`` from :mod:`llama_index_bge_finetune.reranking.evaluation`
+            (the report shows the reranking cost per query).
+
+    Raises:
+        EvaluationError: no models, an unknown label in ``query_instructions`` or ``rerank``, or a bad option.
+    """
+    if not models:
+        raise EvaluationError("compare_models needs at least one model, e.g. {'base': 'BAAI/bge-small-en-v1.5'}.")
+    unknown = set(query_instructions or {}) - set(models)
+    if unknown:
+        raise EvaluationError(f"query_instructions names unknown models {sorted(unknown)}; use labels from {list(models)}.")
+    for label, (first, stage) in (rerank or {}).items():
+        if first not in models:
+            raise EvaluationError(f"rerank[{label!r}] names the first stage {first!r}, which is not one of {list(models)}.")
+        if not isinstance(stage, SecondStage):
+            raise EvaluationError(
+                f"rerank[{label!r}] holds a {type(stage).__name__}, not a second stage; pass "
+                "(first-stage label, Reranking(reranker)) with Reranking from llama_index_bge_finetune.reranking."
+            )
+    ks = check_k_values(k_values)
+    ds = load_dataset(dataset)
+    qids, rels, info = scorable_queries(ds, relevance=relevance, on_missing=on_missing)
+    info.name = dataset_name or (os.fspath(dataset) if isinstance(dataset, (str, os.PathLike)) else "")
+    results: Dict[str, EvaluationResult] = {}
+    for label, spec in models.items():
+        if isinstance(spec, EvaluationResult):
+            if [q.query_id for q in spec.queries] != qids or tuple(spec.k_values) != ks:
+                raise EvaluationError(f"The precomputed result for {label!r} was made on other queries or k values.")
+            results[label] = spec
+            continue
+        qi = (query_instructions or {}).get(label)
+        encoder = resolve_encoder(spec, name=label, query_instruction=qi, backend=backend,
+                                  batch_size=batch_size, cache_dir=_cache_dir(cache))
+        logger.info("Evaluating %s ...", label)
+        depths = [stage.depth for first, stage in (rerank or {}).values() if first == label]
+        depth = max(max(depths), max(ks)) if depths else None
+        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth)
+        result.name = label
+        results[label] = result
+    for label, (first, stage) in (rerank or {}).items():
+        logger.info("Evaluating %s (reordering the top %d of %s) ...", label, stage.depth, first)
+        results[label] = stage(results[first], ds, label)
+    return ComparisonReport.of(build_comparison(
+        results, ds, confidence=confidence, n_bootstrap=n_bootstrap, n_permutations=n_permutations, seed=seed,
+        extra_sections=extra_sections, n_worst=n_worst))
