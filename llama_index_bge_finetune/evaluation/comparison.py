@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec, _cache, _cache_dir, evaluate_encoder
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.evaluation.encoders import ModelSpec, resolve_encoder
 from llama_index_bge_finetune.evaluation.html_report import write_html_report
 from llama_index_bge_finetune.evaluation.metrics import check_k_values
@@ -197,6 +198,7 @@ def compare_models(
     rerank: Optional[Mapping[str, Any]] = None,
     rerank_top_n: int = 50,
     rerank_blend: Union[None, float, str] = None,
+    encode_backend: EncodeBackendSpec = "local",
 ) -> ModelComparison:
     """Evaluate every model on the same queries and compare each with the first (the base).
 
@@ -228,6 +230,8 @@ def compare_models(
         rerank_blend: the reranker's weight against the first stage: ``None`` (the weight saved by the
             engine), a number, or ``"cross-fit"`` (each half of these queries reranked with the weight
             chosen on the other half) when the saved weight was chosen on these same queries.
+        encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (Ray Data
+            actors, see :mod:`llama_index_bge_finetune.encoding`); queries are encoded here.
 
     Raises:
         EvaluationError: no models, an unknown label in ``query_instructions``, or a bad option.
@@ -250,7 +254,7 @@ def compare_models(
             continue
         qi = (query_instructions or {}).get(label)
         encoder = resolve_encoder(spec, name=label, query_instruction=qi, backend=backend,
-                                  batch_size=batch_size, cache_dir=_cache_dir(cache))
+                                  batch_size=batch_size, cache_dir=_cache_dir(cache), encode_backend=encode_backend)
         logger.info("Evaluating %s ...", label)
         depth = max(rerank_top_n, max(ks)) if any(first == label for first, _ in (rerank or {}).values()) else None
         result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth)
