@@ -459,3 +459,12 @@ def check_training_args(learning_rate: Optional[float] = None, epochs: Optional[
             raise TrainingError(f"The {name} must be positive, got {value}.")
     if checkpoint_seconds is not None and checkpoint_seconds < 0:
         raise TrainingError(f"The checkpoint time interval must be zero (off) or more, got {checkpoint_seconds}.")
+
+
+def check_encode_backend(encode_backend: str) -> None:
+    """Fail before any expensive step when ``"ray"`` is asked for but Ray is missing or its cluster unreachable."""
+    from llama_index_bge_finetune.encoding import resolve_encode_backend
+
+    backend = resolve_encode_backend(encode_backend)
+    if backend is not None:
+        backend.connect()

@@ -112,3 +112,32 @@ def test_bad_backend_names_and_models_are_refused(tiny_st: Any) -> None:
         resolve_encoder(MockEmbedding(embed_dim=8), encode_backend="ray")
     with pytest.raises(EncodeBackendError, match="num_actors"):
         RayEncodeBackend(num_actors=0)
+
+
+def test_cli_ray_with_an_unreachable_address_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1", "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "llama_index_bge_finetune", "evaluate", "val.json", "--model",
+                           "a=model", "-o", "eval"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "No Ray cluster answers at 127.0.0.1:1" in proc.stderr
+    assert not (tmp_path / "eval").exists()
+
+
+def test_reembed_on_ray_gives_the_local_vectors(ray_cluster: Any, tiny_model_path: Path, tmp_path: Path) -> None:
+    from llama_index.core import VectorStoreIndex
+
+    from llama_index_bge_finetune.integration import from_finetuned, reembed_index
+    from tests.integration_helpers import documents
+
+    model = from_finetuned(tiny_model_path)
+    index = VectorStoreIndex.from_documents(documents(), embed_model=model)
+    backend = RayEncodeBackend(num_actors=1, model_cache_dir=tmp_path / "models")
+    local = reembed_index(index, model, batch_size=50, show_progress=False).vector_store.data.embedding_dict
+    on_ray = reembed_index(index, model, batch_size=50, show_progress=False, encode_backend=backend)
+    remote = on_ray.vector_store.data.embedding_dict
+    assert remote.keys() == local.keys()
+    for key in local:
+        np.testing.assert_allclose(remote[key], local[key], rtol=0, atol=1e-5)

@@ -13,6 +13,7 @@ from llama_index_bge_finetune import pipeline
 from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.table import comparison_table
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
+from llama_index_bge_finetune.encoding.backends import backend_from_cli
 from llama_index_bge_finetune.errors import GenerationError
 
 logger = logging.getLogger("llama_index_bge_finetune.cli")
@@ -21,6 +22,7 @@ RUN_HELP = """Run the whole loop on a folder of documents: chunk, generate quest
 
 Writes to OUTPUT: the model (model/), the datasets (train_dataset.json, val_dataset.json),
 report.html, report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
+With --ray (or RAY_ADDRESS set), mining and evaluation encode their corpus on a Ray cluster.
 
 Example: bge-finetune run docs/ --output runs/docs --epochs 2
 """
@@ -54,6 +56,7 @@ def run(
     checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
     reranker: bool = typer.Option(False, "--reranker", help="Also fine-tune a reranker (cross-encoder) on the same questions; the report adds fine-tuned + reranker."),
+    ray: bool = options.RAY,
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
@@ -67,7 +70,8 @@ def run(
     from llama_index_bge_finetune.ingest import load_documents
 
     run_loop(config, lambda: load_documents(documents), overwrite=overwrite, max_retries=max_retries,
-             checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes)
+             checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes,
+             encode_backend=backend_from_cli(ray))
 
 
 DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
@@ -99,7 +103,7 @@ def demo(
 
 def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrite: bool,
              max_retries: Optional[int] = None, checkpoint_steps: Optional[int] = None,
-             checkpoint_minutes: Optional[float] = None) -> None:
+             checkpoint_minutes: Optional[float] = None, encode_backend: str = "local") -> None:
     """The stages of `run`, each with a progress bar, ending with the before/after table.
 
     Every argument and the output folder are checked before the documents are read; a rerun of an
@@ -121,6 +125,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
                                                    max_retries=max_retries)
     choice = resolve_base_model(config.base_model)
     pipeline.check_base_model(choice.model)
+    pipeline.check_encode_backend(encode_backend)
 
     with stage("Reading documents"):
         docs = load()
@@ -157,7 +162,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
         training = pipeline.train_model(
             train, choice.model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
             learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
-            checkpoint_seconds=checkpoint_seconds,
+            checkpoint_seconds=checkpoint_seconds, encode_backend=encode_backend,
             overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
         ).result
         if training.resumed_from_step:
@@ -180,6 +185,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
             # the reranker's saved blend weight was chosen on these held-out questions: the report
             # reranks each half with the weight chosen on the other half instead (unbiased)
             rerank_blend="cross-fit",
+            encode_backend=encode_backend,
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))
