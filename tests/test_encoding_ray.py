@@ -36,6 +36,7 @@ def _texts(n: int) -> List[str]:
     return [" ".join(words[(i * 7 + j) % len(words)] for j in range(1 + (i * 13) % 40)) + f" item {i}" for i in range(n)]
 
 
+@pytest.mark.slow  # starts Ray actors: tens of seconds on 2 CPUs
 def test_ray_vectors_equal_local_ones_in_order(ray_cluster: Any, tiny_st: Any, tmp_path: Path) -> None:
     from llama_index_bge_finetune.evaluation.encoders import SentenceTransformerEncoder
 
@@ -48,6 +49,7 @@ def test_ray_vectors_equal_local_ones_in_order(ray_cluster: Any, tiny_st: Any, t
     assert len(list((tmp_path / "models").iterdir())) == 1  # saved once, loaded by both actors from the folder
 
 
+@pytest.mark.slow  # starts Ray actors: tens of seconds on 2 CPUs
 def test_a_killed_actor_is_restarted_and_no_row_is_lost_or_repeated(ray_cluster: Any, tiny_st: Any, tmp_path: Path) -> None:
     marker = str(tmp_path / "killed-once")
     calls = str(tmp_path / "calls")
@@ -70,7 +72,7 @@ def test_a_killed_actor_is_restarted_and_no_row_is_lost_or_repeated(ray_cluster:
         actor_class = DiesOnce
 
     texts = _texts(200)
-    vectors = Backend(num_actors=2, rows_per_block=20, model_cache_dir=tmp_path / "models").encode(
+    vectors = Backend(num_actors=1, rows_per_block=20, model_cache_dir=tmp_path / "models").encode(
         tiny_st, texts, batch_size=10)
     assert os.path.exists(marker), "the actor was never killed"
     np.testing.assert_allclose(vectors, encode_texts(tiny_st, texts, batch_size=10), rtol=0, atol=1e-5)
@@ -126,6 +128,7 @@ def test_cli_ray_with_an_unreachable_address_is_one_line(tmp_path: Path) -> None
     assert not (tmp_path / "eval").exists()
 
 
+@pytest.mark.slow  # starts Ray actors: tens of seconds on 2 CPUs
 def test_reembed_on_ray_gives_the_local_vectors(ray_cluster: Any, tiny_model_path: Path, tmp_path: Path) -> None:
     from llama_index.core import VectorStoreIndex
 

@@ -108,7 +108,7 @@ class RayEncodeBackend:
         """Float32 vectors of ``texts`` in order, encoded by the actor pool."""
         texts = list(texts)
         if not texts:
-            return np.zeros((0, model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+            return np.zeros((0, 0), dtype=np.float32)
         ray = self.connect()
         import pandas as pd
 
