@@ -80,10 +80,10 @@ def test_a_killed_actor_is_restarted_and_no_row_is_lost_or_repeated(ray_cluster:
     assert encoded == list(range(200))  # every row encoded exactly once, the killed batch after the restart
 
 
-def test_unreachable_cluster_is_a_clear_error(tiny_st: Any) -> None:
+def test_unreachable_cluster_is_a_clear_error() -> None:
     backend = RayEncodeBackend(address="127.0.0.1:1", connect_timeout=2)
     with pytest.raises(EncodeBackendError, match=r"No Ray cluster answers at 127\.0\.0\.1:1.*ray start --head"):
-        backend.encode(tiny_st, ["a passage"])
+        backend.encode(object(), ["a passage"])  # refused before the model is touched
 
 
 def test_ray_address_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,20 +96,20 @@ def test_ray_address_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert RayEncodeBackend().address == "10.0.0.5:6379"
 
 
-def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tiny_st: Any) -> None:
+def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(EncodeBackendError, match=r'pip install "llama-index-bge-finetune\[scale\]"'):
-        encode_texts(tiny_st, ["a passage"], encode_backend="ray")
+        encode_texts(object(), ["a passage"], encode_backend="ray")
 
 
-def test_bad_backend_names_and_models_are_refused(tiny_st: Any) -> None:
+def test_bad_backend_names_and_models_are_refused() -> None:
     from llama_index.core.embeddings import MockEmbedding
 
     from llama_index_bge_finetune.errors import EvaluationError
     from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
 
     with pytest.raises(EncodeBackendError, match="choose one of local, ray"):
-        encode_texts(tiny_st, ["a passage"], encode_backend="spark")
+        encode_texts(object(), ["a passage"], encode_backend="spark")
     with pytest.raises(EvaluationError, match="needs a sentence-transformers model"):
         resolve_encoder(MockEmbedding(embed_dim=8), encode_backend="ray")
     with pytest.raises(EncodeBackendError, match="num_actors"):
