@@ -176,7 +176,7 @@ class _Run:
                     self.on_batch(finished, total)
 
 
-def pages_of(ids: Sequence[str], size: int, done: Set[str], load: Callable[[List[str]], List[Any]]) -> Iterator[List[Tuple[str, Any]]]:
+def _pages_of(ids: Sequence[str], size: int, done: Set[str], load: Callable[[List[str]], List[Any]]) -> Iterator[List[Tuple[str, Any]]]:
     """``(id, node)`` pages of ``size`` ids in order, loading only the nodes not yet ``done``."""
     for start in range(0, len(ids), size):
         todo = [i for i in ids[start:start + size] if i not in done]
@@ -210,7 +210,7 @@ def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
         return index.docstore.get_nodes([vector_to_node[v] for v in vids])
 
     done = set(embeddings)
-    run.embed(pages_of(list(vector_to_node), run.batch_size, done, load), len(vector_to_node), done, store)
+    run.embed(_pages_of(list(vector_to_node), run.batch_size, done, load), len(vector_to_node), done, store)
     new_store = SimpleVectorStore(data=SimpleVectorStoreData(
         embedding_dict=embeddings,
         text_id_to_ref_doc_id=dict(old.data.text_id_to_ref_doc_id),
