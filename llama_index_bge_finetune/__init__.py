@@ -34,6 +34,8 @@ _EXPORTS = {
     "CrossEncoderFinetuneEngine": "llama_index_bge_finetune.reranking",
     "CrossEncoderFinetuningDatasetSample": "llama_index_bge_finetune.reranking",
     "FinetunedRerank": "llama_index_bge_finetune.reranking",
+    # corpus encoding (local or on Ray)
+    "RayEncodeBackend": "llama_index_bge_finetune.encoding",
     # evaluation
     "RetrieverEvaluator": "llama_index_bge_finetune.evaluation",
     "compare_models": "llama_index_bge_finetune.evaluation",

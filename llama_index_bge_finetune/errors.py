@@ -13,6 +13,7 @@ The CLI prints these messages as one paragraph and exits non-zero, without a tra
 - :class:`StaleVectorsError`: an index's vectors were made by another model than the one querying it.
 - :class:`IntegrationError`: a swap-in call got an argument it cannot use (a bad option, an unknown keyword).
 - :class:`MissingFilesError`: a model, adapter or index folder lacks the files it needs.
+- :class:`EncodeBackendError`: the chosen encoding backend cannot run (unknown name, Ray not installed, cluster unreachable).
 """
 
 from __future__ import annotations
@@ -56,3 +57,7 @@ class IntegrationError(BgeFinetuneError, ValueError):
 
 class MissingFilesError(BgeFinetuneError, FileNotFoundError):
     """A model, adapter or persisted-index folder is missing or lacks the files it needs."""
+
+
+class EncodeBackendError(BgeFinetuneError, RuntimeError):
+    """Corpus encoding cannot run on the chosen backend (unknown name, Ray missing or unreachable)."""

@@ -315,7 +315,8 @@ def load_training_result(model_dir: Path) -> Any:
 
 
 def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, reranker_dir: Path,
-                   val: Optional[EmbeddingQAFinetuneDataset] = None, seed: int = 0, show_progress_bar: bool = True) -> Any:
+                   val: Optional[EmbeddingQAFinetuneDataset] = None, seed: int = 0, show_progress_bar: bool = True,
+                   encode_backend: str = "local") -> Any:
     """Fine-tune a reranker on ``train`` (negatives mined with the fine-tuned first stage) into ``reranker_dir``.
 
     It starts from ``cross-encoder/ms-marco-MiniLM-L-6-v2`` when the hub is reachable, else from the
@@ -329,8 +330,9 @@ def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, rer
     from llama_index_bge_finetune.reranking.engine import DEFAULT_RERANKER_BASE
 
     cache = first_stage_dir.parent / "cache" / "embeddings"
-    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=cache)
-    val_samples = candidates_from_qa_dataset(val, str(first_stage_dir), cache_dir=cache) if val is not None else None
+    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=cache, encode_backend=encode_backend)
+    val_samples = (candidates_from_qa_dataset(val, str(first_stage_dir), cache_dir=cache, encode_backend=encode_backend)
+                   if val is not None else None)
     base = DEFAULT_RERANKER_BASE if hub_reachable() else str(first_stage_dir)
     engine = CrossEncoderFinetuneEngine(samples, model_id=base, model_output_path=str(reranker_dir), seed=seed,
                                         val_dataset=val_samples,
@@ -350,6 +352,7 @@ def evaluate_models(
     overwrite: bool = False,
     whole_corpus: Optional[Dict[str, str]] = None,
     rerank: Optional[Dict[str, Any]] = None,
+    encode_backend: str = "local",
 ) -> Any:
     """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``, ``report.html``.
 
@@ -358,20 +361,22 @@ def evaluate_models(
     them), the questions are searched over all of it for the headline, and over the dataset's own
     (held-out) passages for ``comparison.held_out``. ``rerank`` (label -> (first-stage label,
     second stage such as :class:`~llama_index_bge_finetune.reranking.evaluation.Reranking`)) adds
-    retrieve-then-rerank rows (see ``compare_models``).
+    retrieve-then-rerank rows (see ``compare_models``). ``encode_backend="ray"`` encodes the corpus on Ray.
     """
     from llama_index_bge_finetune.evaluation import compare_models
 
     check_report_output(output, overwrite)
     if whole_corpus is None:
         comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
-                                    dataset_name=dataset_name, rerank=rerank)
+                                    dataset_name=dataset_name, rerank=rerank, encode_backend=encode_backend)
     else:
         whole = dataset.model_copy(update={"corpus": {**whole_corpus, **dataset.corpus}})
         comparison = compare_models(models, whole, k_values=k_values, extra_sections=extra_sections,
-                                    dataset_name=f"{dataset_name} questions, whole corpus", rerank=rerank)
+                                    dataset_name=f"{dataset_name} questions, whole corpus", rerank=rerank,
+                                    encode_backend=encode_backend)
         comparison.held_out = compare_models(models, dataset, k_values=k_values, rerank=rerank,
-                                             dataset_name=f"{dataset_name} questions, held-out passages only")
+                                             dataset_name=f"{dataset_name} questions, held-out passages only",
+                                             encode_backend=encode_backend)
     comparison.save(output, overwrite=overwrite)
     return comparison
 
@@ -469,3 +474,12 @@ def check_training_args(learning_rate: Optional[float] = None, epochs: Optional[
             raise TrainingError(f"The {name} must be positive, got {value}.")
     if checkpoint_seconds is not None and checkpoint_seconds < 0:
         raise TrainingError(f"The checkpoint time interval must be zero (off) or more, got {checkpoint_seconds}.")
+
+
+def check_encode_backend(encode_backend: str) -> None:
+    """Fail before any expensive step when ``"ray"`` is asked for but Ray is missing or its cluster unreachable."""
+    from llama_index_bge_finetune.encoding import resolve_encode_backend
+
+    backend = resolve_encode_backend(encode_backend)
+    if backend is not None:
+        backend.connect()

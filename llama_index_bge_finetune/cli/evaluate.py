@@ -11,6 +11,7 @@ from llama_index_bge_finetune import pipeline
 from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.table import comparison_table
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
+from llama_index_bge_finetune.encoding.backends import backend_from_cli
 from llama_index_bge_finetune.errors import EvaluationError
 
 HELP = """Compare embedding models on a dataset: hit rate, MRR, nDCG, recall, precision, MAP at k,
@@ -21,6 +22,7 @@ default base model; MODEL `openai:NAME` is a hosted embedding model (OpenAI, or 
 endpoint given by --api-base or OPENAI_BASE_URL; key from OPENAI_API_KEY), whose cost is printed
 before any request and whose vectors are cached on disk, so each text is paid for once. Writes
 report.md, report.json, chart.png and report.html to OUTPUT (a report already there is kept unless --overwrite).
+With --ray (or RAY_ADDRESS set) the corpus is encoded on a Ray cluster.
 
 Example: bge-finetune evaluate runs/docs/val_dataset.json --model base=default --model tuned=runs/docs/model --model ada=openai:text-embedding-3-small -o runs/docs/eval
 """
@@ -33,6 +35,7 @@ def evaluate(
     k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs; repeat for several."),
     overwrite: bool = typer.Option(False, help="Replace a report already in OUTPUT."),
     api_base: Optional[str] = options.API_BASE,
+    ray: bool = options.RAY,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     setup_logging(verbose)
@@ -41,10 +44,13 @@ def evaluate(
 
     check_k_values(k)
     pipeline.check_report_output(output, overwrite)  # a file or a finished report: refused before any model loads
+    encode_backend = backend_from_cli(ray)
+    pipeline.check_encode_backend(encode_backend)
     models = parse_models(model, api_base=api_base)
     ds = EmbeddingQAFinetuneDataset.from_json(dataset)
     with stage("Evaluating"):
-        comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k), overwrite=overwrite)
+        comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k), overwrite=overwrite,
+                                              encode_backend=encode_backend)
     results.print(comparison_table(comparison.to_dict()))
     console.print(f"Report: {output / 'report.md'}; in a browser: {(output / 'report.html').resolve()}", highlight=False)
 

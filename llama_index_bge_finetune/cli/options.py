@@ -19,3 +19,4 @@ MAX_RETRIES = typer.Option(6, min=0, help="Retries per chunk after a failed LLM 
 CHECKPOINT_STEPS = typer.Option(None, min=1, help="Save a training checkpoint every N optimizer steps (default: every 10% of the run). A killed run resumes from the last one when rerun.")
 CHECKPOINT_MINUTES = typer.Option(None, min=0.0, help="Also save a checkpoint when this many minutes passed since the last one (default 5; 0 turns the timer off).")
 API_BASE = typer.Option(None, "--api-base", help="Base URL of the OpenAI-compatible embeddings endpoint for openai: models (default: $OPENAI_BASE_URL, else OpenAI's). The key is read from OPENAI_API_KEY only.")
+RAY = typer.Option(False, "--ray", help="Encode corpora on a Ray cluster (Ray Data actors): the one at $RAY_ADDRESS (setting it alone also turns this on), else a local one. Needs pip install \"llama-index-bge-finetune[scale]\".")

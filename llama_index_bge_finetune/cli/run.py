@@ -13,6 +13,7 @@ from llama_index_bge_finetune import pipeline
 from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.table import comparison_table
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
+from llama_index_bge_finetune.encoding.backends import backend_from_cli
 from llama_index_bge_finetune.errors import EvaluationError, GenerationError
 
 logger = logging.getLogger("llama_index_bge_finetune.cli")
@@ -23,6 +24,7 @@ Writes to OUTPUT: the model (model/), the datasets (train_dataset.json, val_data
 report.html, report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
 --model NAME=openai:MODEL adds a hosted embedding model to the report (key from OPENAI_API_KEY;
 its cost is printed before any request, its vectors are cached so each text is paid for once).
+With --ray (or RAY_ADDRESS set), mining and evaluation encode their corpus on a Ray cluster.
 
 Example: bge-finetune run docs/ --output runs/docs --epochs 2
 """
@@ -60,6 +62,7 @@ def run(
     reranker: bool = typer.Option(False, "--reranker", help="Also fine-tune a reranker (cross-encoder) on the same questions; the report adds fine-tuned + reranker."),
     model: List[str] = typer.Option([], "--model", "-m", help="Also compare NAME=MODEL in the report: a folder, a hub id, or openai:MODEL for a hosted embedding model (e.g. ada=openai:text-embedding-3-small); repeat for several."),
     api_base: Optional[str] = options.API_BASE,
+    ray: bool = options.RAY,
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
@@ -80,7 +83,7 @@ def run(
 
     run_loop(config, lambda: load_documents(documents), overwrite=overwrite, max_retries=max_retries,
              checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes, batch_api=batch_api,
-             batch_poll_seconds=batch_poll_seconds, extra_models=extra_models)
+             batch_poll_seconds=batch_poll_seconds, extra_models=extra_models, encode_backend=backend_from_cli(ray))
 
 
 DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
@@ -113,7 +116,8 @@ def demo(
 def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrite: bool,
              max_retries: Optional[int] = None, checkpoint_steps: Optional[int] = None,
              checkpoint_minutes: Optional[float] = None, batch_api: bool = False,
-             batch_poll_seconds: float = 30.0, extra_models: Optional[Dict[str, Any]] = None) -> None:
+             batch_poll_seconds: float = 30.0, extra_models: Optional[Dict[str, Any]] = None,
+             encode_backend: str = "local") -> None:
     """The stages of `run`, each with a progress bar, ending with the before/after table.
 
     ``extra_models`` (label -> model spec or encoder) are compared too, after base and fine-tuned.
@@ -138,6 +142,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
                                                    batch_poll_seconds=batch_poll_seconds)
     choice = resolve_base_model(config.base_model)
     pipeline.check_base_model(choice.model)
+    pipeline.check_encode_backend(encode_backend)
 
     with stage("Reading documents"):
         docs = load()
@@ -174,7 +179,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
         training = pipeline.train_model(
             train, choice.model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
             learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
-            checkpoint_seconds=checkpoint_seconds,
+            checkpoint_seconds=checkpoint_seconds, encode_backend=encode_backend,
             overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
         ).result
         if training.resumed_from_step:
@@ -183,7 +188,8 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     rerank = None
     if config.reranker:
         console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
-        pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed)
+        pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed,
+                                encode_backend=encode_backend)
         from llama_index_bge_finetune.reranking import Reranking
 
         # the reranker's saved blend weight was chosen on these held-out questions: the report
@@ -199,6 +205,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
             overwrite=True,  # the run's own folder, already checked by prepare_output
             whole_corpus=pipeline.node_corpus(nodes),
             rerank=rerank,
+            encode_backend=encode_backend,
         )
     console.print()
     results.print(comparison_table(comparison.to_dict()))

@@ -10,6 +10,7 @@ import typer
 from llama_index_bge_finetune import pipeline
 from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.progress import console, setup_logging
+from llama_index_bge_finetune.encoding.backends import backend_from_cli
 
 HELP = """Fine-tune a model on a dataset JSON (ours or llama-index-finetuning's).
 
@@ -17,6 +18,7 @@ Writes a sentence-transformers folder to OUTPUT that SentenceTransformer(OUTPUT)
 HuggingFaceEmbedding(model_name=OUTPUT) load. Checkpoints are saved every 10% of the steps and
 every 5 minutes (see --checkpoint-steps, --checkpoint-minutes); a killed run resumes from its last
 checkpoint when the same command is run again. A finished model in OUTPUT is kept unless --overwrite.
+With --ray (or RAY_ADDRESS set), hard-negative mining encodes the corpus on a Ray cluster.
 
 Example: bge-finetune train runs/docs/train_dataset.json --val runs/docs/val_dataset.json --output runs/docs/model
 """
@@ -34,6 +36,7 @@ def train(
     checkpoint_steps: Optional[int] = options.CHECKPOINT_STEPS,
     checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished model (or restart unfinished training) in OUTPUT."),
+    ray: bool = options.RAY,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     setup_logging(verbose)
@@ -47,9 +50,12 @@ def train(
     val_ds = EmbeddingQAFinetuneDataset.from_json(val) if val else None
     choice = resolve_base_model(base_model)
     pipeline.check_base_model(choice.model)
+    encode_backend = backend_from_cli(ray)
+    pipeline.check_encode_backend(encode_backend)
     engine = pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
                                   learning_rate=learning_rate, seed=seed, overwrite=overwrite,
-                                  checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds)
+                                  checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
+                                  encode_backend=encode_backend)
     result = engine.result
     resumed = f", resumed from step {result.resumed_from_step}" if result and result.resumed_from_step else ""
     console.print(f"Model saved to {output}{resumed}", highlight=False)

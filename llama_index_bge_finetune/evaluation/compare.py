@@ -22,6 +22,7 @@ import logging
 import os
 from typing import Any, Dict, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.comparison import build_comparison
 from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec, _cache, _cache_dir, evaluate_encoder
@@ -67,6 +68,7 @@ def compare_models(
     n_worst: int = 5,
     relevance: Optional[Mapping[str, Mapping[str, float]]] = None,
     rerank: Optional[Mapping[str, Tuple[str, SecondStage]]] = None,
+    encode_backend: EncodeBackendSpec = "local",
 ) -> ComparisonReport:
     """Evaluate every model on the same queries and compare each with the first (the base).
 
@@ -96,6 +98,8 @@ def compare_models(
             reordered by a :class:`SecondStage`, e.g.
             ``Reranking("out/reranker", top_n=50)`` from :mod:`llama_index_bge_finetune.reranking.evaluation`
             (the report shows the reranking cost per query).
+        encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (Ray Data
+            actors, see :mod:`llama_index_bge_finetune.encoding`); queries are encoded here.
 
     Raises:
         EvaluationError: no models, an unknown label in ``query_instructions`` or ``rerank``, or a bad option.
@@ -126,7 +130,7 @@ def compare_models(
             continue
         qi = (query_instructions or {}).get(label)
         encoder = resolve_encoder(spec, name=label, query_instruction=qi, backend=backend,
-                                  batch_size=batch_size, cache_dir=_cache_dir(cache))
+                                  batch_size=batch_size, cache_dir=_cache_dir(cache), encode_backend=encode_backend)
         logger.info("Evaluating %s ...", label)
         depths = [stage.depth for first, stage in (rerank or {}).values() if first == label]
         depth = max(max(depths), max(ks)) if depths else None

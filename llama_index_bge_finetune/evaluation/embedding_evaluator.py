@@ -20,6 +20,7 @@ import os
 import time
 from typing import Any, Mapping, Optional, Sequence, Union
 
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.evaluation.cache import EmbeddingCache
 from llama_index_bge_finetune.evaluation.encoders import Encoder, ModelSpec, resolve_encoder
 from llama_index_bge_finetune.evaluation.metrics import check_k_values, score_ranking
@@ -46,6 +47,7 @@ def evaluate_embeddings(
     on_missing: str = "exclude",
     depth: Optional[int] = None,
     block: int = DEFAULT_BLOCK,
+    encode_backend: EncodeBackendSpec = "local",
 ) -> EvaluationResult:
     """Score one embedding model on a dataset at every k, keeping per-query results.
 
@@ -65,12 +67,14 @@ def evaluate_embeddings(
             passage in the corpus; ``"raise"`` raises :class:`~llama_index_bge_finetune.errors.EvaluationError`.
         depth: how many results to keep per query (default: the largest k).
         block: at most this many query-passage scores are held in memory at once.
+        encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (Ray Data
+            actors, see :mod:`llama_index_bge_finetune.encoding`); queries are encoded here.
     """
     ks = check_k_values(k_values)
     ds = load_dataset(dataset)
     qids, rels, info = scorable_queries(ds, relevance=relevance, on_missing=on_missing)
     encoder = resolve_encoder(model, name=name, query_instruction=query_instruction, backend=backend,
-                              batch_size=batch_size, cache_dir=_cache_dir(cache))
+                              batch_size=batch_size, cache_dir=_cache_dir(cache), encode_backend=encode_backend)
     return evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth, block=block)
 
 

@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, List, Optional, Sequence, TypeVar, 
 
 import numpy as np
 
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec, encode_texts, hash_state_dict
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.models import query_instruction_for
 
@@ -116,23 +117,17 @@ class Encoder:
         return arr
 
 
-def hash_state_dict(module: Any) -> List[Any]:
-    """Raw bytes of every parameter and buffer, in order (fast: no copies for CPU tensors)."""
-    import torch
-
-    parts: List[Any] = []
-    for key, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        parts.append(key)
-        parts.append(memoryview(t.view(-1).view(torch.uint8).numpy()))
-    return parts
-
-
 class SentenceTransformerEncoder(Encoder):
-    """A ``SentenceTransformer`` with a query instruction; passages get the model's document prompt."""
+    """A ``SentenceTransformer`` with a query instruction; passages get the model's document prompt.
 
-    def __init__(self, model: Any, query_instruction: Optional[str] = None, batch_size: int = 64, name: str = "") -> None:
+    ``encode_backend`` says where the corpus is encoded (``"local"`` or ``"ray"``, see
+    :mod:`llama_index_bge_finetune.encoding`); queries are always encoded here.
+    """
+
+    def __init__(self, model: Any, query_instruction: Optional[str] = None, batch_size: int = 64, name: str = "",
+                 encode_backend: EncodeBackendSpec = "local") -> None:
         self.model = model
+        self.encode_backend = encode_backend
         prompts = getattr(model, "prompts", {}) or {}
         self.query_instruction = prompts.get("query") or "" if query_instruction is None else query_instruction
         self.document_prompt = prompts.get("document") or prompts.get("text") or ""
@@ -144,9 +139,8 @@ class SentenceTransformerEncoder(Encoder):
 
     def _encode(self, texts: List[str], is_query: bool) -> np.ndarray:
         prompt = self.query_instruction if is_query else self.document_prompt
-        return self.model.encode(
-            texts, prompt=prompt or None, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
-        )
+        return encode_texts(self.model, texts, prompt=prompt or None, batch_size=self.batch_size, normalize=False,
+                            encode_backend="local" if is_query else self.encode_backend)
 
     def _fingerprint_parts(self) -> Sequence[Any]:
         config = [repr(m) for m in self.model]  # module configs: pooling mode, dims, ...
@@ -201,11 +195,13 @@ class HuggingFaceEmbeddingEncoder(SentenceTransformerEncoder):
     same normalisation) without a Python call per query.
     """
 
-    def __init__(self, embed_model: Any, query_instruction: Optional[str] = None, batch_size: int = 64, name: str = "") -> None:
+    def __init__(self, embed_model: Any, query_instruction: Optional[str] = None, batch_size: int = 64, name: str = "",
+                 encode_backend: EncodeBackendSpec = "local") -> None:
         st = embed_model._model
         prompts = st.prompts or {}
         qi = prompts.get("query") or "" if query_instruction is None else query_instruction
-        super().__init__(st, query_instruction=qi, batch_size=batch_size, name=name or embed_model.model_name)
+        super().__init__(st, query_instruction=qi, batch_size=batch_size, name=name or embed_model.model_name,
+                         encode_backend=encode_backend)
         self.document_prompt = prompts.get("text") or ""
         self.normalize = bool(embed_model.normalize)
         self.source = f"HuggingFaceEmbedding({embed_model.model_name})"
@@ -228,13 +224,21 @@ def load_sentence_transformer(path_or_id: str) -> Any:
 
 
 def resolve_encoder(spec: ModelSpec, name: str = "", query_instruction: Optional[str] = None,
-                    backend: str = "torch", batch_size: int = 64, cache_dir: Optional[str] = None) -> Encoder:
-    """Build the encoder for ``spec`` (see :data:`ModelSpec`); an :class:`EvalModel` overrides the other arguments."""
+                    backend: str = "torch", batch_size: int = 64, cache_dir: Optional[str] = None,
+                    encode_backend: EncodeBackendSpec = "local") -> Encoder:
+    """Build the encoder for ``spec`` (see :data:`ModelSpec`); an :class:`EvalModel` overrides the other arguments.
+
+    ``encode_backend="ray"`` encodes the corpus on Ray (sentence-transformers models with the torch backend).
+    """
     if isinstance(spec, Encoder):
         return spec
     if isinstance(spec, EvalModel):
         return resolve_encoder(spec.model, name=name, query_instruction=spec.query_instruction,
-                               backend=spec.backend, batch_size=spec.batch_size, cache_dir=cache_dir)
+                               backend=spec.backend, batch_size=spec.batch_size, cache_dir=cache_dir,
+                               encode_backend=encode_backend)
+    on_ray = encode_backend not in (None, "local")
+    if on_ray and backend != "torch":
+        raise EvaluationError(f"encode_backend='ray' runs the torch model; it cannot be combined with backend={backend!r}.")
     if backend not in BACKENDS:
         raise EvaluationError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if isinstance(spec, (str, os.PathLike)):
@@ -242,13 +246,18 @@ def resolve_encoder(spec: ModelSpec, name: str = "", query_instruction: Optional
         if query_instruction is None:
             query_instruction = query_instruction_for(path) or ""
         st = load_sentence_transformer(path)
-        encoder: Encoder = SentenceTransformerEncoder(st, query_instruction, batch_size, name or path)
+        encoder: Encoder = SentenceTransformerEncoder(st, query_instruction, batch_size, name or path, encode_backend)
         encoder.source = path
     elif _is_sentence_transformer(spec):
-        encoder = SentenceTransformerEncoder(spec, query_instruction, batch_size, name)
+        encoder = SentenceTransformerEncoder(spec, query_instruction, batch_size, name, encode_backend)
     elif _is_hf_embedding(spec):
-        encoder = HuggingFaceEmbeddingEncoder(spec, query_instruction, batch_size, name)
+        encoder = HuggingFaceEmbeddingEncoder(spec, query_instruction, batch_size, name, encode_backend)
     elif _is_base_embedding(spec):
+        if on_ray:
+            raise EvaluationError(
+                f"encode_backend='ray' needs a sentence-transformers model (a folder, hub id or SentenceTransformer), "
+                f"not a {type(spec).__name__}; encode it locally."
+            )
         if backend != "torch":
             raise EvaluationError(f"backend={backend!r} needs a sentence-transformers model, not a {type(spec).__name__}.")
         if query_instruction:

@@ -33,6 +33,7 @@ import torch
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import IntegrationError, MissingFilesError, StaleVectorsError, TrainingError
 from llama_index_bge_finetune.evaluation.encoders import Encoder
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
@@ -63,6 +64,8 @@ class QueryAdapterFinetuneEngine:
         model_output_path: folder the adapter is saved to.
         cache: ``True`` for the default embedding cache folder, a folder, or ``False`` for none.
         seed: seeds the shuffling and so makes training repeatable.
+        encode_backend: where the passages are encoded: ``"local"`` (default) or ``"ray"`` (Ray Data
+            actors, see :mod:`llama_index_bge_finetune.encoding`).
 
     Every relevant passage of a query is a training pair (the peer keeps only the first). Passages
     relevant to other queries in a step are not used as their negatives.
@@ -82,6 +85,7 @@ class QueryAdapterFinetuneEngine:
         model_output_path: PathLike = "model_output",
         cache: Union[bool, PathLike] = True,
         seed: int = 0,
+        encode_backend: EncodeBackendSpec = "local",
     ) -> None:
         from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
         from llama_index_bge_finetune.integration.settings import resolve_finetuned
@@ -101,6 +105,7 @@ class QueryAdapterFinetuneEngine:
         self.negatives, self.scale, self.warmup_ratio, self.seed = negatives, scale, warmup_ratio, seed
         self.model_output_path = Path(model_output_path)
         self.cache = cache
+        self.encode_backend = encode_backend
         self.timings: Dict[str, float] = {}
         self._layer: Optional[_LinearAdapter] = None
 
@@ -108,7 +113,7 @@ class QueryAdapterFinetuneEngine:
     def _encoder(self) -> Any:
         from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
 
-        return resolve_encoder(self.embed_model)
+        return resolve_encoder(self.embed_model, encode_backend=self.encode_backend)
 
     def _embedding_cache(self) -> Any:
         from llama_index_bge_finetune.evaluation.cache import EmbeddingCache

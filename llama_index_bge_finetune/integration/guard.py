@@ -16,17 +16,18 @@ and checks it whenever the index is loaded for querying::
     # -> StaleVectorsError: ... run reembed_index("storage", ...) first
 
 Where the fingerprint lives: in the index store (``index_store.json``) under the collection
-``bge_finetune/embed_model``, keyed by index id; for a Qdrant collection also in the collection's
-metadata, so an index rebuilt with ``VectorStoreIndex.from_vector_store`` is checked too.
+``bge_finetune/embed_model``, keyed by index id; for a Qdrant or Chroma collection also in the
+collection's metadata, so an index rebuilt with ``VectorStoreIndex.from_vector_store`` is checked too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Dict, Literal, Optional, Union
 
 from llama_index_bge_finetune.errors import IntegrationError, MissingFilesError, StaleVectorsError
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
@@ -37,6 +38,7 @@ PathLike = Union[str, os.PathLike]
 OnMismatch = Literal["raise", "warn"]
 FINGERPRINT_COLLECTION = "bge_finetune/embed_model"
 QDRANT_METADATA_KEY = "bge_finetune_embed_model"
+CHROMA_METADATA_KEY = "bge_finetune_embed_model"  # a JSON string: Chroma metadata values are scalars
 SWAP_MARKER = "SWAPPING"
 
 
@@ -63,6 +65,9 @@ def record_embed_model(index: Any, embed_model: Any = None,
         client, name = qdrant
         if client.collection_exists(name):
             client.update_collection(name, metadata={QDRANT_METADATA_KEY: fp.to_dict()})
+    chroma = _chroma_collection(index.vector_store)
+    if chroma is not None:
+        chroma.modify(metadata={**chroma_settings(chroma.metadata), CHROMA_METADATA_KEY: json.dumps(fp.to_dict())})
     return fp
 
 
@@ -75,6 +80,9 @@ def recorded_embed_model(index: Any) -> Optional[EmbedModelFingerprint]:
             meta = client.get_collection(name).config.metadata or {}
             if QDRANT_METADATA_KEY in meta:
                 return EmbedModelFingerprint.from_dict(meta[QDRANT_METADATA_KEY])
+    chroma = _chroma_collection(index.vector_store)
+    if chroma is not None and CHROMA_METADATA_KEY in (chroma.metadata or {}):
+        return EmbedModelFingerprint.from_dict(json.loads(chroma.metadata[CHROMA_METADATA_KEY]))
     data = _index_kvstore(index).get(index.index_id, collection=FINGERPRINT_COLLECTION)
     return EmbedModelFingerprint.from_dict(data) if data else None
 
@@ -175,6 +183,29 @@ def check_no_interrupted_swap(persist_dir: PathLike) -> None:
 
 def _index_kvstore(index: Any) -> Any:
     return index.storage_context.index_store._kvstore
+
+
+def chroma_settings(metadata: Any) -> Dict[str, Any]:
+    """A Chroma collection's metadata minus the recorded model and the ``hnsw:`` keys ``modify`` refuses."""
+    return {k: v for k, v in (metadata or {}).items() if k != CHROMA_METADATA_KEY and not k.startswith("hnsw:")}
+
+
+def _chroma_collection(vector_store: Any) -> Any:
+    """The live ``chromadb`` collection of a ChromaVectorStore (re-read, so a rename or swap is seen), else ``None``."""
+    if type(vector_store).__name__ != "ChromaVectorStore":
+        return None
+    collection = vector_store._collection
+    try:
+        return chroma_client(collection).get_collection(collection.name)
+    except Exception:  # chromadb raises NotFoundError/ValueError by version: renamed away mid-swap
+        return collection
+
+
+def chroma_client(collection: Any) -> Any:
+    """A ``chromadb`` client on the same database as ``collection`` (persistent or server)."""
+    import chromadb
+
+    return chromadb.Client(collection._client.get_settings(), tenant=collection.tenant, database=collection.database)
 
 
 def _qdrant_target(vector_store: Any) -> Optional[tuple]:

@@ -1,17 +1,22 @@
 """Re-embed every node of an existing index with a new model, resumably, then swap it in.
 
 Swapping the query model alone leaves the stored vectors from the old model, so retrieval silently
-degrades. :func:`reembed_index` reads every node (ids, metadata and relationships kept) from the
-docstore, or from the vector store when it holds the text (Qdrant), embeds it with the new model in
-batches, writes the vectors into a *fresh* vector store of the same kind, and only when that store
-is complete swaps it in. Until then the old vectors stay untouched and usable; a killed run
-resumes where it stopped.
+degrades. :func:`reembed_index` streams the nodes (ids, metadata and relationships kept) in batches
+of ``batch_size`` from the docstore, or from the vector store when it holds the text (Qdrant,
+Chroma), so only one batch of nodes is in memory at a time; embeds each batch with the new model
+(in this process, or on Ray with ``encode_backend="ray"``); journals it into a *fresh* vector store
+of the same kind, and only when that store is complete swaps it in. Until then the old vectors stay
+untouched and usable; a killed run (even ``kill -9``) resumes after the last stored batch and never
+embeds a stored node again.
 
 - Persisted ``SimpleVectorStore`` folders: finished batches are journaled in
   ``<persist_dir>/.reembed-<model>/``; the new files replace the old ones by ``os.replace``.
 - Qdrant (``QdrantVectorStore``, server or local mode): the new vectors go to the collection
   ``<name>__<model>``; when complete, ``<name>`` becomes an alias of it and the old collection
   is dropped, so code that opens ``collection_name="<name>"`` keeps working.
+- Chroma (``ChromaVectorStore`` over a ``chromadb.PersistentClient``): the new vectors go to the
+  collection ``<name>__<model>`` (the journal: a rerun skips the ids already in it); when complete,
+  the old collection is renamed aside, the new one renamed ``<name>``, and the old one dropped.
 
 Example::
 
@@ -31,12 +36,13 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 from llama_index.core.storage.index_store.types import DEFAULT_PERSIST_FNAME as INDEX_STORE_FNAME
 from llama_index.core.storage.storage_context import DEFAULT_VECTOR_STORE, NAMESPACE_SEP, VECTOR_STORE_FNAME
 
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec, resolve_encode_backend
 from llama_index_bge_finetune.errors import BgeFinetuneError, IntegrationError
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
 from llama_index_bge_finetune.integration.guard import (
@@ -62,6 +68,7 @@ def reembed_index(
     batch_size: int = 256,
     show_progress: bool = True,
     on_batch: Optional[ProgressCallback] = None,
+    encode_backend: EncodeBackendSpec = "local",
 ) -> Any:
     """Re-embed all nodes of a vector index with ``embed_model`` and return the re-embedded index.
 
@@ -72,10 +79,13 @@ def reembed_index(
             With it the run is resumable and the result is persisted there; without it a
             ``SimpleVectorStore`` index is re-embedded in memory only.
         index_id: which index, when the storage holds several.
-        batch_size: nodes embedded (and journaled) per step; nodes are sorted by length first so a
-            batch pads little.
+        batch_size: nodes read, embedded and journaled per step: the most nodes held in memory at
+            once (a ``SimpleVectorStore`` still holds all vectors, as it always does). With
+            ``encode_backend="ray"`` each batch is one Ray Data job, so use thousands of nodes.
         show_progress: show a progress bar.
         on_batch: called as ``on_batch(done, total)`` after each batch is safely stored.
+        encode_backend: ``"local"`` (default) or ``"ray"`` (the model's sentence-transformers
+            weights on Ray Data actors, see :mod:`llama_index_bge_finetune.encoding`).
 
     Returns:
         A ``VectorStoreIndex`` over the new vectors that queries with ``embed_model``; the model's
@@ -104,15 +114,19 @@ def reembed_index(
         index = load_index_from_storage(index_or_storage, index_id=index_id, embed_model=embed_model)
     else:
         index = index_or_storage
-    run = _Run(embed_model, fp, batch_size, show_progress, on_batch)
+    run = _Run(embed_model, fp, batch_size, show_progress, on_batch, encode_backend)
     kind = type(index.vector_store).__name__
     if kind == "SimpleVectorStore":
         return _reembed_simple(index, run, Path(persist_dir) if persist_dir is not None else None)
     if kind == "QdrantVectorStore":
         return _reembed_qdrant(index, run, Path(persist_dir) if persist_dir is not None else None)
+    if kind == "ChromaVectorStore":
+        from llama_index_bge_finetune.integration.reembed_chroma import reembed_chroma
+
+        return reembed_chroma(index, run)
     raise BgeFinetuneError(
         f"reembed_index cannot copy a {kind}: it supports SimpleVectorStore (the default, persisted "
-        "with storage_context.persist) and QdrantVectorStore. For another store, rebuild with "
+        "with storage_context.persist), QdrantVectorStore and ChromaVectorStore. For another store, rebuild with "
         "VectorStoreIndex(nodes, embed_model=new_model, storage_context=...) into a new collection."
     )
 
@@ -121,34 +135,53 @@ class _Run:
     """What one re-embedding needs: the model, its fingerprint and the batching/progress options."""
 
     def __init__(self, embed_model: Any, fp: EmbedModelFingerprint, batch_size: int,
-                 show_progress: bool, on_batch: Optional[ProgressCallback]) -> None:
+                 show_progress: bool, on_batch: Optional[ProgressCallback],
+                 encode_backend: EncodeBackendSpec = "local") -> None:
         self.embed_model = embed_model
         self.fp = fp
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.on_batch = on_batch
+        self.encoder = None
+        if resolve_encode_backend(encode_backend) is not None:
+            from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
 
-    def embed(self, items: Sequence[Tuple[str, Any]], done: Set[str],
+            self.encoder = resolve_encoder(embed_model, encode_backend=encode_backend)
+
+    def embed_texts(self, texts: List[str]) -> List[List[float]]:
+        """Passage vectors from the model itself, or from its encoder on the chosen backend."""
+        if self.encoder is not None:
+            return self.encoder.encode_corpus(texts).tolist()
+        return self.embed_model.get_text_embedding_batch(texts)
+
+    def embed(self, pages: Iterable[Sequence[Tuple[str, Any]]], total: int, done: Set[str],
               store: Callable[[List[str], List[List[float]]], None]) -> None:
-        """Embed ``(vector id, node)`` pairs not in ``done``, longest first, handing each batch to ``store``."""
+        """Embed each page of ``(vector id, node)`` pairs, skipping ids in ``done``, handing each batch to ``store``."""
         from llama_index.core.schema import MetadataMode
         from tqdm.auto import tqdm
 
-        todo = [(vid, node.get_content(metadata_mode=MetadataMode.EMBED)) for vid, node in items if vid not in done]
-        todo.sort(key=lambda item: len(item[1]), reverse=True)
-        total = len(items)
+        finished = len(done)
         if done:
-            logger.info("Resuming re-embedding: %d of %d nodes already embedded.", total - len(todo), total)
-        finished = total - len(todo)
+            logger.info("Resuming re-embedding: %d of %d nodes already embedded.", finished, total)
         with tqdm(total=total, initial=finished, unit="node", desc="re-embedding", disable=not self.show_progress) as bar:
-            for start in range(0, len(todo), self.batch_size):
-                batch = todo[start:start + self.batch_size]
-                vectors = self.embed_model.get_text_embedding_batch([text for _, text in batch])
-                store([vid for vid, _ in batch], vectors)
-                finished += len(batch)
-                bar.update(len(batch))
+            for page in pages:
+                todo = [(vid, node.get_content(metadata_mode=MetadataMode.EMBED)) for vid, node in page if vid not in done]
+                if not todo:
+                    continue
+                todo.sort(key=lambda item: len(item[1]), reverse=True)  # less padding per forward pass
+                store([vid for vid, _ in todo], self.embed_texts([text for _, text in todo]))
+                finished += len(todo)
+                bar.update(len(todo))
                 if self.on_batch is not None:
                     self.on_batch(finished, total)
+
+
+def _pages_of(ids: Sequence[str], size: int, done: Set[str], load: Callable[[List[str]], List[Any]]) -> Iterator[List[Tuple[str, Any]]]:
+    """``(id, node)`` pages of ``size`` ids in order, loading only the nodes not yet ``done``."""
+    for start in range(0, len(ids), size):
+        todo = [i for i in ids[start:start + size] if i not in done]
+        if todo:
+            yield list(zip(todo, load(todo)))
 
 
 # --------------------------------------------------------------------------- SimpleVectorStore
@@ -161,8 +194,6 @@ def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
         return index
     old = index.vector_store
     vector_to_node = dict(index.index_struct.nodes_dict)
-    nodes = {n.node_id: n for n in index.docstore.get_nodes(list(vector_to_node.values()))}
-    items = [(vid, nodes[nid]) for vid, nid in vector_to_node.items()]
 
     journal = _Journal(persist_dir / f".reembed-{run.fp.short}") if persist_dir is not None else None
     if journal is None:
@@ -175,7 +206,11 @@ def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
             journal.append(ids, vectors)
         embeddings.update(zip(ids, vectors))
 
-    run.embed(items, set(embeddings), store)
+    def load(vids: List[str]) -> List[Any]:
+        return index.docstore.get_nodes([vector_to_node[v] for v in vids])
+
+    done = set(embeddings)
+    run.embed(_pages_of(list(vector_to_node), run.batch_size, done, load), len(vector_to_node), done, store)
     new_store = SimpleVectorStore(data=SimpleVectorStoreData(
         embedding_dict=embeddings,
         text_id_to_ref_doc_id=dict(old.data.text_id_to_ref_doc_id),
@@ -198,7 +233,7 @@ def _reembed_simple(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
         new_sc.index_store.persist(str(final / INDEX_STORE_FNAME))
         (journal.root / SWAP_MARKER).touch()
         _finish_interrupted_swap(persist_dir)
-    logger.info("Re-embedded %d nodes with %s.", len(items), run.fp.describe())
+    logger.info("Re-embedded %d nodes with %s.", len(vector_to_node), run.fp.describe())
     return new_index
 
 
@@ -327,10 +362,18 @@ def _reembed_qdrant(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
         logger.info("Collection %s already holds vectors from %s; nothing to do.", public, run.fp.describe())
         return finished_index()
 
-    nodes = [(n.node_id, n) for n in _scroll_nodes(old, current)]
-    done = {str(p.id) for p in _scroll(client, target, with_payload=False)} if client.collection_exists(target) else set()
+    done = {str(p.id) for page in _scroll(client, target, with_payload=False) for p in page} \
+        if client.collection_exists(target) else set()
+    total = client.count(current, exact=True).count
     new_store = open_store(target)
-    by_id = dict(nodes)
+    by_id: Dict[str, Any] = {}
+
+    def pages() -> Iterator[List[Tuple[str, Any]]]:
+        for points in _scroll(client, current, page=run.batch_size):
+            nodes = old.parse_to_query_result(points).nodes
+            by_id.clear()
+            by_id.update((n.node_id, n) for n in nodes)
+            yield [(n.node_id, n) for n in nodes]
 
     def store(ids: List[str], vectors: List[List[float]]) -> None:
         copies = []
@@ -340,12 +383,12 @@ def _reembed_qdrant(index: Any, run: _Run, persist_dir: Optional[Path]) -> Any:
             copies.append(node)
         new_store.add(copies)
 
-    run.embed(nodes, done, store)
+    run.embed(pages(), total, done, store)
     client.update_collection(target, metadata={"bge_finetune_embed_model": run.fp.to_dict()})
     _qdrant_swap(client, public, target, aliases)
     if current != public and current != target and client.collection_exists(current):
         client.delete_collection(current)
-    logger.info("Re-embedded %d nodes into %s; %s now points at it.", len(nodes), target, public)
+    logger.info("Re-embedded %d nodes into %s; %s now points at it.", total, target, public)
     return finished_index()
 
 
@@ -362,17 +405,13 @@ def _qdrant_swap(client: Any, public: str, target: str, aliases: Dict[str, str])
     client.update_collection_aliases(change_aliases_operations=ops)
 
 
-def _scroll(client: Any, collection: str, with_payload: bool = True, page: int = 512) -> List[Any]:
-    points: List[Any] = []
+def _scroll(client: Any, collection: str, with_payload: bool = True, page: int = 512) -> Iterator[List[Any]]:
+    """The collection's points, one page at a time (never the whole collection in memory)."""
     offset = None
     while True:
         batch, offset = client.scroll(collection_name=collection, limit=page, offset=offset,
                                       with_payload=with_payload, with_vectors=False)
-        points.extend(batch)
+        if batch:
+            yield batch
         if offset is None:
-            return points
-
-
-def _scroll_nodes(store: Any, collection: str) -> List[Any]:
-    """Every node stored in a Qdrant collection, rebuilt from its payload (text, metadata, relationships)."""
-    return store.parse_to_query_result(_scroll(store.client, collection)).nodes
+            return

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ def samples_from_qa_dataset(
     query_prompt: Any = "saved",
     cache_dir: Optional[PathLike] = None,
     batch_size: int = 64,
+    encode_backend: EncodeBackendSpec = "local",
 ) -> List[CrossEncoderFinetuningDatasetSample]:
     """Cross-encoder samples from a question/passage dataset, negatives mined with an embedding model.
 
@@ -161,6 +163,8 @@ def samples_from_qa_dataset(
             model's saved ``query`` prompt (ours saves the BGE instruction), ``None`` none.
         cache_dir: corpus embeddings are cached here (the embedding engine's cache).
         batch_size: encoding batch size.
+        encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (see
+            :mod:`llama_index_bge_finetune.encoding`).
     """
     from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 
@@ -171,11 +175,12 @@ def samples_from_qa_dataset(
     if query_prompt == "saved":
         query_prompt = (getattr(st, "prompts", None) or {}).get("query") or None
     cache_dir = cache_dir if model_key else None
-    miner = HardNegativeMiner(negatives, skip_top, max_rank, relative_margin, batch_size=batch_size, cache_dir=cache_dir)
+    miner = HardNegativeMiner(negatives, skip_top, max_rank, relative_margin, batch_size=batch_size, cache_dir=cache_dir,
+                              encode_backend=encode_backend)
     pairs = [(q, docs[0]) for q, docs in ds.relevant_docs.items() if q in ds.queries and docs]
     mined = miner.mine(st, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key=model_key, query_prompt=query_prompt)
     scores = _similarities(st, ds, [(q, d) for (q, _), negs in zip(pairs, mined) for d in _positives(ds, q, use_all_docs) + negs],
-                           query_prompt, batch_size, cache_dir, model_key)
+                           query_prompt, batch_size, cache_dir, model_key, encode_backend)
     out: List[CrossEncoderFinetuningDatasetSample] = []
     for (qid, _), negs in zip(pairs, mined):
         rows = [(d, 1.0) for d in _positives(ds, qid, use_all_docs)] + [(d, 0.0) for d in negs]
@@ -204,13 +209,15 @@ def _sentence_transformer(model: Any) -> Tuple[Any, str]:
 
 
 def _similarities(st: Any, ds: EmbeddingQAFinetuneDataset, pairs: Sequence[Tuple[str, str]], query_prompt: Optional[str],
-                  batch_size: int, cache_dir: Optional[PathLike], model_key: str) -> Dict[Tuple[str, str], float]:
+                  batch_size: int, cache_dir: Optional[PathLike], model_key: str,
+                  encode_backend: EncodeBackendSpec) -> Dict[Tuple[str, str], float]:
     """Cosine similarity of each (query id, passage id) pair under the embedding model (corpus vectors cached)."""
     from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
     doc_ids = list(ds.corpus)
     row = {d: i for i, d in enumerate(doc_ids)}
-    docs = encode_cached(st, [ds.corpus[d] for d in doc_ids], cache_dir, model_key, batch_size=batch_size)
+    docs = encode_cached(st, [ds.corpus[d] for d in doc_ids], cache_dir, model_key, batch_size=batch_size,
+                         encode_backend=encode_backend)
     qids = list(dict.fromkeys(q for q, _ in pairs))
     qrow = {q: i for i, q in enumerate(qids)}
     qs = encode_cached(st, [ds.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
@@ -225,13 +232,14 @@ def candidates_from_qa_dataset(
     query_prompt: Any = "saved",
     cache_dir: Optional[PathLike] = None,
     batch_size: int = 64,
+    encode_backend: EncodeBackendSpec = "local",
 ) -> List[CrossEncoderFinetuningDatasetSample]:
     """Validation samples: each query's first-stage top ``top_k`` as retrieved, labelled from ``relevant_docs``.
 
     Unlike :func:`samples_from_qa_dataset` (whose mined negatives score below the positive by
     construction, so the first stage ranks them perfectly), these are the lists a reranker really
     reorders, so the engine's blend guard compares reranker and first stage fairly on them. Use
-    questions the first stage was not trained on.
+    questions the first stage was not trained on. ``encode_backend="ray"`` encodes the corpus on Ray.
     """
     from llama_index_bge_finetune.evaluation.search import top_k as search_top_k
     from llama_index_bge_finetune.training.embedding_cache import encode_cached
@@ -241,7 +249,8 @@ def candidates_from_qa_dataset(
     if query_prompt == "saved":
         query_prompt = (getattr(st, "prompts", None) or {}).get("query") or None
     doc_ids = list(ds.corpus)
-    docs = encode_cached(st, [ds.corpus[d] for d in doc_ids], cache_dir if model_key else None, model_key, batch_size=batch_size)
+    docs = encode_cached(st, [ds.corpus[d] for d in doc_ids], cache_dir if model_key else None, model_key, batch_size=batch_size,
+                         encode_backend=encode_backend)
     qids = [q for q in ds.queries if ds.relevant_docs.get(q)]
     qs = encode_cached(st, [ds.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
     idx, scores = search_top_k(qs, docs, top_k, doc_ids)

@@ -23,6 +23,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec, encode_texts
+
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
@@ -46,6 +48,7 @@ def encode_cached(
     prompt: Optional[str] = None,
     batch_size: int = 64,
     show_progress_bar: bool = False,
+    encode_backend: EncodeBackendSpec = "local",
 ) -> np.ndarray:
     """L2-normalised float32 embeddings of ``texts``, read from ``cache_dir`` when already computed.
 
@@ -57,6 +60,7 @@ def encode_cached(
         prompt: text prepended to every input (a query instruction), or ``None``.
         batch_size: encoding batch size.
         show_progress_bar: show sentence-transformers' progress bar.
+        encode_backend: ``"local"`` (default) or ``"ray"`` (see :mod:`llama_index_bge_finetune.encoding`).
     """
     path: Optional[Path] = None
     if cache_dir is not None:
@@ -67,14 +71,8 @@ def encode_cached(
             if vectors.shape[0] == len(texts):
                 logger.info("Loaded %d cached embeddings from %s", len(texts), path)
                 return vectors
-    vectors = model.encode(
-        list(texts),
-        prompt=prompt or None,
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=show_progress_bar,
-    ).astype(np.float32)
+    vectors = encode_texts(model, texts, prompt=prompt, batch_size=batch_size, normalize=True,
+                           encode_backend=encode_backend, show_progress_bar=show_progress_bar)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")

@@ -23,6 +23,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
 from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL, query_instruction_for
 from llama_index_bge_finetune.training import core
@@ -121,6 +122,8 @@ class SentenceTransformersFinetuneEngine:
         forgetting_alpha: weight of the fine-tuned model in the interpolation.
         cache_dir: where corpus embeddings for mining are kept (default: under the checkpoints).
         logging_steps: steps between loss log lines.
+        encode_backend: where mining and the base model's validation encode the corpus: ``"local"``
+            (default) or ``"ray"`` (Ray Data actors, see :mod:`llama_index_bge_finetune.encoding`).
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class SentenceTransformersFinetuneEngine:
         forgetting_alpha: float = 0.5,
         cache_dir: Optional[PathLike] = None,
         logging_steps: int = 10,
+        encode_backend: EncodeBackendSpec = "local",
     ) -> None:
         self.dataset = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("training dataset")
         self.val_dataset = (
@@ -207,7 +211,7 @@ class SentenceTransformersFinetuneEngine:
         self.hard_negative_gradients = hard_negative_gradients
         self.miner = (
             HardNegativeMiner(hard_negatives, hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin,
-                              max_seq_length=hard_negative_max_tokens, seed=seed)
+                              max_seq_length=hard_negative_max_tokens, seed=seed, encode_backend=encode_backend)
             if hard_negatives else None
         )
         self.forgetting_guard = None
@@ -251,6 +255,7 @@ class SentenceTransformersFinetuneEngine:
         self.train_max_seq_length = train_max_seq_length
         self.cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         self.logging_steps = logging_steps
+        self.encode_backend = encode_backend
         self.checkpoint_path = os.path.join(self.model_output_path, core.CHECKPOINT_DIR)
         self.result: Optional[FinetuneResult] = None
         self._model = loss.model if loss is not None and not isinstance(loss, str) and hasattr(loss, "model") else None
@@ -416,7 +421,8 @@ class SentenceTransformersFinetuneEngine:
 
         from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
-        vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64)
+        vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64,
+                                encode_backend=self.encode_backend)
         return _ir_scores(evaluator(model, corpus_embeddings=torch.from_numpy(vectors)))
 
     def _build_trainer(self, model: Any, rows: TrainingTable, loss: Any, evaluator: Any, result: FinetuneResult,

@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import TrainingError
 from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
@@ -54,6 +55,8 @@ class HardNegativeMiner:
             of the rest (``None``: the whole corpus). Encoding is mining's cost; a sample of a corpus
             many times larger than the training pairs still holds passages close to each query.
         seed: seed of that sample.
+        encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (see
+            :mod:`llama_index_bge_finetune.encoding`).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class HardNegativeMiner:
         max_seq_length: Optional[int] = None,
         max_pool: Optional[int] = None,
         seed: int = 0,
+        encode_backend: EncodeBackendSpec = "local",
     ) -> None:
         if num_negatives < 1:
             raise TrainingError(f"num_negatives must be at least 1, got {num_negatives}; use hard_negatives=0 to turn mining off.")
@@ -88,6 +92,7 @@ class HardNegativeMiner:
         self.max_seq_length = max_seq_length
         self.max_pool = max_pool
         self.seed = seed
+        self.encode_backend = encode_backend
 
     def get_config_dict(self) -> Dict[str, float]:
         """The settings, for logs and the model card."""
@@ -122,7 +127,7 @@ class HardNegativeMiner:
         try:
             doc_vecs = encode_cached(
                 model, [corpus[d] for d in doc_ids], self.cache_dir, model_key,
-                batch_size=self.batch_size, show_progress_bar=show_progress_bar,
+                batch_size=self.batch_size, show_progress_bar=show_progress_bar, encode_backend=self.encode_backend,
             )
         finally:
             model.max_seq_length = full_length
