@@ -42,10 +42,11 @@ from llama_index_bge_finetune.errors import GenerationError
 from llama_index_bge_finetune.generation._common import build_dataset, skip_empty, unique_nodes
 from llama_index_bge_finetune.generation.batch_cost import CostEstimate, estimate_cost
 from llama_index_bge_finetune.generation.checkpoint import Checkpoint
-from llama_index_bge_finetune.generation.llm_generator import ProgressCallback, QuestionGenerator, _SECRET
+from llama_index_bge_finetune.generation.llm_generator import ProgressCallback, QuestionGenerator
 from llama_index_bge_finetune.generation.openai_direct import MalformedAnswer, chat_model_kwargs, parse_chat_completion, request_body
 from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL
 from llama_index_bge_finetune.generation.result import GenerationResult, NodeFailure, Usage
+from llama_index_bge_finetune.retries import redact_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -370,7 +371,7 @@ class _BatchRun:
             code = error.get("code") if isinstance(error, dict) else None
             head = f"HTTP {status}" if status else f"batch error {code or ''}".rstrip()
             hint = "" if status else _RERUN  # not run (expired, cancelled): the next run submits it again
-            self.failed[key] = f"{head}: {_SECRET.sub('sk-***', str(message or 'no message'))[:200]}{hint}"
+            self.failed[key] = f"{head}: {redact_secrets(str(message or 'no message'))[:200]}{hint}"
             return
         self.usage.requests += 1
         try:
@@ -400,7 +401,7 @@ class _BatchRun:
                     "them up, or delete that file to forget them)") if self.state.records and self.state.path else ""
             raise GenerationError(
                 f"Could not {what} through the OpenAI Batch API: {type(exc).__name__}: "
-                f"{_SECRET.sub('sk-***', str(exc))[:300]}{kept}. Check OPENAI_API_BASE, the network and the key."
+                f"{redact_secrets(str(exc))[:300]}{kept}. Check OPENAI_API_BASE, the network and the key."
             ) from exc
 
     def _folder(self) -> Path:
