@@ -325,7 +325,7 @@ def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, rer
     from llama_index_bge_finetune.reranking.engine import DEFAULT_RERANKER_BASE
 
     cache = first_stage_dir.parent / "cache" / "embeddings"
-    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=cache)
+    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=cache, seed=seed)
     val_samples = candidates_from_qa_dataset(val, str(first_stage_dir), cache_dir=cache) if val is not None else None
     base = DEFAULT_RERANKER_BASE if hub_reachable() else str(first_stage_dir)
     engine = CrossEncoderFinetuneEngine(samples, model_id=base, model_output_path=str(reranker_dir), seed=seed,

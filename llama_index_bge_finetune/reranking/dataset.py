@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -141,6 +142,7 @@ def samples_from_qa_dataset(
     query_prompt: Any = "saved",
     cache_dir: Optional[PathLike] = None,
     batch_size: int = 64,
+    seed: int = 0,
 ) -> List[CrossEncoderFinetuningDatasetSample]:
     """Cross-encoder samples from a question/passage dataset, negatives mined with an embedding model.
 
@@ -148,7 +150,9 @@ def samples_from_qa_dataset(
     embedding model ranks high but that are not labelled relevant, skipping the ``skip_top`` best
     of them and any scoring within ``relative_margin`` of the positive (likely unlabelled answers).
     This is the embedding engine's :class:`~llama_index_bge_finetune.training.hard_negatives.HardNegativeMiner`.
-    Each sample carries the embedding model's similarity as ``first_stage_score``.
+    A query for which nothing passes the guard (a small corpus) gets one random passage that is not
+    relevant to it, as the embedding engine does, with one warning giving the count; no query is
+    left without a negative. Each sample carries the embedding model's similarity as ``first_stage_score``.
 
     Args:
         dataset: an ``EmbeddingQAFinetuneDataset`` (ours or llama-index-finetuning's), a dict or a JSON path.
@@ -161,6 +165,7 @@ def samples_from_qa_dataset(
             model's saved ``query`` prompt (ours saves the BGE instruction), ``None`` none.
         cache_dir: corpus embeddings are cached here (the embedding engine's cache).
         batch_size: encoding batch size.
+        seed: seed of the random negatives.
     """
     from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 
@@ -174,6 +179,7 @@ def samples_from_qa_dataset(
     miner = HardNegativeMiner(negatives, skip_top, max_rank, relative_margin, batch_size=batch_size, cache_dir=cache_dir)
     pairs = [(q, docs[0]) for q, docs in ds.relevant_docs.items() if q in ds.queries and docs]
     mined = miner.mine(st, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key=model_key, query_prompt=query_prompt)
+    mined = _fill_empty(ds, pairs, mined, seed)
     scores = _similarities(st, ds, [(q, d) for (q, _), negs in zip(pairs, mined) for d in _positives(ds, q, use_all_docs) + negs],
                            query_prompt, batch_size, cache_dir, model_key)
     out: List[CrossEncoderFinetuningDatasetSample] = []
@@ -183,8 +189,28 @@ def samples_from_qa_dataset(
         for doc, label in rows:
             out.append(CrossEncoderFinetuningDatasetSample(ds.queries[qid], ds.corpus[doc], label, scores[(qid, doc)]))
     n_neg = sum(1 for s in out if s.score == 0)
-    logger.info("Cross-encoder data: %d samples for %d queries (%d positives, %d mined negatives).",
+    logger.info("Cross-encoder data: %d samples for %d queries (%d positives, %d negatives).",
                 len(out), len(pairs), len(out) - n_neg, n_neg)
+    return out
+
+
+def _fill_empty(ds: EmbeddingQAFinetuneDataset, pairs: Sequence[Tuple[str, str]], mined: List[List[str]],
+                seed: int) -> List[List[str]]:
+    """Mined negatives, with one seeded random passage (not relevant to the query) where mining found none."""
+    from llama_index_bge_finetune.training.examples import random_negatives
+
+    empty = [i for i, negs in enumerate(mined) if not negs]
+    if not empty:
+        return mined
+    rng = random.Random(seed)
+    doc_ids = list(ds.corpus)
+    out = list(mined)
+    for i in empty:
+        qid = pairs[i][0]
+        out[i] = random_negatives(rng, doc_ids, set(ds.relevant_docs.get(qid) or ()), 1)
+    logger.warning("%d of %d queries got no mined negative that passes the false-negative guard: each trains with "
+                   "one random passage as its negative (a larger corpus, or a looser relative_margin or skip_top, "
+                   "gives harder ones).", len(empty), len(pairs))
     return out
 
 
