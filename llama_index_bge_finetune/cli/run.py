@@ -54,12 +54,13 @@ def run(
     checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
     reranker: bool = typer.Option(False, "--reranker", help="Also fine-tune a reranker (cross-encoder) on the same questions; the report adds fine-tuned + reranker."),
+    precision: str = options.PRECISION,
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     config = pipeline.RunConfig(
         output=str(output), documents=str(documents.resolve()), base_model=base_model, generator=generator,
-        reranker=reranker,
+        reranker=reranker, precision=precision,
         llm_model=llm_model, questions_per_chunk=questions_per_chunk, chunk_size=chunk_size,
         chunk_overlap=chunk_overlap, val_fraction=val_fraction, seed=seed, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate, k_values=tuple(k), max_nodes=max_nodes,
@@ -114,7 +115,8 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes is not None else None
     check_k_values(config.k_values)
     check_chunking(config.chunk_size, config.chunk_overlap)
-    pipeline.check_training_args(config.learning_rate, config.epochs, checkpoint_steps, checkpoint_seconds)
+    pipeline.check_training_args(config.learning_rate, config.epochs, checkpoint_steps, checkpoint_seconds,
+                                 config.precision)
     settings = pipeline.run_settings(config)
     pipeline.check_run_output(out, overwrite, settings)
     gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk,
@@ -157,7 +159,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
         training = pipeline.train_model(
             train, choice.model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
             learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
-            checkpoint_seconds=checkpoint_seconds,
+            checkpoint_seconds=checkpoint_seconds, precision=config.precision,
             overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
         ).result
         if training.resumed_from_step:
@@ -166,7 +168,8 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     rerank = None
     if config.reranker:
         console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
-        pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed)
+        pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed,
+                                precision=config.precision)
         rerank = {"fine-tuned + reranker": ("fine-tuned", str(out / "reranker"))}
 
     with stage("Evaluating base vs fine-tuned"):

@@ -34,6 +34,7 @@ def train(
     checkpoint_steps: Optional[int] = options.CHECKPOINT_STEPS,
     checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished model (or restart unfinished training) in OUTPUT."),
+    precision: str = options.PRECISION,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     setup_logging(verbose)
@@ -41,7 +42,7 @@ def train(
     from llama_index_bge_finetune.models import resolve_base_model
 
     checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes is not None else None
-    pipeline.check_training_args(learning_rate, epochs, checkpoint_steps, checkpoint_seconds)
+    pipeline.check_training_args(learning_rate, epochs, checkpoint_steps, checkpoint_seconds, precision)
     pipeline.check_model_output(output, overwrite)  # a file or a finished model: refused before any loading
     train_ds = EmbeddingQAFinetuneDataset.from_json(dataset)
     val_ds = EmbeddingQAFinetuneDataset.from_json(val) if val else None
@@ -49,7 +50,8 @@ def train(
     pipeline.check_base_model(choice.model)
     engine = pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
                                   learning_rate=learning_rate, seed=seed, overwrite=overwrite,
-                                  checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds)
+                                  checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
+                                  precision=precision)
     result = engine.result
     resumed = f", resumed from step {result.resumed_from_step}" if result and result.resumed_from_step else ""
     console.print(f"Model saved to {output}{resumed}", highlight=False)
