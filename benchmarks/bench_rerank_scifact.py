@@ -136,8 +136,9 @@ def guard_on_candidates(samples: Any, train: Any, first_dir: Path, reranker_dir:
     for _, g in group_by_query(cands):
         if any(c.score > 0 for c in g):
             vgroups.append(([c.first_stage_score for c in g], scorer.score(g[0].query, [c.context for c in g]), [c.score for c in g]))
-    weight, table = choose_blend_weight(vgroups)
-    out = {"blend_weight": weight, "weights": table, "validation_queries": len(vgroups)}
+    choice = choose_blend_weight(vgroups)
+    weight, table = choice.weight, choice.table
+    out = {"blend_weight": weight, "weights": table, "validation_queries": len(vgroups), "decision": choice.rule}
     path.write_bytes(pickle.dumps(out))
     logger.info("guard on held-out candidates: %s", out)
     return out

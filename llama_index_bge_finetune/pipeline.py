@@ -66,6 +66,7 @@ class RunConfig:
     k_values: Tuple[int, ...] = (1, 3, 5, 10)
     max_nodes: Optional[int] = None
     reranker: bool = False
+    precision: str = "auto"
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -316,13 +317,14 @@ def load_training_result(model_dir: Path) -> Any:
 
 def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, reranker_dir: Path,
                    val: Optional[EmbeddingQAFinetuneDataset] = None, seed: int = 0, show_progress_bar: bool = True,
-                   encode_backend: str = "local") -> Any:
+                   encode_backend: str = "local", precision: str = "auto") -> Any:
     """Fine-tune a reranker on ``train`` (negatives mined with the fine-tuned first stage) into ``reranker_dir``.
 
     It starts from ``cross-encoder/ms-marco-MiniLM-L-6-v2`` when the hub is reachable, else from the
     fine-tuned embedding model's weights. The blend with the first stage is chosen on ``val`` (questions
     the first stage was not trained on; on its own training questions it looks better than it is) and
-    the first stage's order is kept unless the reranker beats it there.
+    the first stage's order is kept unless the reranker beats it there beyond noise. ``precision`` as
+    for the engines (``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``).
     """
     from llama_index_bge_finetune.models import hub_reachable
     from llama_index_bge_finetune.reranking import CrossEncoderFinetuneEngine, samples_from_qa_dataset
@@ -330,12 +332,13 @@ def train_reranker(train: EmbeddingQAFinetuneDataset, first_stage_dir: Path, rer
     from llama_index_bge_finetune.reranking.engine import DEFAULT_RERANKER_BASE
 
     cache = first_stage_dir.parent / "cache" / "embeddings"
-    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=cache, encode_backend=encode_backend)
+    samples = samples_from_qa_dataset(train, str(first_stage_dir), cache_dir=cache, seed=seed,
+                                      encode_backend=encode_backend)
     val_samples = (candidates_from_qa_dataset(val, str(first_stage_dir), cache_dir=cache, encode_backend=encode_backend)
                    if val is not None else None)
     base = DEFAULT_RERANKER_BASE if hub_reachable() else str(first_stage_dir)
     engine = CrossEncoderFinetuneEngine(samples, model_id=base, model_output_path=str(reranker_dir), seed=seed,
-                                        val_dataset=val_samples,
+                                        val_dataset=val_samples, precision=precision,
                                         show_progress_bar=show_progress_bar,
                                         resume_from_checkpoint=(reranker_dir / "checkpoints").is_dir())
     engine.finetune()
@@ -466,8 +469,12 @@ def check_base_model(model: str) -> None:
 
 
 def check_training_args(learning_rate: Optional[float] = None, epochs: Optional[float] = None,
-                        checkpoint_steps: Optional[int] = None, checkpoint_seconds: Optional[float] = None) -> None:
+                        checkpoint_steps: Optional[int] = None, checkpoint_seconds: Optional[float] = None,
+                        precision: str = "auto") -> None:
     """Refuse impossible training settings before any expensive stage (the engine checks them again)."""
+    from llama_index_bge_finetune.training import core
+
+    core.precision_flags(precision, core.uses_cpu(None))  # an unknown name, or fp16 without a GPU
     for name, value in (("learning rate", learning_rate), ("number of epochs", epochs),
                         ("checkpoint step interval", checkpoint_steps)):
         if value is not None and not value > 0:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -15,6 +17,31 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class EnvironmentLeakWarning(UserWarning):
+    """A test (or a library it ran, e.g. ``ray.init`` sets ``PYTHONBREAKPOINT``) changed ``os.environ``."""
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Put ``os.environ`` back after every test, so no test changes what a later one (or its CLI subprocess) sees.
+
+    Tests change variables with ``monkeypatch.setenv``; anything else that changed is restored here and
+    named in a warning, whatever order the tests run in.
+    """
+    before = dict(os.environ)
+    yield
+    after = dict(os.environ)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k) and k != "PYTEST_CURRENT_TEST")
+    if not changed:
+        return
+    for key in changed:
+        if key in before:
+            os.environ[key] = before[key]
+        else:
+            del os.environ[key]
+    warnings.warn(EnvironmentLeakWarning(f"environment variables changed by this test were restored: {', '.join(changed)}"))
 
 
 @pytest.fixture(scope="session")

@@ -110,5 +110,10 @@ def test_paired_test_tells_a_real_gain_from_noise():
     assert real.p_value < 0.01 and real.ci_low > 0
     assert noise.p_value > 0.05 and noise.ci_low < 0 < noise.ci_high
     assert paired_test(base, base, idx).p_value == 1.0
+    # One-sided ("is the model better?"): a gain passes, a loss of the same size is nowhere near.
+    assert paired_test(better, base, idx, n_permutations=2000, alternative="greater").p_value < 0.01
+    assert paired_test(base, better, idx, n_permutations=2000, alternative="greater").p_value > 0.5
+    with pytest.raises(EvaluationError, match="alternative must be"):
+        paired_test(better, base, alternative="less")
     lo, hi = bootstrap_ci(base, idx)
     assert lo < base.mean() < hi

@@ -72,18 +72,67 @@ def test_samples_from_qa_dataset_mines_negatives_in_first_stage_order(tiny_model
         assert all((c.score == 1.0) == (c.context == ds.corpus[ds.relevant_docs[qid][0]]) for c in group)
 
 
+def test_samples_from_qa_dataset_gives_every_query_a_negative_when_mining_finds_none(tiny_model_path, caplog):
+    ds = topics_dataset(4, 1)  # 4 passages: skip_top=3 leaves no candidate for any query
+    with caplog.at_level(logging.WARNING, logger="llama_index_bge_finetune.reranking.dataset"):
+        samples = samples_from_qa_dataset(ds, str(tiny_model_path), negatives=2, seed=3)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("4 of 4 queries got no mined negative"), warnings
+    for qid, query in ds.queries.items():
+        group = [s for s in samples if s.query == query]
+        relevant = {ds.corpus[d] for d in ds.relevant_docs[qid]}
+        negatives = [s for s in group if s.score == 0]
+        assert len(negatives) == 1 and negatives[0].context not in relevant and negatives[0].first_stage_score is not None
+        assert [s.context for s in group if s.score == 1] == [ds.corpus[ds.relevant_docs[qid][0]]]
+    again = samples_from_qa_dataset(ds, str(tiny_model_path), negatives=2, seed=3)
+    assert [s.context for s in again] == [s.context for s in samples]  # seeded: the same negatives every run
+
+
 def test_blend_weight_zero_keeps_first_stage_and_guard_prefers_it():
     first = [3.0, 2.0, 1.0]
     assert list(np.argsort(-blend(first, [0.0, 5.0, 9.0], 0.0))) == [0, 1, 2]
     assert list(np.argsort(-blend(first, [0.0, 5.0, 9.0], 1.0))) == [2, 1, 0]
     # A reranker that puts the relevant passage last loses to the first stage: weight 0.
     groups = [([3.0, 2.0, 1.0], [0.0, 1.0, 2.0], [1, 0, 0])] * 3
-    weight, table = choose_blend_weight(groups)
-    assert weight == 0.0 and table[0.0] == 1.0 and table[1.0] < 1.0
-    # One that fixes the first stage's mistake wins with some weight > 0.
-    groups = [([3.0, 2.0, 1.0], [0.0, 1.0, 5.0], [0, 0, 1])] * 3
-    weight, table = choose_blend_weight(groups)
-    assert weight > 0.0 and table[weight] == 1.0
+    choice = choose_blend_weight(groups)
+    assert choice.weight == 0.0 and choice.table[0.0] == 1.0 and choice.table[1.0] < 1.0
+    # One that fixes the first stage's mistake on every one of 12 queries wins with some weight > 0.
+    groups = [([3.0, 2.0, 1.0], [0.0, 1.0, 5.0], [0, 0, 1])] * 12
+    choice = choose_blend_weight(groups)
+    assert choice.weight > 0.0 and choice.table[choice.weight] == 1.0
+
+
+def _ranked(first_rank: int, reranker_rank: int, n: int = 5):
+    """A query whose one relevant passage the first stage ranks ``first_rank`` and the reranker ``reranker_rank`` (0-based)."""
+    labels = [0.0] * n
+    labels[first_rank] = 1.0
+    others = [i for i in range(n) if i != first_rank]
+    order = others[:reranker_rank] + [first_rank] + others[reranker_rank:]  # the reranker's order of candidates
+    ce = [0.0] * n
+    for pos, i in enumerate(order):
+        ce[i] = float(n - pos)
+    return [float(n - i) for i in range(n)], ce, labels
+
+
+def test_blend_guard_keeps_the_first_stage_when_the_gain_is_within_noise():
+    # 31 validation questions: the reranker helps 4 a little, hurts 3 as much, leaves the rest: about +0.003.
+    groups = [_ranked(3, 2)] * 4 + [_ranked(2, 3)] * 3 + [_ranked(0, 0)] * 24
+    choice = choose_blend_weight(groups)
+    assert choice.best_weight > 0.0 and 0.0 < choice.gain < 0.005, choice
+    assert choice.weight == 0.0 and choice.p_value >= 0.05 and choice.queries == 31
+    assert "within noise" in choice.rule and "first stage kept" in choice.rule and "31 validation queries" in choice.rule
+    # Without the noise rule the best mean would have won: the guard is what keeps the first stage.
+    assert choose_blend_weight(groups, alpha=1.0).weight == choice.best_weight
+
+
+def test_blend_guard_picks_the_blend_for_a_large_consistent_gain():
+    # 30 questions; the reranker lifts the relevant passage from third to first on 20 and changes nothing on 10.
+    groups = [_ranked(2, 0)] * 20 + [_ranked(0, 0)] * 10
+    choice = choose_blend_weight(groups)
+    assert choice.weight > 0.0 and choice.weight == choice.best_weight
+    assert choice.gain > 0.3 and choice.ci_low > 0 and choice.p_value < 0.001
+    assert "beyond noise" in choice.rule and "blend kept" in choice.rule
+    assert set(choice.as_dict()) >= {"weight", "gain", "ci_low", "ci_high", "p_value", "alpha", "queries", "rule"}
 
 
 def test_listwise_rows_cycle_negatives_and_skip_queries_without_negatives():
@@ -95,10 +144,13 @@ def test_listwise_rows_cycle_negatives_and_skip_queries_without_negatives():
     assert rows["labels"][0] == [1.0, 0.0, 0.0] and len(rows["docs"][0]) == 3
 
 
-def test_finetune_saves_reranker_card_config_and_result_without_val_set(tiny_model_path, tmp_path, caplog):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_finetune_saves_reranker_card_config_and_result_without_val_set(tiny_model_path, tmp_path, caplog, precision):
+    """Both CPU precision paths, on any CPU (bf16 autocast also runs where bf16 is not native, only slower)."""
     out = tmp_path / "reranker"
     engine = CrossEncoderFinetuneEngine(topic_samples(12), model_id=str(tiny_model_path), model_output_path=str(out),
-                                        batch_size=4, epochs=1, show_progress_bar=False, logging_steps=1)
+                                        batch_size=4, epochs=1, show_progress_bar=False, logging_steps=1,
+                                        precision=precision)
     with caplog.at_level(logging.WARNING):
         engine.finetune()
     assert sum("bi-encoder" in r.getMessage() for r in caplog.records) <= 1  # said once per process at most
@@ -111,6 +163,7 @@ def test_finetune_saves_reranker_card_config_and_result_without_val_set(tiny_mod
     result = json.loads((out / "training_result.json").read_text())
     assert result["steps"] == 3 and result["total_seconds"] > 0 and any("loss" in e for e in result["log_history"])
     assert engine.result.hyperparameters["head_learning_rate"] == pytest.approx(30 * 3e-5)
+    assert engine.result.hyperparameters["precision"] == f"{precision} ({precision})"
 
     from llama_index.core.postprocessor import SentenceTransformerRerank
     from llama_index.core.schema import NodeWithScore, TextNode
@@ -121,12 +174,13 @@ def test_finetune_saves_reranker_card_config_and_result_without_val_set(tiny_mod
     assert len(rerank.postprocess_nodes(nodes, query_str="alpha?")) == 2
 
 
-def test_validation_guard_keeps_first_stage_order_when_reranker_is_worse(tiny_model_path, tmp_path, caplog):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_validation_guard_keeps_first_stage_order_when_reranker_is_worse(tiny_model_path, tmp_path, caplog, precision):
     out = tmp_path / "reranker"
     val = topic_samples(10, offset=12)
     engine = CrossEncoderFinetuneEngine(topic_samples(12), model_id=str(tiny_model_path), model_output_path=str(out),
                                         batch_size=4, epochs=1, show_progress_bar=False, val_dataset=val, loss="bce",
-                                        evaluation_steps=2)
+                                        evaluation_steps=2, precision=precision)
     with caplog.at_level(logging.WARNING, logger="llama_index_bge_finetune.reranking.engine"):
         engine.finetune()
     # The first stage already ranks every positive first (nDCG 1.0): a random tiny reranker cannot beat it,
@@ -135,7 +189,9 @@ def test_validation_guard_keeps_first_stage_order_when_reranker_is_worse(tiny_mo
     assert engine.blend["blend_weight"] == 0.0
     warning = next(r.getMessage() for r in caplog.records if "does not beat the first stage" in r.getMessage())
     assert "questions the embedding model has not seen" in warning and "blend_weight=" in warning
-    assert json.loads((out / "reranker_config.json").read_text())["blend_weight"] == 0.0
+    config = json.loads((out / "reranker_config.json").read_text())
+    assert config["blend_weight"] == 0.0 and "no blend weight beats the first stage" in config["validation"]["decision"]["rule"]
+    assert config["validation"]["decision"]["rule"] in (out / "README.md").read_text()
     from llama_index.core.schema import NodeWithScore, TextNode
 
     rerank = engine.get_finetuned_model(top_n=3)
@@ -185,15 +241,18 @@ def test_cross_fitted_blend_weight_is_chosen_on_the_other_fold_only():
 
     # Even queries (fold 0): the reranker finds the relevant passage the first stage ranked last.
     # Odd queries (fold 1): the first stage is right and the reranker ranks the relevant passage last.
-    labels = [[0, 0, 1] if i % 2 == 0 else [1, 0, 0] for i in range(6)]
-    scores = {f"q{i}": np.array([0.0, 1.0, 9.0]) for i in range(6)}
+    labels = [[0, 0, 1] if i % 2 == 0 else [1, 0, 0] for i in range(12)]
+    scores = {f"q{i}": np.array([0.0, 1.0, 9.0]) for i in range(12)}
     out = cross_fitted_rerank(_first_stage(labels), scores, top_n=3)
     # Fold 0 gets the weight chosen on fold 1, where the reranker only hurts: the first stage's order (0).
-    # Fold 1 gets the weight chosen on fold 0, where the reranker helps: a weight above 0, which hurts fold 1.
+    # Fold 1 gets the weight chosen on fold 0, where the reranker helps on all 6 (beyond noise): a weight above 0,
+    # which hurts fold 1.
     w0, w1 = out.model_info["blend_weights_per_fold"]
     assert w0 == 0.0 and w1 > 0.0 and out.model_info["blend_weight"] == CROSS_FIT
-    assert [q.retrieved_ids[0] for q in out.queries[::2]] == ["c0"] * 3  # first stage kept, relevant c2 not on top
-    assert [q.retrieved_ids[0] for q in out.queries[1::2]] == ["c2"] * 3  # reranker applied, relevant c0 pushed down
+    rule0, rule1 = out.model_info["blend_rules_per_fold"]
+    assert "no blend weight beats the first stage" in rule0 and "beyond noise" in rule1
+    assert [q.retrieved_ids[0] for q in out.queries[::2]] == ["c0"] * 6  # first stage kept, relevant c2 not on top
+    assert [q.retrieved_ids[0] for q in out.queries[1::2]] == ["c2"] * 6  # reranker applied, relevant c0 pushed down
     # Choosing the weight on all queries and scoring the same queries would have looked better than cross-fitting.
     assert out.metrics["hit_rate@1"] == 0.0
     with pytest.raises(Exception, match="at least 2 folds"):

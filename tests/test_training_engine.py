@@ -45,14 +45,16 @@ def test_accepts_peer_dataset_and_path(tmp_path):
     assert engine.dataset.corpus == ds.corpus
 
 
-def test_finetune_saves_a_loadable_model_with_card_and_result(tiny_model_path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_finetune_saves_a_loadable_model_with_card_and_result(tiny_model_path, tmp_path, monkeypatch, precision):
+    """Both CPU precision paths, on any CPU (bf16 autocast also runs where bf16 is not native, only slower)."""
     from sentence_transformers import SentenceTransformer
 
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     engine = SentenceTransformersFinetuneEngine(
         topics_dataset(24, 2), model_id=str(tiny_model_path), model_output_path=str(out),
-        batch_size=8, show_progress_bar=False, learning_rate=1e-3,
+        batch_size=8, show_progress_bar=False, learning_rate=1e-3, precision=precision,
     )
     engine.finetune()  # default evaluation_steps=50 without a validation set: the peer crashes here
     model = SentenceTransformer(str(out), device="cpu")
@@ -64,6 +66,7 @@ def test_finetune_saves_a_loadable_model_with_card_and_result(tiny_model_path, t
     # 48 rows, 24 passages: 6 batches of 8 with no passage twice, every epoch (2 by default).
     assert res.steps == 12 and res.final_loss is not None and res.examples_per_second > 0
     assert res.hyperparameters["batch_size"] == 8 and res.pairs == 48
+    assert res.hyperparameters["precision"] == f"{precision} ({precision})"
     assert json.loads((out / "training_result.json").read_text())["steps"] == res.steps
     # Default checkpoints live under the output folder and are removed after success; none in the cwd.
     assert not (out / "checkpoints").exists() and not (tmp_path / "checkpoints").exists()

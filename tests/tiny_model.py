@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any, Dict, Iterable
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def build_tiny_model(out_dir: Path, vocab_size: int = 2000) -> Path:
-    """Write a 2-layer, 32-dim BERT with a WordPiece tokenizer trained on CPython's docs.
+    """Write a 2-layer, 32-dim BERT with a WordPiece tokenizer built from CPython's docs.
 
     The folder is a sentence-transformers model (mean pooling) that ``SentenceTransformer``
-    and ``HuggingFaceEmbedding`` load. Its weights are random, so it only tests plumbing.
+    and ``HuggingFaceEmbedding`` load. Its weights are random, so it only tests plumbing; they and
+    the vocabulary are the same in every process, so every test session tests the same model.
     """
     from pydoc_data.topics import topics
     from sentence_transformers import SentenceTransformer, models
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     import torch
@@ -25,12 +29,12 @@ def build_tiny_model(out_dir: Path, vocab_size: int = 2000) -> Path:
     hf_dir = out_dir / "hf"
     hf_dir.mkdir(parents=True, exist_ok=True)
 
-    tok = Tokenizer(WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok = Tokenizer(WordPiece(vocab=_vocab(topics.values(), normalizer, pre_tokenizer, vocab_size), unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.WordPiece()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(list(topics.values()), WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -48,3 +52,19 @@ def build_tiny_model(out_dir: Path, vocab_size: int = 2000) -> Path:
     model_dir = out_dir / "tiny-bert"
     SentenceTransformer(modules=[word, pool], device="cpu").save(str(model_dir))
     return model_dir
+
+
+def _vocab(texts: Iterable[str], normalizer: Any, pre_tokenizer: Any, size: int) -> Dict[str, int]:
+    """Special tokens, every character (word-initial and ``##`` continuation), then the most frequent words.
+
+    Ties are broken by the word itself: unlike the ``tokenizers`` trainer, whose ids follow hash-map order
+    and so differ between processes, the result is the same everywhere.
+    """
+    words: Counter = Counter()
+    for text in texts:
+        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    tokens = SPECIALS + chars + [f"##{c}" for c in chars]
+    taken = set(tokens)
+    tokens += [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if w not in taken][: max(0, size - len(tokens))]
+    return {t: i for i, t in enumerate(tokens)}

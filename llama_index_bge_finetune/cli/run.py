@@ -63,6 +63,7 @@ def run(
     model: List[str] = typer.Option([], "--model", "-m", help="Also compare NAME=MODEL in the report: a folder, a hub id, or openai:MODEL for a hosted embedding model (e.g. ada=openai:text-embedding-3-small); repeat for several."),
     api_base: Optional[str] = options.API_BASE,
     ray: bool = options.RAY,
+    precision: str = options.PRECISION,
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
@@ -74,7 +75,7 @@ def run(
         raise EvaluationError(f"--model names {sorted(taken)} are the run's own rows; choose other NAMEs.")
     config = pipeline.RunConfig(
         output=str(output), documents=str(documents.resolve()), base_model=base_model, generator=generator,
-        reranker=reranker,
+        reranker=reranker, precision=precision,
         llm_model=llm_model, questions_per_chunk=questions_per_chunk, chunk_size=chunk_size,
         chunk_overlap=chunk_overlap, val_fraction=val_fraction, seed=seed, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate, k_values=tuple(k), max_nodes=max_nodes,
@@ -134,7 +135,8 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes is not None else None
     check_k_values(config.k_values)
     check_chunking(config.chunk_size, config.chunk_overlap)
-    pipeline.check_training_args(config.learning_rate, config.epochs, checkpoint_steps, checkpoint_seconds)
+    pipeline.check_training_args(config.learning_rate, config.epochs, checkpoint_steps, checkpoint_seconds,
+                                 config.precision)
     settings = pipeline.run_settings(config)
     pipeline.check_run_output(out, overwrite, settings)
     gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk,
@@ -179,7 +181,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
         training = pipeline.train_model(
             train, choice.model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
             learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
-            checkpoint_seconds=checkpoint_seconds, encode_backend=encode_backend,
+            checkpoint_seconds=checkpoint_seconds, encode_backend=encode_backend, precision=config.precision,
             overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
         ).result
         if training.resumed_from_step:
@@ -189,7 +191,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     if config.reranker:
         console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
         pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed,
-                                encode_backend=encode_backend)
+                                encode_backend=encode_backend, precision=config.precision)
         from llama_index_bge_finetune.reranking import Reranking
 
         # the reranker's saved blend weight was chosen on these held-out questions: the report

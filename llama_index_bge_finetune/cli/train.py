@@ -37,6 +37,7 @@ def train(
     checkpoint_minutes: Optional[float] = options.CHECKPOINT_MINUTES,
     overwrite: bool = typer.Option(False, help="Replace a finished model (or restart unfinished training) in OUTPUT."),
     ray: bool = options.RAY,
+    precision: str = options.PRECISION,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     setup_logging(verbose)
@@ -44,7 +45,7 @@ def train(
     from llama_index_bge_finetune.models import resolve_base_model
 
     checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes is not None else None
-    pipeline.check_training_args(learning_rate, epochs, checkpoint_steps, checkpoint_seconds)
+    pipeline.check_training_args(learning_rate, epochs, checkpoint_steps, checkpoint_seconds, precision)
     pipeline.check_model_output(output, overwrite)  # a file or a finished model: refused before any loading
     train_ds = EmbeddingQAFinetuneDataset.from_json(dataset)
     val_ds = EmbeddingQAFinetuneDataset.from_json(val) if val else None
@@ -55,7 +56,7 @@ def train(
     engine = pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
                                   learning_rate=learning_rate, seed=seed, overwrite=overwrite,
                                   checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
-                                  encode_backend=encode_backend)
+                                  encode_backend=encode_backend, precision=precision)
     result = engine.result
     resumed = f", resumed from step {result.resumed_from_step}" if result and result.resumed_from_step else ""
     console.print(f"Model saved to {output}{resumed}", highlight=False)

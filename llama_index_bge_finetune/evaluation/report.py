@@ -65,6 +65,9 @@ def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
                 weight = f"{info['blend_weights_per_fold']} (each half's weight chosen on the other half)"
             lines.append(f"| {label} | {info.get('reranker_top_n', '')} | {info.get('first_stage', '')} | "
                          f"{weight} | {r.timings['rerank_median_ms']:.1f} | {r.timings['rerank_p95_ms']:.1f} |")
+        guards = [f"- {label}, blend guard on half {fold}: {rule}." for label, r in reranked.items()
+                  for fold, rule in enumerate(r.model_info.get("blend_rules_per_fold") or [], 1)]
+        lines += ["", *guards] if guards else []
     lines += ["", f"## Results (mean [{pct}% CI])", ""]
     if chart:
         lines += [f"![metrics at k={max(cmp.k_values)}]({chart})", ""]

@@ -5,8 +5,8 @@ to be asked. Comparisons are paired (the same queries for every model), which is
 than comparing two independent intervals.
 
 - :func:`bootstrap_ci`: percentile bootstrap interval of a mean.
-- :func:`paired_test`: mean per-query difference, its bootstrap interval, and a two-sided p-value
-  from a sign-flip randomisation test (exact in distribution under "no difference", no normality
+- :func:`paired_test`: mean per-query difference, its bootstrap interval, and a two-sided (or
+  one-sided) p-value from a sign-flip randomisation test (exact in distribution under "no difference", no normality
   assumption, robust to the many zero differences of hit rate).
 
 Example::
@@ -63,7 +63,7 @@ class PairedTest:
 
 
 def paired_test(model: np.ndarray, base: np.ndarray, indices: np.ndarray | None = None, confidence: float = 0.95,
-                n_permutations: int = 10_000, seed: int = 0) -> PairedTest:
+                n_permutations: int = 10_000, seed: int = 0, alternative: str = "two-sided") -> PairedTest:
     """Compare per-query scores of a model with a base model on the same queries.
 
     Args:
@@ -73,7 +73,11 @@ def paired_test(model: np.ndarray, base: np.ndarray, indices: np.ndarray | None 
         n_permutations: random sign flips for the p-value; the p-value is ``(extreme + 1) / (n + 1)``,
             never 0.
         seed: random seed, for reproducible reports.
+        alternative: ``"two-sided"`` (any difference) or ``"greater"`` (one-sided: the model is better;
+            for deciding whether to adopt it).
     """
+    if alternative not in ("two-sided", "greater"):
+        raise EvaluationError(f"alternative must be 'two-sided' or 'greater', got {alternative!r}.")
     a, b = np.asarray(model, dtype=np.float64), np.asarray(base, dtype=np.float64)
     if a.shape != b.shape:
         raise EvaluationError(f"Paired test needs the same queries for both models, got {a.shape} and {b.shape}.")
@@ -84,7 +88,8 @@ def paired_test(model: np.ndarray, base: np.ndarray, indices: np.ndarray | None 
     if indices is None:
         indices = bootstrap_indices(n, 1000, seed)
     lo, hi = bootstrap_ci(d, indices, confidence)
-    observed = abs(d.mean())
+    two_sided = alternative == "two-sided"
+    observed = abs(d.mean()) if two_sided else d.mean()
     rng = np.random.default_rng(seed + 1)
     extreme = 0
     nz = d[d != 0]
@@ -96,7 +101,8 @@ def paired_test(model: np.ndarray, base: np.ndarray, indices: np.ndarray | None 
         while done < n_permutations:
             m = min(chunk, n_permutations - done)
             signs = rng.integers(0, 2, size=(m, len(nz)), dtype=np.int8) * 2 - 1
-            extreme += int((np.abs((signs * nz).sum(axis=1) / n) >= observed - 1e-12).sum())
+            flipped = (signs * nz).sum(axis=1) / n
+            extreme += int(((np.abs(flipped) if two_sided else flipped) >= observed - 1e-12).sum())
             done += m
         p = (extreme + 1) / (n_permutations + 1)
     return PairedTest(float(d.mean()), lo, hi, float(p), int((d > 0).sum()), int((d < 0).sum()), int((d == 0).sum()))

@@ -31,6 +31,7 @@ _EXPORTS = {
     "FinetunedRerank": "llama_index_bge_finetune.reranking.postprocessor",
     "CrossEncoderScorer": "llama_index_bge_finetune.reranking.scoring",
     "choose_blend_weight": "llama_index_bge_finetune.reranking.scoring",
+    "BlendChoice": "llama_index_bge_finetune.reranking.scoring",
     "rerank_evaluation": "llama_index_bge_finetune.reranking.evaluation",
     "Reranking": "llama_index_bge_finetune.reranking.evaluation",
 }

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -143,6 +144,7 @@ def samples_from_qa_dataset(
     cache_dir: Optional[PathLike] = None,
     batch_size: int = 64,
     encode_backend: EncodeBackendSpec = "local",
+    seed: int = 0,
 ) -> List[CrossEncoderFinetuningDatasetSample]:
     """Cross-encoder samples from a question/passage dataset, negatives mined with an embedding model.
 
@@ -150,7 +152,9 @@ def samples_from_qa_dataset(
     embedding model ranks high but that are not labelled relevant, skipping the ``skip_top`` best
     of them and any scoring within ``relative_margin`` of the positive (likely unlabelled answers).
     This is the embedding engine's :class:`~llama_index_bge_finetune.training.hard_negatives.HardNegativeMiner`.
-    Each sample carries the embedding model's similarity as ``first_stage_score``.
+    A query for which nothing passes the guard (a small corpus) gets one random passage that is not
+    relevant to it, as the embedding engine does, with one warning giving the count; no query is
+    left without a negative. Each sample carries the embedding model's similarity as ``first_stage_score``.
 
     Args:
         dataset: an ``EmbeddingQAFinetuneDataset`` (ours or llama-index-finetuning's), a dict or a JSON path.
@@ -165,6 +169,7 @@ def samples_from_qa_dataset(
         batch_size: encoding batch size.
         encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (see
             :mod:`llama_index_bge_finetune.encoding`).
+        seed: seed of the random negatives.
     """
     from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 
@@ -179,6 +184,7 @@ def samples_from_qa_dataset(
                               encode_backend=encode_backend)
     pairs = [(q, docs[0]) for q, docs in ds.relevant_docs.items() if q in ds.queries and docs]
     mined = miner.mine(st, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key=model_key, query_prompt=query_prompt)
+    mined = _fill_empty(ds, pairs, mined, seed)
     scores = _similarities(st, ds, [(q, d) for (q, _), negs in zip(pairs, mined) for d in _positives(ds, q, use_all_docs) + negs],
                            query_prompt, batch_size, cache_dir, model_key, encode_backend)
     out: List[CrossEncoderFinetuningDatasetSample] = []
@@ -188,8 +194,28 @@ def samples_from_qa_dataset(
         for doc, label in rows:
             out.append(CrossEncoderFinetuningDatasetSample(ds.queries[qid], ds.corpus[doc], label, scores[(qid, doc)]))
     n_neg = sum(1 for s in out if s.score == 0)
-    logger.info("Cross-encoder data: %d samples for %d queries (%d positives, %d mined negatives).",
+    logger.info("Cross-encoder data: %d samples for %d queries (%d positives, %d negatives).",
                 len(out), len(pairs), len(out) - n_neg, n_neg)
+    return out
+
+
+def _fill_empty(ds: EmbeddingQAFinetuneDataset, pairs: Sequence[Tuple[str, str]], mined: List[List[str]],
+                seed: int) -> List[List[str]]:
+    """Mined negatives, with one seeded random passage (not relevant to the query) where mining found none."""
+    from llama_index_bge_finetune.training.examples import random_negatives
+
+    empty = [i for i, negs in enumerate(mined) if not negs]
+    if not empty:
+        return mined
+    rng = random.Random(seed)
+    doc_ids = list(ds.corpus)
+    out = list(mined)
+    for i in empty:
+        qid = pairs[i][0]
+        out[i] = random_negatives(rng, doc_ids, set(ds.relevant_docs.get(qid) or ()), 1)
+    logger.warning("%d of %d queries got no mined negative that passes the false-negative guard: each trains with "
+                   "one random passage as its negative (a larger corpus, or a looser relative_margin or skip_top, "
+                   "gives harder ones).", len(empty), len(pairs))
     return out
 
 

@@ -51,7 +51,8 @@ class CrossEncoderFinetuneEngine:
     without a validation set; a model card; a start from a bi-encoder's weights where no
     cross-encoder can be downloaded; and a guard: after training, the reranker's blend with the
     first stage's scores is chosen on validation queries (``reranker_config.json``), and a reranker
-    that does not beat the first stage keeps the first stage's order.
+    that does not beat the first stage beyond noise (a one-sided paired test over those queries,
+    p < 0.05) keeps the first stage's order; the decision and its numbers are in the config and card.
 
     Args:
         dataset: training samples (ours or llama-index-finetuning's ``CrossEncoderFinetuningDatasetSample``,
@@ -229,7 +230,7 @@ class CrossEncoderFinetuneEngine:
 
         if val:
             self.blend = self._choose_blend(model, val)
-            result.evaluation = {k: v for k, v in self.blend.items() if isinstance(v, dict) and k != "weights"}
+            result.evaluation = {k: v for k, v in self.blend.items() if isinstance(v, dict) and k not in ("weights", "decision")}
         else:
             self.blend = {"blend_weight": 1.0, "note": "no validation data: the reranker's order is used unchecked"}
             logger.warning("No validation queries (pass val_dataset, or more training queries for the automatic "
@@ -305,9 +306,10 @@ class CrossEncoderFinetuneEngine:
             ce = model.predict([(s.query, s.context) for s in g], batch_size=32, show_progress_bar=False,
                                activation_fn=torch.nn.Identity(), convert_to_numpy=True)
             groups.append((first, np.asarray(ce, dtype=np.float64).reshape(-1), [s.score for s in g]))
-        weight, table = choose_blend_weight(groups, self.blend_weights)
-        first_only, ce_only, chosen = table[0.0], table.get(1.0, table[max(table)]), table[weight]
-        if weight == 0.0:
+        choice = choose_blend_weight(groups, self.blend_weights)
+        table = choice.table
+        first_only, ce_only, chosen = table[0.0], table.get(1.0, table[max(table)]), table[choice.weight]
+        if choice.best_weight == 0.0:
             saturated = first_only >= SATURATED_NDCG
             logger.warning("The fine-tuned reranker does not beat the first stage on %d validation queries "
                            "(nDCG@10 %.4f alone vs %.4f first stage): the pipeline keeps the first stage's order "
@@ -316,11 +318,15 @@ class CrossEncoderFinetuneEngine:
                            "so they cannot show a gain: validate on questions the embedding model has not seen "
                            "(val_dataset=candidates_from_qa_dataset(...)), or set a weight chosen on such questions with "
                            "get_finetuned_model(blend_weight=...)." if saturated else "")
+        elif choice.weight == 0.0:
+            logger.warning("Blend guard: %s. The pipeline keeps the first stage's order (blend weight 0); more "
+                           "validation questions can show a smaller gain.", choice.rule)
         else:
-            logger.info("Validation nDCG@10 over %d queries: first stage %.4f, reranker alone %.4f, blend weight %.1f %.4f.",
-                        len(groups), first_only, ce_only, weight, chosen)
-        return {"blend_weight": weight, "validation_queries": len(groups), "weights": table,
-                "first_stage": {"ndcg@10": first_only}, "reranker": {"ndcg@10": ce_only}, "blended": {"ndcg@10": chosen}}
+            logger.info("Blend guard: %s. Validation nDCG@10: first stage %.4f, reranker alone %.4f, blend %.4f.",
+                        choice.rule, first_only, ce_only, chosen)
+        return {"blend_weight": choice.weight, "validation_queries": len(groups), "weights": table,
+                "first_stage": {"ndcg@10": first_only}, "reranker": {"ndcg@10": ce_only}, "blended": {"ndcg@10": chosen},
+                "decision": choice.as_dict()}
 
     def _save(self, model: Any, result: FinetuneResult) -> None:
         Path(self.model_output_path).mkdir(parents=True, exist_ok=True)
@@ -345,6 +351,7 @@ class CrossEncoderFinetuneEngine:
                   "rerank = FinetunedRerank(model=\"path/to/this/folder\", top_n=5)  # applies the saved blend weight",
                   "query_engine = index.as_query_engine(similarity_top_k=50, node_postprocessors=[rerank])", "```", "",
                   f"Blend weight with the first stage's scores: **{weight}** (0 = first stage order, 1 = reranker alone).", "",
+                  *([f"Chosen on validation queries: {_safe(self.blend['decision']['rule'])}.", ""] if "decision" in self.blend else []),
                   "## Training", "", "| | |", "|---|---|", *[f"| {_safe(k)} | {_safe(v)} |" for k, v in rows.items()], "",
                   "## Validation (nDCG@10 over the first stage's candidates)", ""]
         if "weights" in self.blend:

@@ -86,8 +86,9 @@ def cross_fitted_rerank(first_stage: EvaluationResult, scores: Mapping[str, np.n
     Use it when the only questions the first stage has not seen are the ones being reported on: a
     weight chosen on them and then scored on them is optimistic. The queries are dealt into
     ``folds`` folds in order; each fold is reranked with the weight that scores best (nDCG@10, weight
-    0 = the first stage's order unless the reranker beats it) on the rest. The weights are in
-    ``model_info["blend_weights_per_fold"]``.
+    0 = the first stage's order unless the reranker beats it beyond noise, see
+    :func:`~llama_index_bge_finetune.reranking.scoring.choose_blend_weight`) on the rest. The weights
+    are in ``model_info["blend_weights_per_fold"]``, what decided each in ``"blend_rules_per_fold"``.
     """
     if folds < 2 or len(first_stage.queries) < folds:
         raise EvaluationError(f"Cross-fitting needs at least 2 folds and a query per fold; got {folds} folds for "
@@ -95,19 +96,22 @@ def cross_fitted_rerank(first_stage: EvaluationResult, scores: Mapping[str, np.n
     ks = tuple(k_values or first_stage.k_values)
     parts = [[q for i, q in enumerate(first_stage.queries) if i % folds == f] for f in range(folds)]
     weights: List[float] = []
+    rules: List[str] = []
     reranked: Dict[str, QueryResult] = {}
     for f, part in enumerate(parts):
         rest = [q for g, other in enumerate(parts) if g != f for q in other]
         groups = [(q.retrieved_scores[:top_n], scores[q.query_id], [1.0 if d in q.relevant else 0.0 for d in q.retrieved_ids[:top_n]])
                   for q in rest]
-        weight, _ = choose_blend_weight(groups)
+        choice = choose_blend_weight(groups)
+        weight = choice.weight
         weights.append(weight)
+        rules.append(choice.rule)
         sub = EvaluationResult(name=name, k_values=ks, queries=part, dataset=first_stage.dataset, model_info=first_stage.model_info)
         for q in rerank_from_scores(sub, scores, weight, top_n, ks, name).queries:
             reranked[q.query_id] = q
     out = rerank_from_scores(first_stage, scores, 0.0, top_n, ks, name)
     out.queries = [reranked[q.query_id] for q in first_stage.queries]
-    out.model_info.update(blend_weight=CROSS_FIT, blend_weights_per_fold=weights)
+    out.model_info.update(blend_weight=CROSS_FIT, blend_weights_per_fold=weights, blend_rules_per_fold=rules)
     return out
 
 

@@ -78,7 +78,7 @@ def training_table(
         chosen = list(negatives[i])[:width] if width else []
         mined += bool(chosen)
         if len(chosen) < width:
-            chosen += _random_negatives(rng, doc_ids, set(dataset.relevant_docs.get(qid) or ()) | {doc} | set(chosen),
+            chosen += random_negatives(rng, doc_ids, set(dataset.relevant_docs.get(qid) or ()) | {doc} | set(chosen),
                                         width - len(chosen))
         for j, neg in enumerate(chosen):
             rows[f"negative_{j + 1}"].append(cut(dataset.corpus[neg]))
@@ -89,8 +89,12 @@ def training_table(
     return TrainingTable(Dataset.from_dict(rows), mined, keys)
 
 
-def _random_negatives(rng: random.Random, doc_ids: List[str], exclude: set, count: int) -> List[str]:
-    """``count`` passage ids outside ``exclude``, drawn at random (repeats allowed if the corpus is tiny)."""
+def random_negatives(rng: random.Random, doc_ids: List[str], exclude: set, count: int) -> List[str]:
+    """``count`` passage ids outside ``exclude``, drawn at random (repeats allowed if the corpus is tiny).
+
+    The fallback for a query whose mining found no negative that passes the false-negative guard
+    (the embedding engine's table and the reranker's samples both use it).
+    """
     pool = [d for d in doc_ids if d not in exclude] if len(doc_ids) <= 4 * (len(exclude) + count) else None
     out: List[str] = []
     while len(out) < count:
