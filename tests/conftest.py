@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random BERT, the packaged MiniLM, and the shared real data."""
+"""Shared fixtures: a tiny random BERT, one finished CLI run of it, the packaged MiniLM, and the shared real data."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.cli_helpers import FinishedRun, finished_tiny_run
 
 pytest_plugins = ["tests.openai_server"]
 
@@ -30,6 +32,12 @@ def tiny_model_path(_tiny_model_master: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "tiny-bert"
     shutil.copytree(_tiny_model_master, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_cli_run(_tiny_model_master: Path, tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
+    """One finished `bge-finetune run` of the tiny model, shared by the CLI tests that only read it."""
+    return finished_tiny_run(_tiny_model_master, tmp_path_factory.mktemp("tiny-run"))
 
 
 @pytest.fixture(scope="session")
