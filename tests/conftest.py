@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -17,6 +18,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Embedding caches of this session (and of the CLI runs it starts) go to a temporary folder, not to
+    ~/.cache: a test never reads vectors an earlier session wrote, and the suite leaves nothing behind."""
+    folder = tmp_path_factory.mktemp("embedding-cache")
+    before = os.environ.get("BGE_FINETUNE_CACHE_DIR")
+    os.environ["BGE_FINETUNE_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("BGE_FINETUNE_CACHE_DIR", None)
+    else:
+        os.environ["BGE_FINETUNE_CACHE_DIR"] = before
 
 
 @pytest.fixture(scope="session")
