@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random BERT, the packaged MiniLM, and the shared real data."""
+"""Shared fixtures: a tiny random BERT, one finished CLI run of it, the packaged MiniLM, and the shared real data."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.cli_helpers import FinishedRun, finished_tiny_run
 
 pytest_plugins = ["tests.openai_server"]
 
@@ -42,6 +44,19 @@ def _environment_restored() -> Iterator[None]:
         else:
             del os.environ[key]
     warnings.warn(EnvironmentLeakWarning(f"environment variables changed by this test were restored: {', '.join(changed)}"))
+@pytest.fixture(scope="session", autouse=True)
+def _session_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Embedding caches of this session (and of the CLI runs it starts) go to a temporary folder, not to
+    ~/.cache: a test never reads vectors an earlier session wrote, and the suite leaves nothing behind."""
+    folder = tmp_path_factory.mktemp("embedding-cache")
+    before = os.environ.get("BGE_FINETUNE_CACHE_DIR")
+    os.environ["BGE_FINETUNE_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("BGE_FINETUNE_CACHE_DIR", None)
+    else:
+        os.environ["BGE_FINETUNE_CACHE_DIR"] = before
+
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +72,12 @@ def tiny_model_path(_tiny_model_master: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "tiny-bert"
     shutil.copytree(_tiny_model_master, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_cli_run(_tiny_model_master: Path, tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
+    """One finished `bge-finetune run` of the tiny model, shared by the CLI tests that only read it."""
+    return finished_tiny_run(_tiny_model_master, tmp_path_factory.mktemp("tiny-run"))
 
 
 @pytest.fixture(scope="session")

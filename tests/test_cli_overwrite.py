@@ -8,18 +8,12 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
 
-
-def _cli(*args: str, cwd: Path, env: Dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    base = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    base.pop("OPENAI_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "llama_index_bge_finetune", *args], cwd=cwd, env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+from tests.cli_helpers import FinishedRun, run_cli, write_topics
 
 
 def _refused(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -35,57 +29,35 @@ def _snapshot(folder: Path) -> Dict[str, Tuple[str, int]]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _docs(folder: Path, names=("assignment", "class", "compound", "exceptions")) -> Path:
-    from pydoc_data.topics import topics
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        (folder / f"{name}.txt").write_text(topics[name], encoding="utf-8")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def finished_run(_tiny_model_master: Path, tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
-    """A finished `bge-finetune run` (tiny model, offline questions): (working folder, output folder)."""
-    work = tmp_path_factory.mktemp("finished")
-    _docs(work / "docs")
-    proc = _cli("run", "docs", "-o", "out", "--base-model", str(_tiny_model_master), "--epochs", "1",
-                "--chunk-size", "128", "--max-nodes", "16", cwd=work)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return work, work / "out"
-
-
 @pytest.mark.slow
-def test_every_command_refuses_to_overwrite_a_finished_run(finished_run: Tuple[Path, Path], _tiny_model_master: Path) -> None:
-    work, out = finished_run
-    tiny = str(_tiny_model_master)
+def test_every_command_refuses_to_overwrite_a_finished_run(tiny_cli_run: FinishedRun) -> None:
+    work, out, dest = tiny_cli_run.work, tiny_cli_run.out, tiny_cli_run.out.name
+    tiny = str(tiny_cli_run.base_model)
     before = _snapshot(out)
     assert {"report.json", "report.md", "chart.png", "model/modules.json", "train_dataset.json"} <= set(before)
     commands = {
-        "run": ["run", "docs", "-o", "out", "--base-model", tiny, "--epochs", "1", "--chunk-size", "128", "--max-nodes", "16"],
-        "run, other settings": ["run", "docs", "-o", "out", "--chunk-size", "256"],
-        "demo": ["demo", "-o", "out"],
-        "generate": ["generate", "docs", "-o", "out", "--chunk-size", "128"],
-        "train": ["train", "out/train_dataset.json", "-o", "out/model", "--base-model", tiny],
-        "evaluate": ["evaluate", "out/val_dataset.json", "-m", f"base={tiny}", "-o", "out"],
+        "run": tiny_cli_run.command(dest),
+        "run, other settings": ["run", "docs", "-o", dest, "--chunk-size", "256"],
+        "demo": ["demo", "-o", dest],
+        "generate": ["generate", "docs", "-o", dest, "--chunk-size", "128"],
+        "train": ["train", f"{dest}/train_dataset.json", "-o", f"{dest}/model", "--base-model", tiny],
+        "evaluate": ["evaluate", f"{dest}/val_dataset.json", "-m", f"base={tiny}", "-o", dest],
     }
     for name, args in commands.items():
-        proc = _cli(*args, cwd=work)
+        proc = run_cli(*args, cwd=work)
         _refused(proc, "already holds", "--overwrite", "nothing was changed")
         assert _snapshot(out) == before, f"`{name}` changed the finished run"
 
 
 @pytest.mark.slow
-def test_evaluate_overwrite_replaces_only_the_report(finished_run: Tuple[Path, Path], _tiny_model_master: Path,
-                                                     tmp_path: Path) -> None:
-    work, out = finished_run
+def test_evaluate_overwrite_replaces_only_the_report(tiny_cli_run: FinishedRun, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     import shutil
 
-    shutil.copytree(out, copy)
+    shutil.copytree(tiny_cli_run.out, copy)
     model_before = _snapshot(copy / "model")
-    proc = _cli("evaluate", str(copy / "val_dataset.json"), "-m", f"base={_tiny_model_master}", "-o", str(copy),
-                "--overwrite", cwd=work)
+    proc = run_cli("evaluate", str(copy / "val_dataset.json"), "-m", f"base={tiny_cli_run.base_model}",
+                   "-o", str(copy), "--overwrite", cwd=tiny_cli_run.work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert list(json.loads((copy / "report.json").read_text())["models"]) == ["base"]
     assert _snapshot(copy / "model") == model_before
@@ -95,57 +67,57 @@ def test_output_that_is_a_file_is_refused_before_any_model_loads(tmp_path: Path)
     (tmp_path / "taken").write_text("precious")
     (tmp_path / "ds.json").write_text(json.dumps({"queries": {"q": "a question"}, "corpus": {"d": "a passage"},
                                                   "relevant_docs": {"q": ["d"]}}))
-    _docs(tmp_path / "docs", names=("assignment",))
+    write_topics(tmp_path / "docs", names=("assignment",))
     # The base models do not exist: reaching them would fail differently, so the file check came first.
     for args in (["train", "ds.json", "-o", "taken", "--base-model", "/no/such/model"],
                  ["train", "ds.json", "-o", "taken/model", "--base-model", "/no/such/model"],
                  ["evaluate", "ds.json", "-m", "a=/no/such/model", "-o", "taken"],
                  ["run", "docs", "-o", "taken", "--base-model", "/no/such/model"],
                  ["generate", "docs", "-o", "taken"]):
-        _refused(_cli(*args, cwd=tmp_path), "taken", "is a file" if args[3:4] != ["taken/model"] else "below the file",
+        _refused(run_cli(*args, cwd=tmp_path), "taken", "is a file" if args[3:4] != ["taken/model"] else "below the file",
                  "--output")
     assert (tmp_path / "taken").read_text() == "precious"
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path: Path) -> None:
-    _docs(tmp_path / "docs", names=("assignment",))
-    _refused(_cli("run", "docs", "-o", "out", "--k", "0", cwd=tmp_path), "k_values", "positive integers")
-    _refused(_cli("run", "docs", "-o", "out", "--learning-rate", "0", cwd=tmp_path), "learning rate must be positive")
-    _refused(_cli("run", "docs", "-o", "out", "--chunk-size", "64", "--chunk-overlap", "64", cwd=tmp_path),
+    write_topics(tmp_path / "docs", names=("assignment",))
+    _refused(run_cli("run", "docs", "-o", "out", "--k", "0", cwd=tmp_path), "k_values", "positive integers")
+    _refused(run_cli("run", "docs", "-o", "out", "--learning-rate", "0", cwd=tmp_path), "learning rate must be positive")
+    _refused(run_cli("run", "docs", "-o", "out", "--chunk-size", "64", "--chunk-overlap", "64", cwd=tmp_path),
              "chunk_overlap")
-    _refused(_cli("run", "docs", "-o", "out", "--base-model", "/no/such/model", cwd=tmp_path), "/no/such/model")
-    _refused(_cli("train", "nope.json", "-o", "m", "--epochs", "0", cwd=tmp_path), "epochs must be positive")
-    _refused(_cli("evaluate", "nope.json", "-m", "a=b", "--k", "0", cwd=tmp_path), "k_values")
+    _refused(run_cli("run", "docs", "-o", "out", "--base-model", "/no/such/model", cwd=tmp_path), "/no/such/model")
+    _refused(run_cli("train", "nope.json", "-o", "m", "--epochs", "0", cwd=tmp_path), "epochs must be positive")
+    _refused(run_cli("evaluate", "nope.json", "-m", "a=b", "--k", "0", cwd=tmp_path), "k_values")
     assert not (tmp_path / "out").exists() and not (tmp_path / "m").exists(), "nothing was written"
 
 
 def test_generate_refuses_to_resume_another_runs_unfinished_work(tmp_path: Path) -> None:
-    _docs(tmp_path / "docs", names=("assignment", "class"))
+    write_topics(tmp_path / "docs", names=("assignment", "class"))
     args = ["generate", "docs", "-o", "gen", "--chunk-size", "128", "--max-nodes", "8"]
-    first = _cli(*args, cwd=tmp_path)
+    first = run_cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     gen = tmp_path / "gen"
     for name in ("dataset.json", "train_dataset.json", "val_dataset.json"):  # as if killed during generation
         (gen / name).unlink()
     before = _snapshot(gen)
-    other = _cli("generate", "docs", "-o", "gen", "--chunk-size", "256", "--max-nodes", "8", cwd=tmp_path)
+    other = run_cli("generate", "docs", "-o", "gen", "--chunk-size", "256", "--max-nodes", "8", cwd=tmp_path)
     _refused(other, "unfinished run started with other settings", "chunk_size: 128 before, 256 now", "--overwrite")
     assert _snapshot(gen) == before
-    same = _cli(*args, cwd=tmp_path)
+    same = run_cli(*args, cwd=tmp_path)
     assert same.returncode == 0, same.stderr[-3000:]
     assert (gen / "train_dataset.json").is_file()
-    assert _cli("generate", "docs", "-o", "gen", "--chunk-size", "256", "--max-nodes", "8", "--overwrite",
-                cwd=tmp_path).returncode == 0
+    assert run_cli("generate", "docs", "-o", "gen", "--chunk-size", "256", "--max-nodes", "8", "--overwrite",
+                   cwd=tmp_path).returncode == 0
     assert json.loads((gen / "run.json").read_text())["chunk_size"] == 256
 
 
 def test_generate_with_an_unreachable_api_fails_and_lists_every_chunk(tmp_path: Path) -> None:
-    _docs(tmp_path / "docs", names=("assignment",))
+    write_topics(tmp_path / "docs", names=("assignment",))
     (tmp_path / "docs" / "0-blank.txt").write_text("   12   \n")  # sorted first: within --max-nodes
     secret = "sk-test-SECRET-unreachable-777"
     env = {"OPENAI_API_KEY": secret, "OPENAI_API_BASE": "http://127.0.0.1:9/v1"}  # port 9 (discard) is closed
-    proc = _cli("generate", "docs", "-o", "gen", "--generator", "openai", "--max-nodes", "4", "--max-retries", "0",
-                cwd=tmp_path, env=env, timeout=300)
+    proc = run_cli("generate", "docs", "-o", "gen", "--generator", "openai", "--max-nodes", "4", "--max-retries", "0",
+                   cwd=tmp_path, env=env, timeout=300)
     _refused(proc, "No question was written", "failures.jsonl", "reachable")
     lines = [json.loads(line) for line in (tmp_path / "gen" / "failures.jsonl").read_text().splitlines()]
     failed = [r for r in lines if r["kind"] == "failed"]
@@ -159,10 +131,10 @@ def test_generate_with_an_unreachable_api_fails_and_lists_every_chunk(tmp_path: 
 
 
 def test_a_png_named_txt_is_skipped_and_named(tmp_path: Path) -> None:
-    docs = _docs(tmp_path / "docs", names=("assignment",))
+    docs = write_topics(tmp_path / "docs", names=("assignment",))
     png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(4096)
     (docs / "photo.txt").write_bytes(png)
-    proc = _cli("generate", "docs", "-o", "gen", "--chunk-size", "128", cwd=tmp_path)
+    proc = run_cli("generate", "docs", "-o", "gen", "--chunk-size", "128", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "photo.txt" in proc.stderr and "PNG image" in proc.stderr
     corpus = json.loads((tmp_path / "gen" / "dataset.json").read_text())["corpus"]

@@ -7,19 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import FinishedRun, cli_argv, cli_env, run_cli
 from tests.training_data import topics_dataset
-
-
-def _env() -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    env.pop("OPENAI_API_KEY", None)
-    return env
 
 
 def _checkpoint_steps(model_dir: Path) -> list:
@@ -27,28 +21,15 @@ def _checkpoint_steps(model_dir: Path) -> list:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_training_and_matches_an_uninterrupted_run(tiny_model_path: Path, tmp_path: Path) -> None:
-    from pydoc_data.topics import topics
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in ("assignment", "class", "compound", "exceptions", "import", "numbers", "specialnames", "types"):
-        (docs / f"{name}.txt").write_text(topics[name], encoding="utf-8")
-
-    def command(out: str) -> list:
-        return [sys.executable, "-m", "llama_index_bge_finetune", "run", "docs", "-o", out,
-                "--base-model", str(tiny_model_path), "--chunk-size", "128", "--max-nodes", "48",
-                "--batch-size", "4", "--epochs", "1", "--seed", "3", "--checkpoint-steps", "4",
-                "--checkpoint-minutes", "0"]
-
-    reference = subprocess.run(command("reference"), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    total = json.loads((tmp_path / "reference" / "model" / "training_result.json").read_text())["steps"]
+def test_killed_run_resumes_training_and_matches_an_uninterrupted_run(tiny_cli_run: FinishedRun) -> None:
+    # The uninterrupted run is the shared one; the killed run goes beside it, from the same docs and settings.
+    work = tiny_cli_run.work
+    total = json.loads((tiny_cli_run.out / "model" / "training_result.json").read_text())["steps"]
     assert total >= 16
 
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(command("killed"), cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    killed = work / "killed"
+    proc = subprocess.Popen(cli_argv(*tiny_cli_run.command("killed")), cwd=work, env=cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and not any(s >= total // 2 for s in _checkpoint_steps(killed / "model")):
         time.sleep(0.05)
@@ -59,14 +40,14 @@ def test_killed_run_resumes_training_and_matches_an_uninterrupted_run(tiny_model
     last = _checkpoint_steps(killed / "model")[-1]
     assert total // 2 <= last < total
 
-    resumed = subprocess.run(command("killed"), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
+    resumed = run_cli(*tiny_cli_run.command("killed"), cwd=work)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Training resumed from step {last}" in resumed.stderr
     result = json.loads((killed / "model" / "training_result.json").read_text())
     assert result["resumed_from_step"] == last and result["steps"] == total
     assert not (killed / "model" / "checkpoints").exists(), "checkpoints are removed after success"
 
-    reports = {name: json.loads((tmp_path / name / "report.json").read_text())["models"]["fine-tuned"]["metrics"]
+    reports = {name: json.loads((work / name / "report.json").read_text())["models"]["fine-tuned"]["metrics"]
                for name in ("reference", "killed")}
     for metric in ("hit_rate@1", "hit_rate@5", "mrr@10", "ndcg@10"):
         a, b = reports["killed"][metric]["value"], reports["reference"][metric]["value"]
@@ -77,13 +58,13 @@ def test_killed_run_resumes_training_and_matches_an_uninterrupted_run(tiny_model
     val = json.loads((killed / "val_dataset.json").read_text())
     texts = list(val["queries"].values()) + list(val["corpus"].values())
     vectors = {name: SentenceTransformer(str(path), device="cpu").encode(texts)
-               for name, path in (("base", tiny_model_path), ("reference", tmp_path / "reference" / "model"),
+               for name, path in (("base", tiny_cli_run.base_model), ("reference", tiny_cli_run.out / "model"),
                                   ("killed", killed / "model"))}
     trained = abs(vectors["reference"] - vectors["base"]).max()
     gap = abs(vectors["killed"] - vectors["reference"]).max()
     assert gap < trained / 20, f"the resumed model is not the uninterrupted one ({gap=} vs {trained=})"
 
-    again = subprocess.run(command("killed"), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    again = run_cli(*tiny_cli_run.command("killed"), cwd=work, timeout=300)
     assert again.returncode == 2 and "--overwrite" in again.stderr, "a finished run is not redone"
 
 
