@@ -10,7 +10,7 @@ differs. The engine then also mines hard negatives, validates, keeps the best we
 
 Training documents are topics of CPython's Language Reference, validation documents other topics;
 the base model is the packaged all-MiniLM-L6-v2 unless ``--model`` names another folder (or a hub id
-such as BAAI/bge-small-en-v1.5). About a minute on 2 CPU cores. It writes ``train_dataset.json``,
+such as BAAI/bge-small-en-v1.5). It writes ``train_dataset.json``,
 ``val_dataset.json`` and the model folder ``finetuned-model/``, which
 ``evaluate_hybrid_retriever.py`` and ``reranker_in_query_engine.py`` use.
 """

@@ -14,7 +14,7 @@ or any OpenAI-compatible server (vLLM, Ollama, LM Studio, ...)::
     OPENAI_BASE_URL=http://localhost:8000/v1 OPENAI_API_KEY=none python examples/questions_in_pipeline.py --llm NAME
 
 The documents are a few topics of CPython's Language Reference (shipped with Python); the embedding
-model is the packaged all-MiniLM-L6-v2 unless ``--model`` names another folder. A few seconds on a CPU.
+model is the packaged all-MiniLM-L6-v2 unless ``--model`` names another folder.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Run ``examples/finetune_drop_in.py`` first (it writes the datasets and ``finetun
     OPENAI_BASE_URL=http://localhost:8000/v1 OPENAI_API_KEY=none python examples/reranker_in_query_engine.py --llm NAME
 
 The reranker starts from the packaged all-MiniLM-L6-v2's weights unless ``--model`` names a
-cross-encoder (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2). About a minute on 2 CPU cores.
+cross-encoder (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2).
 """
 
 from __future__ import annotations
