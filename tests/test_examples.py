@@ -95,10 +95,11 @@ def test_the_retriever_evaluator_compares_vector_bm25_and_hybrid_retrievers(
     for label in labels:
         value = report["models"][label]["metrics"]["ndcg@10"]["value"]
         assert f"{label:22s} hit@5" in out and f"nDCG@10 {value:.3f}" in out
-    # The vector retriever through LlamaIndex scores what the engine's own evaluator scored after training.
+    # The vector retriever through LlamaIndex scores what the engine's own evaluator scored after training
+    # (up to the engine's reduced-precision evaluation on CPUs with bf16).
     engine_eval = json.loads((work / "finetuned-model" / "training_result.json").read_text())["evaluation"]
     assert report["models"]["vector (fine-tuned)"]["metrics"]["ndcg@10"]["value"] == pytest.approx(
-        engine_eval["fine_tuned"]["ndcg@10"], abs=1e-6)
+        engine_eval["fine_tuned"]["ndcg@10"], abs=0.02)
     assert (work / "hybrid-report" / "report.html").is_file()
     proc = subprocess.run([sys.executable, str(EXAMPLES / "evaluate_hybrid_retriever.py"), "--finetuned", "nowhere"],
                           cwd=work, env=example_env(module_server), capture_output=True, text=True, timeout=120)
@@ -106,9 +107,13 @@ def test_the_retriever_evaluator_compares_vector_bm25_and_hybrid_retrievers(
 
 
 def test_the_reranker_is_a_node_postprocessor_of_a_query_engine(
-        drop_in_run: Tuple[Path, str], _tiny_model_master: Path, module_server: OpenAITestServer) -> None:
+        drop_in_run: Tuple[Path, str], _tiny_model_master: Path, minilm_path: Path,
+        module_server: OpenAITestServer) -> None:
     work, _ = drop_in_run
-    out = run_example("reranker_in_query_engine.py", work, module_server, "--model", str(_tiny_model_master))
+    # MiniLM ranks the passages (a random first stage leaves no negative past the false-negative guard);
+    # the tiny BERT is the reranker's start.
+    out = run_example("reranker_in_query_engine.py", work, module_server, "--model", str(_tiny_model_master),
+                      "--retriever-model", str(minilm_path))
     config = json.loads((work / "reranker-model" / "reranker_config.json").read_text())
     assert f"blend weight {config['blend_weight']:g} chosen" in out
     assert re.search(r"query: .* -> 3 sources, top is (the labelled|another) passage", out)
