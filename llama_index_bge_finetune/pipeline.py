@@ -347,6 +347,7 @@ def evaluate_models(
     whole_corpus: Optional[Dict[str, str]] = None,
     rerank: Optional[Dict[str, Any]] = None,
     rerank_blend: Union[None, float, str] = None,
+    index: str = "auto",
 ) -> Any:
     """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``, ``report.html``.
 
@@ -355,20 +356,22 @@ def evaluate_models(
     them), the questions are searched over all of it for the headline, and over the dataset's own
     (held-out) passages for ``comparison.held_out``. ``rerank`` (label -> (first-stage label,
     reranker)) adds retrieve-then-rerank rows, blended as ``rerank_blend`` says (see ``compare_models``).
+    ``index`` chooses the top-k search (``compare_models``' ``index``).
     """
     from llama_index_bge_finetune.evaluation import compare_models
 
     check_report_output(output, overwrite)
     if whole_corpus is None:
         comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
-                                    dataset_name=dataset_name, rerank=rerank, rerank_blend=rerank_blend)
+                                    dataset_name=dataset_name, rerank=rerank, rerank_blend=rerank_blend, index=index)
     else:
         whole = dataset.model_copy(update={"corpus": {**whole_corpus, **dataset.corpus}})
         comparison = compare_models(models, whole, k_values=k_values, extra_sections=extra_sections,
                                     dataset_name=f"{dataset_name} questions, whole corpus", rerank=rerank,
-                                    rerank_blend=rerank_blend)
+                                    rerank_blend=rerank_blend, index=index)
         comparison.held_out = compare_models(models, dataset, k_values=k_values, rerank=rerank, rerank_blend=rerank_blend,
-                                             dataset_name=f"{dataset_name} questions, held-out passages only")
+                                             dataset_name=f"{dataset_name} questions, held-out passages only",
+                                             index=index)
     comparison.save(output, overwrite=overwrite)
     return comparison
 

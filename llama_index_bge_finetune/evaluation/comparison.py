@@ -131,6 +131,7 @@ class ModelComparison:
                 name: {
                     "model": r.model_info,
                     "timings": r.timings,
+                    "search": r.search,
                     "metrics": {m: asdict(e) for m, e in self.estimates[name].items()},
                     "vs_base": {m: asdict(t) for m, t in self.differences.get(name, {}).items()},
                 }
@@ -197,6 +198,7 @@ def compare_models(
     rerank: Optional[Mapping[str, Any]] = None,
     rerank_top_n: int = 50,
     rerank_blend: Union[None, float, str] = None,
+    index: str = "auto",
 ) -> ModelComparison:
     """Evaluate every model on the same queries and compare each with the first (the base).
 
@@ -228,6 +230,8 @@ def compare_models(
         rerank_blend: the reranker's weight against the first stage: ``None`` (the weight saved by the
             engine), a number, or ``"cross-fit"`` (each half of these queries reranked with the weight
             chosen on the other half) when the saved weight was chosen on these same queries.
+        index: the top-k search (see :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`);
+            an approximate one's recall against exact search appears in the report's Models table.
 
     Raises:
         EvaluationError: no models, an unknown label in ``query_instructions``, or a bad option.
@@ -253,7 +257,7 @@ def compare_models(
                                   batch_size=batch_size, cache_dir=_cache_dir(cache))
         logger.info("Evaluating %s ...", label)
         depth = max(rerank_top_n, max(ks)) if any(first == label for first, _ in (rerank or {}).values()) else None
-        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth)
+        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth, index=index)
         result.name = label
         results[label] = result
     for label, (first, reranker) in (rerank or {}).items():
