@@ -157,3 +157,18 @@ def test_embedding_cache_round_trip_float32_and_float16(tmp_path):
     assert np.array_equal(search(vectors[:5], back16, 5, ids).indices, search(vectors[:5], back32, 5, ids).indices)
     with pytest.raises(ValueError, match="float32, float16"):
         EmbeddingCache(tmp_path, dtype="int8")
+
+
+def test_mining_finds_the_same_negatives_through_faiss_as_through_numpy(tiny_model_path):
+    from sentence_transformers import SentenceTransformer
+
+    from llama_index_bge_finetune.training import HardNegativeMiner
+
+    ds = evaluation_topics_dataset(n_docs=40)
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+    pairs = [(q, docs[0]) for q, docs in ds.relevant_docs.items()]
+    mined = {index: HardNegativeMiner(num_negatives=2, skip_top=1, max_rank=10, relative_margin=0.0, index=index).mine(
+        model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny") for index in ("exact", "flat")}
+    assert mined["exact"] == mined["flat"] and any(mined["exact"])
+    with pytest.raises(ValueError, match="auto, exact, flat, ivf, hnsw"):
+        HardNegativeMiner(index="annoy")
