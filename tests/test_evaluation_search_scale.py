@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -136,8 +137,30 @@ def test_vector_file_is_memory_mapped_and_resumes_after_a_crash(tmp_path):
     assert calls == [20, 30, 40]  # the two finished chunks were not encoded again
     assert isinstance(out, np.memmap) and not out.flags.writeable
     assert np.array_equal(np.asarray(out), data)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npy"]
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
     assert read_vectors(path, expected_rows=51) is None
+
+
+def test_two_writers_of_one_file_take_turns_and_encode_once(tmp_path):
+    import threading
+
+    data = _unit(30, 4, 11)
+    calls = []
+
+    def slow(start, stop):
+        calls.append(start)
+        time.sleep(0.05)
+        return data[start:stop]
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(write_vectors(tmp_path / "v.npy", 30, slow, chunk_rows=10)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [0, 10, 20]  # the second writer read the first one's file
+    assert len(results) == 2 and all(np.array_equal(r, data) for r in results)
 
 
 def test_embedding_cache_round_trip_float32_and_float16(tmp_path):

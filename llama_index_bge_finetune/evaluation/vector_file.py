@@ -4,7 +4,9 @@ A corpus of 10M passages at 384 dimensions is 15 GB of float32: more than many m
 embedding caches therefore never build the whole matrix in RAM. :func:`write_vectors` encodes one
 chunk of rows at a time into a memory-mapped file beside the final one, records after each chunk how
 many rows are done, and renames the file into place when it is complete; a killed run resumes from
-the last finished chunk instead of re-encoding from the start. :func:`read_vectors` opens a finished
+the last finished chunk instead of re-encoding from the start. Processes writing the same file (the
+ranks of a distributed run) take turns on a lock file beside it: the first encodes, the others read
+its result. :func:`read_vectors` opens a finished
 file with ``mmap_mode="r"``: pages are read from disk as the search touches them.
 
 ``dtype="float16"`` halves the file and the pages read per search; the search converts each chunk
@@ -22,10 +24,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -83,6 +86,35 @@ def write_vectors(
     np_dtype = check_dtype(dtype)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(path.with_name(f".{path.stem}.lock")):
+        done_by_another = read_vectors(path, n_rows)
+        if done_by_another is not None:
+            return done_by_another
+        _write(path, n_rows, encode, np_dtype, chunk_rows)
+    result = read_vectors(path, n_rows)
+    assert result is not None
+    return result
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (POSIX ``flock``; no lock where it does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one writer per file is the caller's business
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write(path: Path, n_rows: int, encode: Callable[[int, int], np.ndarray], np_dtype: np.dtype,
+           chunk_rows: int) -> None:
+    """Encode the rows not yet in the partial file, then rename it to ``path``."""
     partial = path.with_name(f".{path.stem}.partial.npy")
     progress = path.with_name(f".{path.stem}.partial.rows")
     out, done = _resume(partial, progress, n_rows, np_dtype)
@@ -106,12 +138,9 @@ def write_vectors(
     del out
     os.replace(partial, path)
     progress.unlink(missing_ok=True)
-    result = read_vectors(path, n_rows)
-    assert result is not None
-    return result
 
 
-def _resume(partial: Path, progress: Path, n_rows: int, dtype: np.dtype):
+def _resume(partial: Path, progress: Path, n_rows: int, dtype: np.dtype) -> Tuple[Optional[np.ndarray], int]:
     """The partial matrix opened for writing and its finished row count, or ``(None, 0)`` to start over."""
     if not (partial.is_file() and progress.is_file()):
         return None, 0
