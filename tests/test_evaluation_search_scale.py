@@ -195,3 +195,28 @@ def test_mining_finds_the_same_negatives_through_faiss_as_through_numpy(tiny_mod
     assert mined["exact"] == mined["flat"] and any(mined["exact"])
     with pytest.raises(ValueError, match="auto, exact, flat, ivf, hnsw"):
         HardNegativeMiner(index="annoy")
+
+
+def test_cli_index_option_rejects_unknown_values_and_names_the_extra_without_faiss(tiny_model_path, tmp_path):
+    import os
+    import subprocess
+
+    ds = evaluation_topics_dataset(n_docs=12)
+    ds.save_json(tmp_path / "val.json")
+    blocker = tmp_path / "no-faiss" / "faiss"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named faiss')\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200",
+           "PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "llama_index_bge_finetune", "evaluate", "val.json", "--model",
+                               f"base={tiny_model_path}", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    bad = cli("--index", "annoy")
+    assert bad.returncode == 2 and "--index 'annoy'" in bad.stderr and "Traceback" not in bad.stderr
+    missing = cli("--index", "flat", "-o", "eval")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr + missing.stdout, missing.stderr
+    assert 'pip install "llama-index-bge-finetune[scale]"' in missing.stderr
+    assert not (tmp_path / "eval" / "report.md").exists()
