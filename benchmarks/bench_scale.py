@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import logging
 import resource
@@ -79,7 +80,22 @@ def minilm() -> str:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory (Linux ``VmHWM``, reset by :func:`reset_peak_rss`), MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> None:
+    """Start the peak over from the current resident memory, so imports do not count (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 # --------------------------------------------------------------------------- data
@@ -102,9 +118,24 @@ def scifact_vectors(model_path: str) -> Dict[str, Any]:
             "queries": np.asarray(queries), "claims": claims}
 
 
+def synthetic_vectors(dim: int = 384, abstracts: int = 5183, seed: int = 0) -> Dict[str, Any]:
+    """``--synthetic``: random unit vectors in place of the MiniLM abstract vectors (no encoding), with
+    SciFact's texts for the other sections; queries are noisy copies of random abstracts."""
+    from llama_index_bge_finetune.evaluation.beir import load_beir
+
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((abstracts, dim)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    q = base[rng.integers(0, abstracts, 1109)] + 0.5 / np.sqrt(dim) * rng.standard_normal((1109, dim))
+    test, train = load_beir(scifact_dir(), "test"), load_beir(scifact_dir(), "train")
+    return {"test": test, "corpus_texts": list(test.corpus.values()), "corpus": base,
+            "queries": (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32),
+            "claims": [*test.queries.values(), *train.queries.values()], "synthetic": True}
+
+
 def noisy_corpus(base: np.ndarray, rows: int, seed: int = 0) -> Path:
     """``rows`` noisy, renormalised copies of ``base`` in a memory-mapped file (built once, reused)."""
-    path = WORK / f"corpus-{rows}.npy"
+    path = WORK / f"corpus-{rows}-{len(base)}x{base.shape[1]}-{hashlib.blake2b(base.tobytes(), digest_size=6).hexdigest()}.npy"
     if read_vectors(path, rows) is not None:
         return path
     sigma = NOISE_NORM / np.sqrt(base.shape[1])
@@ -126,6 +157,7 @@ def search_child(method: str, corpus_path: str, queries_path: str, out_path: str
     corpus = read_vectors(corpus_path)
     queries = np.load(queries_path)
     ids = [f"p{i:07d}" for i in range(len(corpus))]  # zero-padded: id order = row order
+    reset_peak_rss()
     base_rss = peak_rss_mb()
     out: Dict[str, Any] = {"method": method}
     t0 = time.perf_counter()
@@ -142,6 +174,7 @@ def search_child(method: str, corpus_path: str, queries_path: str, out_path: str
         out["params"] = {"nlist": getattr(index, "nlist", None), "nprobe": getattr(index, "nprobe", None)}
     out["seconds"] = time.perf_counter() - t0
     out["rss_before_mb"], out["peak_rss_mb"] = base_rss, peak_rss_mb()
+    out["search_added_mb"] = out["peak_rss_mb"] - base_rss  # includes the corpus file's pages mapped in
     np.save(out_path, idx)
     print(json.dumps(out))
 
@@ -161,11 +194,13 @@ def bench_search(data: Dict[str, Any], rows: int, n_queries: int, methods: List[
     for method in methods:
         got = np.load(WORK / f"idx-{method}-{rows}.npy")
         runs[method]["recall@10_vs_exact"] = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(got, exact)]))
+    source = ("random unit vectors standing in for SciFact's abstract vectors (--synthetic); queries = noisy copies "
+              "of random ones" if data.get("synthetic") else f"SciFact's {len(data['corpus'])} MiniLM abstract vectors")
     return {"rows": rows, "queries": n_queries, "dim": int(data["corpus"].shape[1]),
             "corpus_file_gb": round(corpus_path.stat().st_size / 2**30, 2), "noise_norm": NOISE_NORM,
-            "construction": (f"{rows} rows = SciFact's {len(data['corpus'])} MiniLM abstract vectors, row i = abstract "
-                             f"i mod {len(data['corpus'])} + gaussian noise of norm ~{NOISE_NORM}, renormalised; "
-                             f"queries = the first {n_queries} SciFact claims (MiniLM)"),
+            "construction": (f"{rows} rows from {source}: row i = base vector i mod {len(data['corpus'])} + gaussian "
+                             f"noise of norm ~{NOISE_NORM}, renormalised; {n_queries} queries"
+                             + ("" if data.get("synthetic") else " = the first SciFact claims (MiniLM)")),
             "methods": runs}
 
 
@@ -223,14 +258,15 @@ def bench_encoding(model_path: str, texts: List[str], workers: List[int]) -> Dic
 
 # --------------------------------------------------------------------------- 4. projection
 def projection(per_worker_rate: float, rate_source: str, chunk_texts: List[str], claims: List[str]) -> Dict[str, Any]:
-    import tiktoken
+    from llama_index.core.utils import get_tokenizer
 
     from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL
 
-    enc = tiktoken.get_encoding("o200k_base")  # gpt-4o-mini's tokenizer
-    prompt_tokens = statistics.mean(len(enc.encode(DEFAULT_QA_GENERATE_PROMPT_TMPL.format(
+    # llama-index's bundled cl100k_base (no download); gpt-4o-mini's o200k_base counts English within a few percent
+    encode = get_tokenizer()
+    prompt_tokens = statistics.mean(len(encode(DEFAULT_QA_GENERATE_PROMPT_TMPL.format(
         context_str=t, num_questions_per_chunk=QUESTIONS_PER_CHUNK))) for t in chunk_texts[:1000])
-    answer_tokens = QUESTIONS_PER_CHUNK * (statistics.mean(len(enc.encode(c)) for c in claims) + 2)  # "1. " and newline
+    answer_tokens = QUESTIONS_PER_CHUNK * (statistics.mean(len(encode(c)) for c in claims) + 2)  # "1. " and newline
     live = 1_000_000 * (prompt_tokens * PRICE_IN_PER_M + answer_tokens * PRICE_OUT_PER_M) / 1e6
     embed = {}
     for n in (1, 8, 32):
@@ -245,7 +281,7 @@ def projection(per_worker_rate: float, rate_source: str, chunk_texts: List[str],
                         "note": "hours = 10M / (rate x N); assumes linear scaling and the store's upserts keep up"},
         "questions_1M_chunks": {
             "prompt_tokens_per_chunk": prompt_tokens, "answer_tokens_per_chunk": answer_tokens,
-            "token_source": ("the package's default prompt around each SciFact abstract (first 1,000), o200k_base "
+            "token_source": ("the package's default prompt around each SciFact abstract (first 1,000), cl100k_base "
                              f"tokens; answers = {QUESTIONS_PER_CHUNK} questions as long as SciFact's claims"),
             "price_per_M_in_out_usd": [PRICE_IN_PER_M, PRICE_OUT_PER_M], "price_source": "gpt-4o-mini list price (OpenAI, Dec 2026)",
             "live_usd": live, "batch_api_usd": live * BATCH_SHARE},
@@ -269,6 +305,8 @@ def main() -> None:
     ap.add_argument("--encode-texts", type=int, default=1024, help="abstracts encoded in the encoding section")
     ap.add_argument("--workers", default="1,2", help="Ray worker counts")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: search,float16,encoding")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="random base vectors instead of encoding SciFact with MiniLM (skips the float16 section)")
     ap.add_argument("--child-search", nargs=4, metavar=("METHOD", "CORPUS", "QUERIES", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_search:
@@ -280,7 +318,9 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
     model_path = minilm()
-    data = scifact_vectors(model_path)
+    data = synthetic_vectors() if args.synthetic else scifact_vectors(model_path)
+    if args.synthetic:
+        skip.add("float16")
     result: Dict[str, Any] = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit(),
                               "environment": environment()}
     if "search" not in skip:
@@ -304,7 +344,7 @@ def main() -> None:
     if "search" in result:
         m = result["search"]["methods"]
         parts.append(f"search {args.rows:,}x{args.queries}: " + ", ".join(
-            f"{k} {v['seconds']:.1f}s {v['peak_rss_mb']:.0f}MB r@10={v['recall@10_vs_exact']:.3f}" for k, v in m.items()))
+            f"{k} {v['seconds']:.1f}s +{v['search_added_mb']:.0f}MB r@10={v['recall@10_vs_exact']:.3f}" for k, v in m.items()))
     if "float16" in result:
         f = result["float16"]
         parts.append(f"float16 nDCG@10 {f['ndcg@10_diff']:+.4f} recall@10 {f['recall@10_diff']:+.4f}")
