@@ -356,6 +356,7 @@ def evaluate_models(
     whole_corpus: Optional[Dict[str, str]] = None,
     rerank: Optional[Dict[str, Any]] = None,
     encode_backend: str = "local",
+    index: str = "auto",
 ) -> Any:
     """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``, ``report.html``.
 
@@ -364,22 +365,24 @@ def evaluate_models(
     them), the questions are searched over all of it for the headline, and over the dataset's own
     (held-out) passages for ``comparison.held_out``. ``rerank`` (label -> (first-stage label,
     second stage such as :class:`~llama_index_bge_finetune.reranking.evaluation.Reranking`)) adds
-    retrieve-then-rerank rows (see ``compare_models``). ``encode_backend="ray"`` encodes the corpus on Ray.
+    retrieve-then-rerank rows (see ``compare_models``). ``encode_backend="ray"`` encodes the corpus on Ray;
+    ``index`` chooses the top-k search (``compare_models``' ``index``).
     """
     from llama_index_bge_finetune.evaluation import compare_models
 
     check_report_output(output, overwrite)
     if whole_corpus is None:
         comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
-                                    dataset_name=dataset_name, rerank=rerank, encode_backend=encode_backend)
+                                    dataset_name=dataset_name, rerank=rerank, encode_backend=encode_backend,
+                                    index=index)
     else:
         whole = dataset.model_copy(update={"corpus": {**whole_corpus, **dataset.corpus}})
         comparison = compare_models(models, whole, k_values=k_values, extra_sections=extra_sections,
                                     dataset_name=f"{dataset_name} questions, whole corpus", rerank=rerank,
-                                    encode_backend=encode_backend)
+                                    encode_backend=encode_backend, index=index)
         comparison.held_out = compare_models(models, dataset, k_values=k_values, rerank=rerank,
                                              dataset_name=f"{dataset_name} questions, held-out passages only",
-                                             encode_backend=encode_backend)
+                                             encode_backend=encode_backend, index=index)
     comparison.save(output, overwrite=overwrite)
     return comparison
 

@@ -24,6 +24,10 @@ before any request and whose vectors are cached on disk, so each text is paid fo
 report.md, report.json, chart.png and report.html to OUTPUT (a report already there is kept unless --overwrite).
 With --ray (or RAY_ADDRESS set) the corpus is encoded on a Ray cluster.
 
+--index chooses the top-k search: auto (exact; FAISS above 100,000 passages when installed), exact
+(numpy), flat (FAISS exact), or the approximate ivf / hnsw, whose recall@k against exact search the
+report shows. FAISS comes with `pip install "llama-index-bge-finetune[scale]"`.
+
 Example: bge-finetune evaluate runs/docs/val_dataset.json --model base=default --model tuned=runs/docs/model --model ada=openai:text-embedding-3-small -o runs/docs/eval
 """
 
@@ -33,6 +37,7 @@ def evaluate(
     model: List[str] = typer.Option(..., "--model", "-m", help="NAME=MODEL (a folder, a hub id, or openai:MODEL for a hosted model); repeat to compare several."),
     output: Path = typer.Option("bge-finetune-eval", "--output", "-o", help="Folder for the report."),
     k: List[int] = typer.Option([1, 3, 5, 10], "--k", help="Cut-offs; repeat for several."),
+    index: str = typer.Option("auto", "--index", help="Top-k search: auto, exact, flat, ivf or hnsw."),
     overwrite: bool = typer.Option(False, help="Replace a report already in OUTPUT."),
     api_base: Optional[str] = options.API_BASE,
     ray: bool = options.RAY,
@@ -42,7 +47,11 @@ def evaluate(
     from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
     from llama_index_bge_finetune.evaluation.metrics import check_k_values
 
+    from llama_index_bge_finetune.evaluation.search import INDEX_KINDS
+
     check_k_values(k)
+    if index not in INDEX_KINDS:
+        raise EvaluationError(f"--index {index!r} is not one of {', '.join(INDEX_KINDS)}; e.g. --index flat.")
     pipeline.check_report_output(output, overwrite)  # a file or a finished report: refused before any model loads
     encode_backend = backend_from_cli(ray)
     pipeline.check_encode_backend(encode_backend)
@@ -50,7 +59,7 @@ def evaluate(
     ds = EmbeddingQAFinetuneDataset.from_json(dataset)
     with stage("Evaluating"):
         comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k), overwrite=overwrite,
-                                              encode_backend=encode_backend)
+                                              encode_backend=encode_backend, index=index)
     results.print(comparison_table(comparison.to_dict()))
     console.print(f"Report: {output / 'report.md'}; in a browser: {(output / 'report.html').resolve()}", highlight=False)
 

@@ -40,7 +40,10 @@ def main() -> None:
     try:
         app()
     except BgeFinetuneError as exc:
-        console.print(f"[bold red]Error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        # escaped: messages name extras such as "[scale]", which rich would take for markup
+        console.print(f"[bold red]Error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("Interrupted. Rerun the same command to resume: finished work is kept.")

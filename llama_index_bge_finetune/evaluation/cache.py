@@ -5,6 +5,11 @@ vectors back instead of re-encoding them. The key covers the model's weights and
 :meth:`~llama_index_bge_finetune.evaluation.encoders.Encoder.fingerprint`) and every passage text in
 order, so a changed model or corpus is a different key and never reads stale vectors.
 
+Vectors are written chunk by chunk and read back memory-mapped (see
+:mod:`~llama_index_bge_finetune.evaluation.vector_file`), so a corpus larger than RAM can be cached
+and searched, and a killed encoding resumes at its last finished chunk. ``dtype="float16"`` halves
+the disk and memory it takes.
+
 The default folder is ``$BGE_FINETUNE_CACHE_DIR`` or ``~/.cache/llama-index-bge-finetune/embeddings``;
 delete it at any time.
 
@@ -12,8 +17,8 @@ Example::
 
     from llama_index_bge_finetune.evaluation.cache import EmbeddingCache
 
-    cache = EmbeddingCache("/tmp/emb-cache")
-    vectors = cache.get_or_encode(encoder, ["passage one", "passage two"])
+    cache = EmbeddingCache("/tmp/emb-cache")                 # or dtype="float16"
+    vectors = cache.get_or_encode(encoder, ["passage one", "passage two"])   # a read-only np.memmap
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
+
+from llama_index_bge_finetune.evaluation.vector_file import DEFAULT_CHUNK_ROWS, check_dtype, read_vectors, write_vectors
 
 if TYPE_CHECKING:
     from llama_index_bge_finetune.evaluation.encoders import Encoder
@@ -53,46 +59,42 @@ def texts_digest(texts: Sequence[str]) -> str:
 
 
 class EmbeddingCache:
-    """A folder of ``.npy`` files, one per (encoder fingerprint, corpus texts)."""
+    """A folder of ``.npy`` files, one per (encoder fingerprint, corpus texts, storage dtype).
 
-    def __init__(self, directory: Union[str, os.PathLike, None] = None) -> None:
+    Args:
+        directory: the folder (default: :func:`default_cache_dir`).
+        dtype: ``"float32"`` (default) or ``"float16"`` storage.
+        chunk_rows: passages encoded and written per step.
+    """
+
+    def __init__(self, directory: Union[str, os.PathLike, None] = None, dtype: str = "float32",
+                 chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
+        check_dtype(dtype)
         self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.dtype = dtype
+        self.chunk_rows = chunk_rows
 
     def path_for(self, fingerprint: str, texts: Sequence[str]) -> Path:
         """Where the vectors for these texts under this fingerprint live."""
-        return self.directory / f"{fingerprint}-{texts_digest(texts)}.npy"
+        suffix = "" if self.dtype == "float32" else f"-{self.dtype}"
+        return self.directory / f"{fingerprint}-{texts_digest(texts)}{suffix}.npy"
 
     def get(self, fingerprint: str, texts: Sequence[str]) -> Optional[np.ndarray]:
-        """The cached vectors, or ``None`` (a missing or unreadable file is a miss)."""
-        path = self.path_for(fingerprint, texts)
-        if not path.is_file():
-            return None
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            logger.warning("Ignoring unreadable embedding cache file %s (%s).", path, exc)
-            return None
-        if arr.shape[0] != len(texts):
-            logger.warning("Ignoring embedding cache file %s: %d rows for %d texts.", path, arr.shape[0], len(texts))
-            return None
-        return arr
+        """The cached vectors memory-mapped, or ``None`` (a missing or unreadable file is a miss)."""
+        return read_vectors(self.path_for(fingerprint, texts), expected_rows=len(texts))
 
     def put(self, fingerprint: str, texts: Sequence[str], vectors: np.ndarray) -> Path:
-        """Store vectors atomically (write a temporary file, then rename)."""
+        """Store vectors (written beside the final file, then renamed into place)."""
         path = self.path_for(fingerprint, texts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npy")
-        np.save(tmp, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
-        os.replace(tmp, path)
+        write_vectors(path, len(vectors), lambda start, stop: vectors[start:stop], self.dtype, self.chunk_rows)
         return path
 
     def get_or_encode(self, encoder: "Encoder", texts: Sequence[str]) -> np.ndarray:
-        """Cached corpus vectors for ``texts``, encoding and storing them on a miss."""
+        """Cached corpus vectors for ``texts``, encoding the missing chunks on a miss."""
         fp = encoder.fingerprint()
         hit = self.get(fp, texts)
         if hit is not None:
             logger.info("Corpus embeddings for %s read from cache (%d passages).", encoder.name, len(texts))
             return hit
-        vectors = encoder.encode_corpus(texts)
-        self.put(fp, texts, vectors)
-        return vectors
+        return write_vectors(self.path_for(fp, texts), len(texts),
+                             lambda start, stop: encoder.encode_corpus(texts[start:stop]), self.dtype, self.chunk_rows)

@@ -69,6 +69,7 @@ def compare_models(
     relevance: Optional[Mapping[str, Mapping[str, float]]] = None,
     rerank: Optional[Mapping[str, Tuple[str, SecondStage]]] = None,
     encode_backend: EncodeBackendSpec = "local",
+    index: str = "auto",
 ) -> ComparisonReport:
     """Evaluate every model on the same queries and compare each with the first (the base).
 
@@ -100,6 +101,8 @@ def compare_models(
             (the report shows the reranking cost per query).
         encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (Ray Data
             actors, see :mod:`llama_index_bge_finetune.encoding`); queries are encoded here.
+        index: the top-k search (see :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`);
+            an approximate one's recall against exact search appears in the report's Models table.
 
     Raises:
         EvaluationError: no models, an unknown label in ``query_instructions`` or ``rerank``, or a bad option.
@@ -134,7 +137,7 @@ def compare_models(
         logger.info("Evaluating %s ...", label)
         depths = [stage.depth for first, stage in (rerank or {}).values() if first == label]
         depth = max(max(depths), max(ks)) if depths else None
-        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth)
+        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth, index=index)
         result.name = label
         results[label] = result
     for label, (first, stage) in (rerank or {}).items():

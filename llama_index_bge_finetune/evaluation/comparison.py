@@ -119,6 +119,7 @@ class ModelComparison:
                 name: {
                     "model": r.model_info,
                     "timings": r.timings,
+                    "search": r.search,
                     "metrics": {m: asdict(e) for m, e in self.estimates[name].items()},
                     "vs_base": {m: asdict(t) for m, t in self.differences.get(name, {}).items()},
                 }

@@ -26,7 +26,7 @@ from llama_index_bge_finetune.evaluation.encoders import Encoder, ModelSpec, res
 from llama_index_bge_finetune.evaluation.metrics import check_k_values, score_ranking
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.evaluation.results import EvaluationResult, QueryResult
-from llama_index_bge_finetune.evaluation.search import DEFAULT_BLOCK, top_k
+from llama_index_bge_finetune.evaluation.search import DEFAULT_BLOCK, search
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def evaluate_embeddings(
     depth: Optional[int] = None,
     block: int = DEFAULT_BLOCK,
     encode_backend: EncodeBackendSpec = "local",
+    index: str = "auto",
 ) -> EvaluationResult:
     """Score one embedding model on a dataset at every k, keeping per-query results.
 
@@ -69,18 +70,23 @@ def evaluate_embeddings(
         block: at most this many query-passage scores are held in memory at once.
         encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (Ray Data
             actors, see :mod:`llama_index_bge_finetune.encoding`); queries are encoded here.
+        index: the top-k search: ``"auto"`` (exact; numpy for small corpora, FAISS above
+            :data:`~llama_index_bge_finetune.evaluation.search.NUMPY_MAX_PASSAGES`), ``"exact"``,
+            ``"flat"``, or the approximate ``"ivf"`` / ``"hnsw"``, whose recall@k against exact search
+            is logged and kept in ``result.search`` (and so in every report).
     """
     ks = check_k_values(k_values)
     ds = load_dataset(dataset)
     qids, rels, info = scorable_queries(ds, relevance=relevance, on_missing=on_missing)
     encoder = resolve_encoder(model, name=name, query_instruction=query_instruction, backend=backend,
                               batch_size=batch_size, cache_dir=_cache_dir(cache), encode_backend=encode_backend)
-    return evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth, block=block)
+    return evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth, block=block,
+                            index=index)
 
 
 def evaluate_encoder(encoder: Encoder, ds: Any, qids: Sequence[str], rels: Mapping[str, Mapping[str, float]],
                      info: Any, ks: Sequence[int], cache: Optional[EmbeddingCache] = None,
-                     depth: Optional[int] = None, block: int = DEFAULT_BLOCK) -> EvaluationResult:
+                     depth: Optional[int] = None, block: int = DEFAULT_BLOCK, index: str = "auto") -> EvaluationResult:
     """Evaluate an already-built encoder on prepared queries (see :func:`evaluate_embeddings`)."""
     corpus_ids = list(ds.corpus)
     corpus_texts = [ds.corpus[c] for c in corpus_ids]
@@ -94,19 +100,20 @@ def evaluate_encoder(encoder: Encoder, ds: Any, qids: Sequence[str], rels: Mappi
     query_vecs = encoder.encode_queries(query_texts)
     timings["encode_queries"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    idx, scores = top_k(query_vecs, corpus_vecs, depth or max(ks), corpus_ids, block=block)
+    found = search(query_vecs, corpus_vecs, depth or max(ks), corpus_ids, index=index, block=block)
     results = []
     for row, qid in enumerate(qids):
-        retrieved = [corpus_ids[i] for i in idx[row]]
+        hits = found.indices[row] >= 0  # an approximate index may return fewer than k
+        retrieved = [corpus_ids[i] for i in found.indices[row][hits]]
         results.append(QueryResult(
             query_id=qid, query=ds.queries[qid], relevant=dict(rels[qid]), retrieved_ids=retrieved,
-            retrieved_scores=[float(s) for s in scores[row]], metrics=score_ranking(retrieved, rels[qid], ks),
+            retrieved_scores=[float(s) for s in found.scores[row][hits]], metrics=score_ranking(retrieved, rels[qid], ks),
         ))
     timings["search_and_score"] = time.perf_counter() - t0
     logger.info("Evaluated %s on %d queries over %d passages in %.1f s.", encoder.name, len(qids),
                 len(corpus_ids), sum(timings.values()))
     return EvaluationResult(name=encoder.name, k_values=tuple(ks), queries=results, dataset=info,
-                            timings=timings, model_info=encoder.describe())
+                            timings=timings, model_info=encoder.describe(), search=found.describe())
 
 
 def _cache(cache: CacheSpec) -> Optional[EmbeddingCache]:

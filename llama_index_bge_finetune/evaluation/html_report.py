@@ -118,8 +118,8 @@ def report_data(cmp: "ModelComparison", run_dir: Optional[Path] = None) -> Dict[
         "model_info": [{"label": m, "source": str(r.model_info.get("source") or r.model_info.get("encoder") or ""),
                         "backend": r.model_info.get("backend"), "query_instruction": r.model_info.get("query_instruction"),
                         "seconds": {k: round(v, 2) for k, v in r.timings.items()},
-                        "cost": hosted_usage(r.model_info["cost"]) if r.model_info.get("cost") else None}
-                       for m, r in cmp.results.items()],
+                        "cost": hosted_usage(r.model_info["cost"]) if r.model_info.get("cost") else None,
+                        "search": r.search.get("note", "")} for m, r in cmp.results.items()],
         "data": _data_section(cmp, run_dir, run),
         "training": _training_section(cmp, run_dir, run),
         "run": run,

@@ -44,14 +44,14 @@ def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
             reasons[why] = reasons.get(why, 0) + 1
         detail = "; ".join(f"{n} {why}" for why, n in reasons.items())
         lines += ["", f"**Excluded queries:** {len(ds.excluded)} ({detail})."]
-    lines += ["", "## Models", "", "| label | model | backend | query instruction | fingerprint | corpus encode (s) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "## Models", "", "| label | model | backend | query instruction | fingerprint | corpus encode (s) | search |",
+              "|---|---|---|---|---|---|---|"]
     for label, r in cmp.results.items():
         info = r.model_info
         qi = info.get("query_instruction")
         lines.append(f"| {label} | {_one_line(info.get('source') or info.get('encoder', ''))} | {info.get('backend', '')} | "
                      f"{repr(qi) if qi else 'none'} | `{str(info.get('fingerprint', ''))[:12]}` | "
-                     f"{r.timings.get('encode_corpus', 0.0):.1f} |")
+                     f"{r.timings.get('encode_corpus', 0.0):.1f} | {r.search.get('note', '')} |")
 
     lines += cost_lines(cmp)
     reranked = {label: r for label, r in cmp.results.items() if "rerank_median_ms" in r.timings}

@@ -72,6 +72,8 @@ class EvaluationResult:
         dataset: sizes, query source and excluded queries.
         timings: seconds spent per phase (``encode_corpus``, ``encode_queries``, ``search``, ...).
         model_info: what the encoder says about itself (fingerprint, backend, ...).
+        search: how the top k was found (``method``, ``exact``, a one-line ``note`` and, for an
+            approximate index, its ``recall@k_vs_exact``); see :class:`~llama_index_bge_finetune.evaluation.search.SearchResult`.
     """
 
     name: str
@@ -80,6 +82,7 @@ class EvaluationResult:
     dataset: DatasetInfo
     timings: Dict[str, float] = field(default_factory=dict)
     model_info: Dict[str, Any] = field(default_factory=dict)
+    search: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def metric_names(self) -> List[str]:
@@ -117,6 +120,7 @@ class EvaluationResult:
             "dataset": asdict(self.dataset),
             "timings": dict(self.timings),
             "model": dict(self.model_info),
+            "search": dict(self.search),
         }
         if per_query:
             out["queries"] = [asdict(q) for q in self.queries]

@@ -131,6 +131,7 @@ class QueryAdapterFinetuneEngine:
         doc_texts = [dataset.corpus[d] for d in doc_ids]
         cache = self._embedding_cache()
         docs = cache.get_or_encode(encoder, doc_texts) if cache is not None else encoder.encode_corpus(doc_texts)
+        docs = np.array(docs, dtype=np.float32)  # the cache's read-only memory map, in RAM for training
         qids = list(dataset.queries)
         queries = encoder.encode_queries([dataset.queries[q] for q in qids])
         row = {d: i for i, d in enumerate(doc_ids)}

@@ -76,7 +76,8 @@ def rerank_from_scores(first_stage: EvaluationResult, scores: Mapping[str, np.nd
                                    metrics=score_ranking(ranked, q.relevant, ks)))
     return EvaluationResult(name=name, k_values=ks, queries=queries, dataset=first_stage.dataset,
                             model_info={**first_stage.model_info, "reranker_top_n": top_n, "blend_weight": blend_weight,
-                                        "first_stage": first_stage.name})
+                                        "first_stage": first_stage.name},
+                            search=dict(first_stage.search))
 
 
 def cross_fitted_rerank(first_stage: EvaluationResult, scores: Mapping[str, np.ndarray], top_n: int = 50,

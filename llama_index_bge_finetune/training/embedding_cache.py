@@ -1,8 +1,9 @@
 """Corpus embeddings computed once and kept on disk, so mining and evaluation never encode twice.
 
 The cache key is the model, its ``max_seq_length``, the prompt and every text, so a changed
-corpus or model never reuses stale vectors. Files are written atomically: a killed run leaves
-either a complete cache entry or none.
+corpus or model never reuses stale vectors. Vectors are written chunk by chunk and read back
+memory-mapped (:mod:`~llama_index_bge_finetune.evaluation.vector_file`), so a corpus larger than RAM
+can be mined; a killed run resumes at its last finished chunk and a finished entry appears only whole.
 
 Example::
 
@@ -24,6 +25,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec, encode_texts
+from llama_index_bge_finetune.evaluation.vector_file import read_vectors, write_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def encode_cached(
     show_progress_bar: bool = False,
     encode_backend: EncodeBackendSpec = "local",
 ) -> np.ndarray:
-    """L2-normalised float32 embeddings of ``texts``, read from ``cache_dir`` when already computed.
+    """L2-normalised float32 embeddings of ``texts``, memory-mapped from ``cache_dir`` when cached.
 
     Args:
         model: the encoder.
@@ -62,20 +64,16 @@ def encode_cached(
         show_progress_bar: show sentence-transformers' progress bar.
         encode_backend: ``"local"`` (default) or ``"ray"`` (see :mod:`llama_index_bge_finetune.encoding`).
     """
-    path: Optional[Path] = None
-    if cache_dir is not None:
-        key = cache_key(model_key, getattr(model, "max_seq_length", None), prompt, texts)
-        path = Path(cache_dir) / f"{key}.npy"
-        if path.is_file():
-            vectors = np.load(path)
-            if vectors.shape[0] == len(texts):
-                logger.info("Loaded %d cached embeddings from %s", len(texts), path)
-                return vectors
-    vectors = encode_texts(model, texts, prompt=prompt, batch_size=batch_size, normalize=True,
-                           encode_backend=encode_backend, show_progress_bar=show_progress_bar)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)
-    return vectors
+    def encode(start: int, stop: int) -> np.ndarray:
+        return encode_texts(model, list(texts[start:stop]), prompt=prompt, batch_size=batch_size, normalize=True,
+                            encode_backend=encode_backend, show_progress_bar=show_progress_bar).astype(np.float32)
+
+    if cache_dir is None:
+        return encode(0, len(texts))
+    key = cache_key(model_key, getattr(model, "max_seq_length", None), prompt, texts)
+    path = Path(cache_dir) / f"{key}.npy"
+    vectors = read_vectors(path, expected_rows=len(texts))
+    if vectors is not None:
+        logger.info("Loaded %d cached embeddings from %s", len(texts), path)
+        return vectors
+    return write_vectors(path, len(texts), encode)

@@ -423,7 +423,7 @@ class SentenceTransformersFinetuneEngine:
 
         vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64,
                                 encode_backend=self.encode_backend)
-        return _ir_scores(evaluator(model, corpus_embeddings=torch.from_numpy(vectors)))
+        return _ir_scores(evaluator(model, corpus_embeddings=torch.tensor(vectors)))  # a copy of the read-only map
 
     def _build_trainer(self, model: Any, rows: TrainingTable, loss: Any, evaluator: Any, result: FinetuneResult,
                        world: int, resume: Optional[str], train_kwargs: Dict[str, Any]) -> Any:

@@ -30,6 +30,7 @@ import numpy as np
 
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import TrainingError
+from llama_index_bge_finetune.evaluation.search import INDEX_KINDS, search
 from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class HardNegativeMiner:
         seed: seed of that sample.
         encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (see
             :mod:`llama_index_bge_finetune.encoding`).
+        index: the top-k search over the corpus: ``"auto"`` (exact; FAISS above
+            :data:`~llama_index_bge_finetune.evaluation.search.NUMPY_MAX_PASSAGES` passages when
+            installed), ``"exact"``, ``"flat"``, or the approximate ``"ivf"`` / ``"hnsw"`` (their
+            recall against exact search is logged).
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class HardNegativeMiner:
         max_pool: Optional[int] = None,
         seed: int = 0,
         encode_backend: EncodeBackendSpec = "local",
+        index: str = "auto",
     ) -> None:
         if num_negatives < 1:
             raise TrainingError(f"num_negatives must be at least 1, got {num_negatives}; use hard_negatives=0 to turn mining off.")
@@ -83,6 +89,8 @@ class HardNegativeMiner:
             raise TrainingError(f"max_pool must be at least 2 passages (or None for the whole corpus), got {max_pool}.")
         if not 0.0 <= relative_margin < 1.0:
             raise TrainingError(f"relative_margin must be in [0, 1), got {relative_margin}; 0.05 is a good value.")
+        if index not in INDEX_KINDS:
+            raise TrainingError(f"Unknown search index {index!r}; use one of {', '.join(INDEX_KINDS)}.")
         self.num_negatives = num_negatives
         self.skip_top = skip_top
         self.max_rank = max_rank
@@ -93,6 +101,7 @@ class HardNegativeMiner:
         self.max_pool = max_pool
         self.seed = seed
         self.encode_backend = encode_backend
+        self.index = index
 
     def get_config_dict(self) -> Dict[str, float]:
         """The settings, for logs and the model card."""
@@ -103,6 +112,7 @@ class HardNegativeMiner:
             "relative_margin": self.relative_margin,
             "max_seq_length": self.max_seq_length,
             "max_pool": self.max_pool,
+            "index": self.index,
         }
 
     def mine(
@@ -138,21 +148,20 @@ class HardNegativeMiner:
         )
         q_row = {q: i for i, q in enumerate(qids)}
         depth = min(len(doc_ids), self.max_rank + max(len(v) for v in relevant_docs.values()) + 1)
-        scores = q_vecs @ doc_vecs.T
-        top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth] if depth < len(doc_ids) else np.tile(np.arange(len(doc_ids)), (len(qids), 1))
+        found = search(q_vecs, doc_vecs, depth, doc_ids, index=self.index, seed=self.seed)
         out: List[List[str]] = []
         for qid, pos in pairs:
             row = q_row[qid]
-            cand = top[row][np.argsort(-scores[row, top[row]], kind="stable")]
+            score_of = dict(zip(found.indices[row].tolist(), found.scores[row].tolist()))
             relevant = {doc_index[d] for d in relevant_docs.get(qid, []) if d in doc_index}
-            ranked = [int(c) for c in cand if int(c) not in relevant][self.skip_top : self.max_rank]
-            ceiling = scores[row, doc_index[pos]] * (1.0 - self.relative_margin)
-            chosen = [doc_ids[c] for c in ranked if scores[row, c] <= ceiling][: self.num_negatives]
+            ranked = [c for c in found.indices[row].tolist() if c >= 0 and c not in relevant][self.skip_top : self.max_rank]
+            positive = float(q_vecs[row] @ np.asarray(doc_vecs[doc_index[pos]], dtype=np.float32))
+            ceiling = positive * (1.0 - self.relative_margin)
+            chosen = [doc_ids[c] for c in ranked if score_of[c] <= ceiling][: self.num_negatives]
             out.append(chosen)
-        found = sum(1 for c in out if c)
         logger.info(
-            "Hard negatives: %d of %d pairs got at least one that passes the guard (ranked %d of %d passages).",
-            found, len(out), len(doc_ids), len(corpus),
+            "Hard negatives: %d of %d pairs got at least one that passes the guard (ranked %d of %d passages, %s).",
+            sum(1 for c in out if c), len(out), len(doc_ids), len(corpus), found.note(),
         )
         return out
 

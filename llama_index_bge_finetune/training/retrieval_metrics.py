@@ -17,7 +17,7 @@ import os
 from typing import Dict, Optional, Union
 
 from llama_index_bge_finetune.evaluation.metrics import score_ranking
-from llama_index_bge_finetune.evaluation.search import top_k
+from llama_index_bge_finetune.evaluation.search import search
 from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
 PathLike = Union[str, os.PathLike]
@@ -40,7 +40,7 @@ def retrieval_scores(
     qids = [q for q in dataset.queries if dataset.relevant_docs.get(q)]
     docs = encode_cached(model, [dataset.corpus[d] for d in doc_ids], cache_dir if model_key else None, model_key, batch_size=batch_size)
     qs = encode_cached(model, [dataset.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
-    idx, _ = top_k(qs, docs, 10, doc_ids)
+    idx = search(qs, docs, 10, doc_ids).indices
     totals = dict.fromkeys(HEADLINE, 0.0)
     for row, q in enumerate(qids):
         scores = score_ranking([doc_ids[i] for i in idx[row]], dict.fromkeys(dataset.relevant_docs[q], 1.0), (5, 10))

