@@ -55,14 +55,16 @@ def drop_in_run(_tiny_model_master: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 def test_questions_are_captured_in_the_ingestion_pipeline_and_from_live_queries(
-        tiny_model_path: Path, tmp_path: Path, openai_server: OpenAITestServer) -> None:
-    out = run_example("questions_in_pipeline.py", tmp_path, openai_server, "--model", str(tiny_model_path))
+        minilm_path: Path, tmp_path: Path, openai_server: OpenAITestServer) -> None:
+    # MiniLM: the judge keeps a live query only when the retrieved passage answers it, so retrieval must work.
+    out = run_example("questions_in_pipeline.py", tmp_path, openai_server, "--model", str(minilm_path))
     nodes, written = map(int, re.search(r"ingestion: (\d+) nodes indexed, (\d+) questions written", out).groups())
     from llama_index_bge_finetune import EmbeddingQAFinetuneDataset
 
     generated = EmbeddingQAFinetuneDataset.from_json(tmp_path / "questions-demo" / "generated.json")
     assert written == len(generated.queries) == 2 * nodes == 2 * len(generated.corpus)
     kept = int(re.search(r"query log: (\d+) of 3 queries kept", out).group(1))
+    assert kept >= 2, out
     logged = EmbeddingQAFinetuneDataset.from_json(tmp_path / "questions-demo" / "query_log.jsonl")
     assert len(logged.queries) == kept
     for qid, query in logged.queries.items():  # the test server's judge says yes only when words are shared
