@@ -1,6 +1,7 @@
 """The benchmark matrix: base, the peer engine and ours, each with its defaults, on four data sizes in one run.
 
-One command (full: ~1 h on 2 CPU cores; ``--quick``: the two small sets, under 15 min):
+One command (``--quick``: the two small sets, meant to fit 15 min on 2 quiet CPU cores; the full
+matrix adds the 10-K experiment and SciFact, each ~10-20 min of peer plus ours):
 
     flock /tmp/heavy.lock python benchmarks/bench_matrix.py [--quick] [--sets tiny,small] [--fresh]
 
@@ -212,7 +213,7 @@ def split_overrides(items: List[str], sets: List[str]) -> Dict[str, Dict[str, An
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"only the small sets ({', '.join(QUICK)}); under 15 min")
+    parser.add_argument("--quick", action="store_true", help=f"only the small sets ({', '.join(QUICK)}), to judge a change of default")
     parser.add_argument("--sets", help=f"comma-separated sets to run, in order (default: all: {','.join(SETS)})")
     parser.add_argument("--fresh", action="store_true", help="ignore cached base and peer rows (measure everything)")
     parser.add_argument("--no-peer", action="store_true",
