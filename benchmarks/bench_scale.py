@@ -58,11 +58,13 @@ NOISE_NORM = 0.3  # expected norm of the noise added to each unit abstract vecto
 #: Passages per second one GPU encodes with all-MiniLM-L6-v2 at <= 256 tokens, fp16, batch 256
 #: (an assumption for a T4/L4-class card; measure your own card with this script's encoding section).
 ASSUMED_GPU_PASSAGES_PER_S = 1500.0
-#: On-demand price of one such GPU per hour, USD (an assumption; cloud list prices, December 2026).
+#: On-demand price of one such GPU per hour, USD (an assumption, not a quoted price).
 ASSUMED_GPU_HOUR_USD = 0.75
-#: gpt-4o-mini list price per 1M tokens, USD (OpenAI pricing page, as listed since July 2024 and
-#: unchanged in December 2026); the Batch API charges half of it and answers within 24 hours.
-PRICE_IN_PER_M, PRICE_OUT_PER_M, BATCH_SHARE = 0.15, 0.60, 0.5
+#: gpt-4o-mini's price per 1M tokens from the package's own table (the figures the generator's cost
+#: line uses); the Batch API charges half of it and answers within 24 hours.
+from llama_index_bge_finetune.generation.result import BATCH_PRICE_FACTOR as BATCH_SHARE, price_per_mtok  # noqa: E402
+
+PRICE_IN_PER_M, PRICE_OUT_PER_M = price_per_mtok("gpt-4o-mini")
 QUESTIONS_PER_CHUNK = 2  # the generator's default
 
 
@@ -283,7 +285,7 @@ def projection(per_worker_rate: float, rate_source: str, chunk_texts: List[str],
             "prompt_tokens_per_chunk": prompt_tokens, "answer_tokens_per_chunk": answer_tokens,
             "token_source": ("the package's default prompt around each SciFact abstract (first 1,000), cl100k_base "
                              f"tokens; answers = {QUESTIONS_PER_CHUNK} questions as long as SciFact's claims"),
-            "price_per_M_in_out_usd": [PRICE_IN_PER_M, PRICE_OUT_PER_M], "price_source": "gpt-4o-mini list price (OpenAI, Dec 2026)",
+            "price_per_M_in_out_usd": [PRICE_IN_PER_M, PRICE_OUT_PER_M], "price_source": "gpt-4o-mini list price as in generation/result.py (OpenAI, April 2025)",
             "live_usd": live, "batch_api_usd": live * BATCH_SHARE},
     }
 
