@@ -267,7 +267,7 @@ def candidates_from_qa_dataset(
     reorders, so the engine's blend guard compares reranker and first stage fairly on them. Use
     questions the first stage was not trained on. ``encode_backend="ray"`` encodes the corpus on Ray.
     """
-    from llama_index_bge_finetune.evaluation.search import top_k as search_top_k
+    from llama_index_bge_finetune.evaluation.search import search
     from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
     ds = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("question/passage dataset")
@@ -279,7 +279,8 @@ def candidates_from_qa_dataset(
                          encode_backend=encode_backend)
     qids = [q for q in ds.queries if ds.relevant_docs.get(q)]
     qs = encode_cached(st, [ds.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
-    idx, scores = search_top_k(qs, docs, top_k, doc_ids)
+    found = search(qs, docs, top_k, doc_ids)  # numpy exact on small corpora, FAISS exact on large ones
+    idx, scores = found.indices, found.scores
     out: List[CrossEncoderFinetuningDatasetSample] = []
     for row, q in enumerate(qids):
         relevant = set(ds.relevant_docs[q])
