@@ -145,11 +145,11 @@ def test_bad_miner_settings():
 def test_engine_trains_with_mined_negatives(tiny_model_path, tmp_path):
     engine = SentenceTransformersFinetuneEngine(
         _echo_dataset(24), model_id=str(tiny_model_path), model_output_path=str(tmp_path / "o"), batch_size=8,
-        show_progress_bar=False, hard_negatives=1, hard_negative_skip_top=1,
+        epochs=2, show_progress_bar=False, hard_negatives=1, hard_negative_skip_top=1,
     )
     engine.finetune()
     res = engine.result
-    # 24 rows, each with two of the 24 passages: 3 batches an epoch, 2 epochs, however the rows clash.
+    # 24 rows, each with two of the 24 passages: 3 batches an epoch, 2 epochs (given), however the rows clash.
     assert res.steps == 6
     assert res.pairs == 24 and 0 < res.pairs_with_negatives <= 24
     assert res.hyperparameters["hard_negatives"]["num_negatives"] == 1

@@ -63,8 +63,10 @@ def test_finetune_saves_a_loadable_model_with_card_and_result(tiny_model_path, t
     card = (out / "README.md").read_text()
     assert str(tiny_model_path) in card and "learning_rate" in card and "| queries | 48 |" in card
     res = engine.result
-    # 48 rows, 24 passages: 6 batches of 8 with no passage twice, every epoch (2 by default).
-    assert res.steps == 12 and res.final_loss is not None and res.examples_per_second > 0
+    # 48 rows, 24 passages: 6 batches of 8 with no passage twice, every epoch; 2 epochs would be 12 steps,
+    # under the schedule's 20, so the epochs (not given) adapt to 4.
+    assert res.hyperparameters["epochs"] == 4
+    assert res.steps == 24 and res.final_loss is not None and res.examples_per_second > 0
     assert res.hyperparameters["batch_size"] == 8 and res.pairs == 48
     assert res.hyperparameters["precision"] == f"{precision} ({precision})"
     assert json.loads((out / "training_result.json").read_text())["steps"] == res.steps
@@ -206,7 +208,7 @@ def test_base_validation_over_the_training_corpus_reuses_the_mining_vectors(tiny
                         lambda self, inputs, *a, **k: sizes.append(len(inputs)) or original(self, inputs, *a, **k))
     engine = SentenceTransformersFinetuneEngine(
         train, model_id=str(tiny_model_path), model_output_path=str(tmp_path / "out"), batch_size=8, val_dataset=val,
-        show_progress_bar=False, epochs=1, hard_negative_max_tokens=None,  # mined at full length
+        show_progress_bar=False, epochs=1, hard_negatives=1, hard_negative_max_tokens=None,  # mined at full length
     )
     engine.finetune()
     evals = [e for e in engine.result.log_history if "eval_val_cosine_ndcg@10" in e]

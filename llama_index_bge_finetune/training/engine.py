@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -33,6 +32,7 @@ from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
 from llama_index_bge_finetune.training.model_card import card_fields, write_model_card
 from llama_index_bge_finetune.training.result import FinetuneResult
+from llama_index_bge_finetune.training.schedule import MINING_MIN_PAIRS, count_steps, mined_negatives, training_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ class SentenceTransformersFinetuneEngine:
         val_dataset: optional validation data: evaluated before training and every ``evaluation_steps``
             (at least twice per run), and the best weights are kept.
         loss: ``None`` (in-batch negatives), a name from ``LOSS_NAMES`` or a ready loss module.
-        epochs: passes over the data (fractions allowed); 2 like the peer. With one hard negative per
+        epochs: passes over the data (fractions allowed); ``None`` (default): 2 like the peer, or more
+            (up to 4) when 2 passes would be fewer than 20 optimizer steps, as on a few hundred pairs
+            (:mod:`~llama_index_bge_finetune.training.schedule`). With one hard negative per
             pair each example carries a second, short passage, yet on CPU the defaults train in about
             the peer's time (see ``hard_negative_max_tokens``, ``attention_dropout`` and ``precision``;
             benchmarks/RESULTS.md).
@@ -94,7 +96,8 @@ class SentenceTransformersFinetuneEngine:
             SciFact step took 12.8 s instead of 16.4 s on an AVX2 CPU with 2 fixed, but nDCG@10 fell
             from 0.7335 to 0.7037 (benchmarks/RESULTS.md), so it is a choice for large data or a
             tight budget, not the default.
-        hard_negatives: hard negatives per pair (0 turns mining off).
+        hard_negatives: hard negatives per pair (0 turns mining off); ``"auto"`` (default): 1 from 200
+            training pairs on, none below (in-batch negatives only), where mined ones measured worse.
         hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin: the miner's
             false-negative guard (see :class:`HardNegativeMiner`).
         hard_negative_max_tokens: hard negatives are mined and trained on their first this many
@@ -134,7 +137,7 @@ class SentenceTransformersFinetuneEngine:
         batch_size: int = 32,
         val_dataset: Optional[Any] = None,
         loss: Optional[Any] = None,
-        epochs: float = 2,
+        epochs: Optional[float] = None,
         show_progress_bar: bool = True,
         evaluation_steps: int = 50,
         use_all_docs: bool = False,
@@ -156,7 +159,7 @@ class SentenceTransformersFinetuneEngine:
         precision: str = "auto",
         attention_dropout: Optional[float] = 0.0,
         frozen_layers: Union[int, str] = 0,
-        hard_negatives: int = 1,
+        hard_negatives: Union[int, str] = "auto",
         hard_negative_skip_top: int = 3,
         hard_negative_max_tokens: Optional[int] = 64,
         hard_negative_max_rank: int = 50,
@@ -180,10 +183,11 @@ class SentenceTransformersFinetuneEngine:
             EmbeddingQAFinetuneDataset.coerce(val_dataset).validate_or_raise("validation dataset")
             if val_dataset is not None else None
         )
-        _check_positive(batch_size=batch_size, epochs=epochs, learning_rate=learning_rate,
+        _check_positive(batch_size=batch_size, learning_rate=learning_rate,
                         evaluation_steps=evaluation_steps, gradient_accumulation_steps=gradient_accumulation_steps,
                         logging_steps=logging_steps,
-                        **{name: value for name, value in (("checkpoint_save_steps", checkpoint_save_steps),
+                        **{name: value for name, value in (("epochs", epochs),
+                                                           ("checkpoint_save_steps", checkpoint_save_steps),
                                                            ("checkpoint_save_seconds", checkpoint_save_seconds),
                                                            ("hard_negative_max_tokens", hard_negative_max_tokens))
                            if value is not None})
@@ -193,8 +197,8 @@ class SentenceTransformersFinetuneEngine:
             raise TrainingError(f"precision must be one of {', '.join(core.PRECISIONS)}, got {precision!r}.")
         if attention_dropout is not None and not 0.0 <= attention_dropout < 1.0:
             raise TrainingError(f"attention_dropout must be in [0, 1) or None (the model's own), got {attention_dropout}.")
-        if hard_negatives < 0:
-            raise TrainingError(f"hard_negatives must be >= 0 (0 turns mining off), got {hard_negatives}.")
+        if hard_negatives != "auto" and (not isinstance(hard_negatives, int) or hard_negatives < 0):
+            raise TrainingError(f"hard_negatives must be 'auto' or >= 0 (0 turns mining off), got {hard_negatives!r}.")
         if checkpoint_save_total_limit < 0:
             raise TrainingError(f"checkpoint_save_total_limit must be >= 0 (0 keeps all), got {checkpoint_save_total_limit}.")
         if isinstance(loss, str) and loss not in LOSS_NAMES:
@@ -209,9 +213,11 @@ class SentenceTransformersFinetuneEngine:
                                 f"got {hard_negative_pool!r}.")
         self.hard_negative_pool = hard_negative_pool
         self.hard_negative_gradients = hard_negative_gradients
+        self.hard_negatives = hard_negatives
         self.miner = (
-            HardNegativeMiner(hard_negatives, hard_negative_skip_top, hard_negative_max_rank, hard_negative_margin,
-                              max_seq_length=hard_negative_max_tokens, seed=seed, encode_backend=encode_backend)
+            HardNegativeMiner(1 if hard_negatives == "auto" else hard_negatives, hard_negative_skip_top,
+                              hard_negative_max_rank, hard_negative_margin, max_seq_length=hard_negative_max_tokens,
+                              seed=seed, encode_backend=encode_backend)
             if hard_negatives else None
         )
         self.forgetting_guard = None
@@ -282,7 +288,7 @@ class SentenceTransformersFinetuneEngine:
             "loss": self._loss_name(),
             "temperature": self.temperature,
             "batch_size": self.batch_size,
-            "epochs": self.epochs,
+            "epochs": self.epochs or "auto",
             "learning_rate": self.learning_rate,
             "warmup_ratio": self.warmup_ratio,
             "lr_scheduler_type": self.lr_scheduler_type,
@@ -295,7 +301,7 @@ class SentenceTransformersFinetuneEngine:
             "use_all_docs": self.use_all_docs,
             "batch_sampler": "distinct_passages",
             "query_instruction": self.query_instruction,
-            "hard_negatives": self.miner.get_config_dict() if self.miner else 0,
+            "hard_negatives": ("auto" if self.hard_negatives == "auto" else self.miner.get_config_dict()) if self.miner else 0,
             "hard_negative_pool": self.hard_negative_pool,
             "hard_negative_gradients": self.hard_negative_gradients,
             "train_max_seq_length": self.train_max_seq_length,
@@ -384,7 +390,14 @@ class SentenceTransformersFinetuneEngine:
                 "Generate more questions or merge datasets."
             )
         negatives: Optional[List[List[str]]] = None
-        if self.miner is not None:
+        mine = self.miner is not None and mined_negatives(self.hard_negatives, len(pairs)) > 0
+        if self.hard_negatives == "auto":
+            result.hyperparameters["hard_negatives"] = self.miner.get_config_dict() if mine else 0
+            if not mine:
+                logger.info("%d training pairs, fewer than %d: in-batch negatives only, no mined hard negatives "
+                            "(they measured worse on small data); pass hard_negatives=1 to mine.", len(pairs),
+                            MINING_MIN_PAIRS)
+        if mine:
             t0 = time.perf_counter()
             self.miner.cache_dir = self._mining_cache_dir()
             self.miner.max_pool = mining_pool_size(len(pairs)) if self.hard_negative_pool == "auto" else self.hard_negative_pool
@@ -437,17 +450,22 @@ class SentenceTransformersFinetuneEngine:
         if batch != self.batch_size and len(table) > self.batch_size:
             logger.info("%d batches of up to %d rows instead of %d, so that all %d rows train in every epoch.",
                         batches, batch, self.batch_size, len(table))
-        result.hyperparameters["batch_size"] = batch
         # The sampler deals every epoch into exactly this many batches with no passage twice, so the
-        # schedule below is the number of steps that run.
-        steps_per_epoch = math.ceil(batches / world)
-        total_steps = max(1, math.ceil(steps_per_epoch * self.epochs / self.gradient_accumulation_steps))
+        # schedule's step count is the number of steps that run.
+        schedule = training_schedule(len(table), self.batch_size, self.epochs, world, self.gradient_accumulation_steps)
+        if schedule.adapted:
+            logger.info("%d training rows are %d steps a pass: training %s epochs (%d steps) so that small data gets "
+                        "enough optimizer steps; pass epochs to choose.", len(table),
+                        count_steps(len(table), self.batch_size, 1, world, self.gradient_accumulation_steps),
+                        schedule.epochs, schedule.steps)
+        result.hyperparameters.update(batch_size=batch, epochs=schedule.epochs)
+        total_steps = schedule.steps
         precision = core.precision_flags(self.precision, core.uses_cpu(self.device))
         result.hyperparameters["precision"] = core.precision_label(self.precision, *precision)
         keep = self.save_checkpoints is not False
         args = SentenceTransformerTrainingArguments(**{
             **core.schedule_arguments(
-                output_dir=self.checkpoint_path, epochs=self.epochs, batch_size=batch, total_steps=total_steps,
+                output_dir=self.checkpoint_path, epochs=schedule.epochs, batch_size=batch, total_steps=total_steps,
                 learning_rate=self.learning_rate, warmup_ratio=self.warmup_ratio,
                 lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay, seed=self.seed,
                 precision=precision, device=self.device, logging_steps=self.logging_steps,
