@@ -23,7 +23,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout, or $BGE_FINETUNE_SHARED_DATA (e.g. for a second checkout elsewhere).
+SHARED_DATA = Path(os.environ.get("BGE_FINETUNE_SHARED_DATA")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 # Beside the user's embedding cache (read before this session points BGE_FINETUNE_CACHE_DIR at a temporary folder).
 TEST_CORPORA_CACHE = (
     Path(os.environ.get("BGE_FINETUNE_CACHE_DIR")
@@ -119,7 +121,8 @@ def minilm_path() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data beside the checkout; tests using it skip when it is absent."""
+    """../shared/data beside the checkout (or ``$BGE_FINETUNE_SHARED_DATA``); tests using it skip when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in CI and on development machines)")
+        pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in CI and on development "
+                    "machines; set BGE_FINETUNE_SHARED_DATA to use another folder)")
     return SHARED_DATA
