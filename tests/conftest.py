@@ -39,6 +39,7 @@ class EnvironmentLeakWarning(UserWarning):
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker computes on one torch thread (see the environment set above for its subprocesses)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
@@ -76,7 +77,6 @@ def _session_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         os.environ.pop("BGE_FINETUNE_CACHE_DIR", None)
     else:
         os.environ["BGE_FINETUNE_CACHE_DIR"] = before
-
 
 
 @pytest.fixture(scope="session")
