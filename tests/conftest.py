@@ -46,6 +46,23 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """Make ``--dist loadgroup`` group again under pytest >= 9.2.
+
+    pytest-xdist (3.8) sends an ``xdist_group`` test to its group's worker by appending ``@GROUP`` to
+    ``item._nodeid``; pytest 9.2 derives ``item.nodeid`` from ``item._id`` instead, so the suffix was
+    lost and a group's tests were spread over both workers, each building the group's fixture. This
+    carries the suffix over (after xdist's own hook) and does nothing where it is not needed.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        grouped = item.__dict__.get("_nodeid")
+        if grouped and grouped != item.nodeid and hasattr(item, "_id"):
+            item._id = type(item._id).parse(grouped)
+
+
 @pytest.fixture(autouse=True)
 def _environment_restored() -> Iterator[None]:
     """Put ``os.environ`` back after every test, so no test changes what a later one (or its CLI subprocess) sees.
