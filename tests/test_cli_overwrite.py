@@ -15,6 +15,8 @@ import pytest
 
 from tests.cli_helpers import FinishedRun, run_cli, write_topics
 
+pytestmark = pytest.mark.xdist_group("tiny_cli_run")  # under -n 2: the session's finished tiny run is made once, on one worker
+
 
 def _refused(proc: subprocess.CompletedProcess, *needles: str) -> None:
     assert proc.returncode == 2, proc.stderr[-3000:]

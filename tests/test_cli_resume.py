@@ -15,6 +15,8 @@ import pytest
 from tests.cli_helpers import FinishedRun, cli_argv, cli_env, run_cli
 from tests.training_data import topics_dataset
 
+pytestmark = pytest.mark.xdist_group("tiny_cli_run")  # under -n 2: the session's finished tiny run is made once, on one worker
+
 
 def _checkpoint_steps(model_dir: Path) -> list:
     return sorted(int(p.parent.name.split("-")[1]) for p in (model_dir / "checkpoints").glob("checkpoint-*/trainer_state.json"))

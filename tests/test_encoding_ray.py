@@ -15,6 +15,8 @@ from llama_index_bge_finetune.errors import EncodeBackendError
 
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "llama-index-bge-finetune[scale]")')
 
+pytestmark = pytest.mark.xdist_group("ray")  # under -n 2: one local Ray cluster at a time on this machine
+
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:

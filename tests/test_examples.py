@@ -21,6 +21,9 @@ import pytest
 
 from tests.openai_server import OpenAITestServer, _words
 
+# Under -n 2 the tests that read the module's drop-in run go to one worker, which makes it once.
+SHARES_DROP_IN_RUN = pytest.mark.xdist_group("examples-drop-in-run")
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 
@@ -74,6 +77,7 @@ def test_questions_are_captured_in_the_ingestion_pipeline_and_from_live_queries(
     assert openai_server.chat_requests == nodes + 3 + 3, "questions, judge calls and the query engine's answers"
 
 
+@SHARES_DROP_IN_RUN
 def test_the_engine_is_a_drop_in_for_the_walkthrough_code(drop_in_run: Tuple[Path, str]) -> None:
     work, out = drop_in_run
     train, val = (json.loads((work / f"{s}_dataset.json").read_text()) for s in ("train", "val"))
@@ -86,6 +90,7 @@ def test_the_engine_is_a_drop_in_for_the_walkthrough_code(drop_in_run: Tuple[Pat
     assert "32-dimensional query vectors" in out, "get_finetuned_model() returns the tiny model's embedding"
 
 
+@SHARES_DROP_IN_RUN
 def test_the_retriever_evaluator_compares_vector_bm25_and_hybrid_retrievers(
         drop_in_run: Tuple[Path, str], _tiny_model_master: Path, module_server: OpenAITestServer) -> None:
     work, _ = drop_in_run
@@ -108,6 +113,7 @@ def test_the_retriever_evaluator_compares_vector_bm25_and_hybrid_retrievers(
     assert proc.returncode == 2 and "run examples/finetune_drop_in.py first" in proc.stderr
 
 
+@SHARES_DROP_IN_RUN
 def test_the_reranker_is_a_node_postprocessor_of_a_query_engine(
         drop_in_run: Tuple[Path, str], _tiny_model_master: Path, minilm_path: Path,
         module_server: OpenAITestServer) -> None:

@@ -21,6 +21,8 @@ import pytest
 from llama_index_bge_finetune.evaluation.html_report import write_html_report
 from tests.report_data import synthetic_comparison, write_run_files
 
+pytestmark = pytest.mark.xdist_group("browser")  # under -n 2: one Chromium for the module
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -25,7 +25,7 @@ from llama_index_bge_finetune.integration import (
 )
 from tests.integration_helpers import QUERY, TAX_ID, documents, finetune_zorblat, persist_index
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reembed")]  # under -n 2: the module's fine-tuned models are made once
 ROOT = Path(__file__).resolve().parents[1]
 
 

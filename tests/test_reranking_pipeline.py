@@ -12,14 +12,20 @@ from tests.reranking_data import topic_samples
 from tests.training_data import topics_dataset
 
 
-@pytest.fixture
-def tiny_reranker(tiny_model_path, tmp_path):
-    out = tmp_path / "reranker"
-    CrossEncoderFinetuneEngine(topic_samples(8), model_id=str(tiny_model_path), model_output_path=str(out), batch_size=4,
-                               epochs=1, show_progress_bar=False).finetune()
+# Under -n 2 the tests that read the module's tiny reranker go to one worker, which trains it once.
+SHARES_TINY_RERANKER = pytest.mark.xdist_group("tiny-reranker")
+
+
+@pytest.fixture(scope="module")
+def tiny_reranker(_tiny_model_master, tmp_path_factory):
+    """One cross-encoder fine-tuned from the tiny model for the module's tests, which only read it."""
+    out = tmp_path_factory.mktemp("tiny-reranker") / "reranker"
+    CrossEncoderFinetuneEngine(topic_samples(8), model_id=str(_tiny_model_master), model_output_path=str(out),
+                               batch_size=4, epochs=1, show_progress_bar=False).finetune()
     return out
 
 
+@SHARES_TINY_RERANKER
 def test_compare_models_reranks_top_n_with_cost_and_paired_test(tiny_model_path, tiny_reranker, tmp_path):
     ds = topics_dataset(16, 1)
     cmp = compare_models({"fine-tuned": str(tiny_model_path)}, ds, k_values=(1, 5), cache=False,
@@ -39,6 +45,7 @@ def test_compare_models_reranks_top_n_with_cost_and_paired_test(tiny_model_path,
         compare_models({"a": str(tiny_model_path)}, ds, cache=False, rerank={"r": ("a", str(tiny_reranker))})
 
 
+@SHARES_TINY_RERANKER
 def test_retriever_evaluator_with_reranker_postprocessor(tiny_model_path, tiny_reranker):
     from llama_index.core import VectorStoreIndex
     from llama_index.core.schema import TextNode
@@ -72,6 +79,7 @@ def test_packaged_minilm_bi_encoder_start_trains_and_loads_in_core_rerank(minilm
     assert len(core.postprocess_nodes(nodes, query_str="What are Python lists?")) == 1
 
 
+@SHARES_TINY_RERANKER
 def test_int8_onnx_scorer_agrees_with_torch(tiny_reranker, tmp_path):
     import numpy as np
 

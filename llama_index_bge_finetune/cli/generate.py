@@ -54,11 +54,12 @@ def generate(
                     what="finished datasets (train_dataset.json, val_dataset.json)")
     check_chunking(chunk_size, chunk_overlap)
     pipeline.check_run_output(output, overwrite, settings, **finished)
+    pipeline.check_generator(generator, batch_api)
+    with stage("Reading and chunking documents"):
+        nodes = chunk_documents(load_documents(documents), chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     gen, description = pipeline.make_generator(generator, llm_model, questions_per_chunk, max_retries=max_retries,
                                                batch_api=batch_api, batch_poll_seconds=batch_poll_seconds)
     console.print(f"Questions: {description}", highlight=False)
-    with stage("Reading and chunking documents"):
-        nodes = chunk_documents(load_documents(documents), chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     nodes = nodes[:max_nodes] if max_nodes else nodes
     pipeline.prepare_output(output, overwrite, settings, **finished)
     if not (output / pipeline.RUN_FILE).exists() or overwrite:

@@ -123,8 +123,9 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
 
     ``extra_models`` (label -> model spec or encoder) are compared too, after base and fine-tuned.
 
-    Every argument and the output folder are checked before the documents are read; a rerun of an
-    interrupted run resumes it (generation from its cache, training from its last checkpoint).
+    Every argument and the output folder are checked before the documents are read, without loading a
+    model library, so a refused argument answers at once; a rerun of an interrupted run resumes it
+    (generation from its cache, training from its last checkpoint).
     """
     from llama_index_bge_finetune.evaluation.metrics import check_k_values
     from llama_index_bge_finetune.ingest import check_chunking, chunk_documents
@@ -139,15 +140,16 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
                                  config.precision)
     settings = pipeline.run_settings(config)
     pipeline.check_run_output(out, overwrite, settings)
-    gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk,
-                                                   max_retries=max_retries, batch_api=batch_api,
-                                                   batch_poll_seconds=batch_poll_seconds)
+    pipeline.check_generator(config.generator, batch_api)
     choice = resolve_base_model(config.base_model)
     pipeline.check_base_model(choice.model)
     pipeline.check_encode_backend(encode_backend)
 
     with stage("Reading documents"):
         docs = load()
+    gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk,
+                                                   max_retries=max_retries, batch_api=batch_api,
+                                                   batch_poll_seconds=batch_poll_seconds)
     with stage("Chunking"):
         nodes = chunk_documents(docs, chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap)
     if config.max_nodes:
