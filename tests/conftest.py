@@ -53,7 +53,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     pytest-xdist (3.8) sends an ``xdist_group`` test to its group's worker by appending ``@GROUP`` to
     ``item._nodeid``; pytest 9.2 derives ``item.nodeid`` from ``item._id`` instead, so the suffix was
     lost and a group's tests were spread over both workers, each building the group's fixture. This
-    carries the suffix over (after xdist's own hook) and does nothing where it is not needed.
+    carries the suffix over (after xdist's own hook) and does nothing where it is not needed. Upstream:
+    pytest-dev/pytest-xdist#1386 (fix proposed in #1388); remove this hook once a release has it.
     """
     if not getattr(config.option, "loadgroup", False):
         return
