@@ -67,14 +67,16 @@ def run_peer(train, val, base: str, out: Path) -> Dict[str, Any]:
             "note": "defaults" if val is not None else "evaluation_steps=0 (its default crashes without a validation set)"}
 
 
-def run_ours(train, val, base: str, out: Path, overrides: Dict[str, Any]) -> Dict[str, Any]:
+def run_ours(train, val, base: str, out: Path, overrides: Dict[str, Any],
+             train_args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Our engine's whole call: ``overrides`` go to the constructor, ``train_args`` to ``finetune()`` (trainer arguments)."""
     from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
 
     cache = Path(tempfile.mkdtemp(prefix="small-cache-"))  # cold: mining pays for the whole corpus
     t, c = time.perf_counter(), _cpu_seconds()
     engine = SentenceTransformersFinetuneEngine(train, model_id=base, model_output_path=str(out), val_dataset=val,
                                                 cache_dir=cache, **overrides)
-    engine.finetune()
+    engine.finetune(**(train_args or {}))
     row = {"seconds": time.perf_counter() - t, "cpu_seconds": _cpu_seconds() - c}
     r = engine.result
     row.update(mining_seconds=r.mining_seconds, trainer_seconds=r.train_seconds, steps=r.steps,

