@@ -10,6 +10,7 @@ from typing import Iterator
 
 import pytest
 
+from llama_index_bge_finetune.evaluation.cache import default_cache_dir
 from tests.cli_helpers import FinishedRun, finished_tiny_run
 
 pytest_plugins = ["tests.openai_server"]
@@ -27,11 +28,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 SHARED_DATA = Path(os.environ.get("BGE_FINETUNE_SHARED_DATA")
                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 # Beside the user's embedding cache (read before this session points BGE_FINETUNE_CACHE_DIR at a temporary folder).
-TEST_CORPORA_CACHE = (
-    Path(os.environ.get("BGE_FINETUNE_CACHE_DIR")
-         or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "llama-index-bge-finetune" / "embeddings")
-    .parent / "test-corpora"
-)
+TEST_CORPORA_CACHE = default_cache_dir().parent / "test-corpora"
 
 
 class EnvironmentLeakWarning(UserWarning):

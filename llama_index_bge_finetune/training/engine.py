@@ -391,12 +391,11 @@ class SentenceTransformersFinetuneEngine:
             )
         negatives: Optional[List[List[str]]] = None
         mine = self.miner is not None and mined_negatives(self.hard_negatives, len(pairs)) > 0
-        if self.hard_negatives == "auto":
-            result.hyperparameters["hard_negatives"] = self.miner.get_config_dict() if mine else 0
-            if not mine:
-                logger.info("%d training pairs, fewer than %d: in-batch negatives only, no mined hard negatives "
-                            "(they measured worse on small data); pass hard_negatives=1 to mine.", len(pairs),
-                            MINING_MIN_PAIRS)
+        result.hyperparameters["hard_negatives"] = self.miner.get_config_dict() if mine else 0
+        if self.hard_negatives == "auto" and not mine:
+            logger.info("%d training pairs, fewer than %d: in-batch negatives only, no mined hard negatives "
+                        "(they measured worse on small data); pass hard_negatives=1 to mine.", len(pairs),
+                        MINING_MIN_PAIRS)
         if mine:
             t0 = time.perf_counter()
             self.miner.cache_dir = self._mining_cache_dir()
