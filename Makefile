@@ -25,9 +25,10 @@ demo: $(STAMP)
 	$(VENV)/bin/bge-finetune demo
 
 # Two workers (pytest-xdist); tests that share a costly module or session fixture carry the same
-# xdist_group, so --dist loadgroup sends them to one worker, which makes the fixture once.
+# xdist_group, so --dist loadgroup sends them to one worker, which makes the fixture once. Groups go out
+# in the order tests/conftest.py gives (longest first), not xdist's by-size order.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) bge-finetune-demo

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from llama_index_bge_finetune import outputs
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import GenerationError, OutputExistsError, TrainingError
+from llama_index_bge_finetune.precisions import ANY_DEVICE_PRECISIONS, check_precision_name
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -483,16 +484,12 @@ def check_base_model(model: str) -> None:
         )
 
 
-ANY_DEVICE_PRECISIONS = ("auto", "fp32", "bf16")
-"""Precisions every device trains in (see ``training.core.precision_flags``): checking them needs no torch."""
-
-
 def check_training_args(learning_rate: Optional[float] = None, epochs: Optional[float] = None,
                         checkpoint_steps: Optional[int] = None, checkpoint_seconds: Optional[float] = None,
                         precision: str = "auto") -> None:
     """Refuse impossible training settings before any expensive stage (the engine checks them again).
 
-    Only a precision that some hardware cannot train in (fp16, or an unknown name) loads torch to ask.
+    An unknown precision is refused without torch; only fp16 (GPU only) loads torch to ask for a GPU.
     """
     for name, value in (("learning rate", learning_rate), ("number of epochs", epochs),
                         ("checkpoint step interval", checkpoint_steps)):
@@ -500,6 +497,7 @@ def check_training_args(learning_rate: Optional[float] = None, epochs: Optional[
             raise TrainingError(f"The {name} must be positive, got {value}.")
     if checkpoint_seconds is not None and checkpoint_seconds < 0:
         raise TrainingError(f"The checkpoint time interval must be zero (off) or more, got {checkpoint_seconds}.")
+    check_precision_name(precision)
     if precision not in ANY_DEVICE_PRECISIONS:
         from llama_index_bge_finetune.training import core
 

@@ -45,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    """Make ``--dist loadgroup`` group again under pytest >= 9.2.
+    """Make ``--dist loadgroup`` group again under pytest >= 9.2, and hand out the longest work first.
 
     pytest-xdist (3.8) sends an ``xdist_group`` test to its group's worker by appending ``@GROUP`` to
     ``item._nodeid``; pytest 9.2 derives ``item.nodeid`` from ``item._id`` instead, so the suffix was
@@ -59,6 +59,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
         grouped = item.__dict__.get("_nodeid")
         if grouped and grouped != item.nodeid and hasattr(item, "_id"):
             item._id = type(item._id).parse(grouped)
+    _longest_first(items)
+
+
+def _longest_first(items: list) -> None:
+    """Order ``items`` so that xdist (with ``--no-loadscope-reorder``) hands out the longest work first.
+
+    A ``scheduled_first`` group (minutes of fixture, e.g. a cold SciFact encode) goes out at once, so
+    the other worker runs the rest beside it instead of that group starting late and running alone.
+    xdist gives each worker two units up front, so the unit queued behind that group on its worker is
+    one single test; the other groups follow, and the remaining single tests, the smallest units, come
+    last, where they even out the two workers' finishing times. Within a rank the (possibly random)
+    collection order is kept.
+    """
+    first = [i for i in items if i.get_closest_marker("scheduled_first")]
+    groups = [i for i in items if not i.get_closest_marker("scheduled_first") and i.get_closest_marker("xdist_group")]
+    singles = [i for i in items if not i.get_closest_marker("xdist_group")]
+    items[:] = first + singles[:1] + groups + singles[1:]
 
 
 @pytest.fixture(autouse=True)

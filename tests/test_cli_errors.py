@@ -42,13 +42,6 @@ def test_folder_with_no_readable_document(tmp_path: Path) -> None:
     _assert_clean_error(_cli("run", "docs", cwd=tmp_path), "No readable document", "scan.pdf")
 
 
-def test_unknown_precision_is_refused_before_any_work(tmp_path: Path) -> None:
-    (tmp_path / "train.json").write_text("{}")
-    _assert_clean_error(_cli("train", "train.json", "-o", "m", "--precision", "fp8", cwd=tmp_path),
-                        "precision must be one of auto, fp32, fp16, bf16")
-    assert not (tmp_path / "m").exists()
-
-
 def test_missing_dataset_file(tmp_path: Path) -> None:
     _assert_clean_error(_cli("train", "nope.json", "-o", "m", cwd=tmp_path), "does not exist")
 

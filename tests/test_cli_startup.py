@@ -54,6 +54,7 @@ def test_help_and_refused_arguments_load_no_model_library(tmp_path: Path) -> Non
     write_topics(tmp_path / "docs", names=("assignment",))
     (tmp_path / "empty").mkdir()
     (tmp_path / "taken").write_text("precious")
+    (tmp_path / "train.json").write_text("{}")
     calls = {
         "help": (["--help"], 0, "Fine-tune an embedding model"),
         "run help": (["run", "--help"], 0, "--reranker"),
@@ -66,6 +67,9 @@ def test_help_and_refused_arguments_load_no_model_library(tmp_path: Path) -> Non
         "generator": (["run", "docs", "-o", "out", "--generator", "openai"], 2, "OPENAI_API_KEY"),
         "generate into a file": (["generate", "docs", "-o", "taken"], 2, "is a file"),
         "epochs": (["train", "nope.json", "-o", "m", "--epochs", "0"], 2, "epochs must be positive"),
+        "precision": (["train", "train.json", "-o", "m", "--precision", "fp8"], 2,
+                      "precision must be one of auto, fp32, fp16, bf16"),
+        "run precision": (["run", "docs", "-o", "out", "--precision", "fp8"], 2, "precision must be one of"),
         "evaluate k": (["evaluate", "nope.json", "-m", "a=b", "--k", "0"], 2, "k_values"),
     }
     result = _drive([argv for argv, _, _ in calls.values()], tmp_path)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
+from llama_index_bge_finetune.precisions import check_precision_name
 from llama_index_bge_finetune.reranking.dataset import (
     CrossEncoderFinetuningDatasetSample, coerce_samples, group_by_query,
 )
@@ -126,8 +127,7 @@ class CrossEncoderFinetuneEngine:
                 raise TrainingError(f"{name} must be positive, got {value}.")
         if isinstance(loss, str) and loss not in CE_LOSS_NAMES:
             raise TrainingError(f"Unknown loss {loss!r}; choose one of {', '.join(CE_LOSS_NAMES)}, or pass a loss object.")
-        if precision not in core.PRECISIONS:
-            raise TrainingError(f"precision must be one of {', '.join(core.PRECISIONS)}, got {precision!r}.")
+        check_precision_name(precision)
         if not 0.0 <= validation_fraction < 1.0:
             raise TrainingError(f"validation_fraction must be in [0, 1), got {validation_fraction}.")
         samples = coerce_samples(dataset, "training dataset")

@@ -34,13 +34,13 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from transformers import TrainerCallback
 
 from llama_index_bge_finetune.errors import TrainingError
+from llama_index_bge_finetune.precisions import check_precision_name
 from llama_index_bge_finetune.training.attention_dropout import set_attention_dropout
 from llama_index_bge_finetune.training.result import FinetuneResult
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
 RESULT_FILE = "training_result.json"
@@ -57,8 +57,7 @@ def precision_flags(precision: str, use_cpu: bool) -> Tuple[bool, bool]:
     """
     import torch
 
-    if precision not in PRECISIONS:
-        raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+    check_precision_name(precision)
     if precision == "fp32":
         return False, False
     if use_cpu:

@@ -25,6 +25,7 @@ from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
 from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL, query_instruction_for
+from llama_index_bge_finetune.precisions import check_precision_name
 from llama_index_bge_finetune.training import core
 from llama_index_bge_finetune.training.examples import TrainingTable, query_positive_pairs, training_table
 from llama_index_bge_finetune.training.freezing import freeze_lower_layers
@@ -193,8 +194,7 @@ class SentenceTransformersFinetuneEngine:
                            if value is not None})
         if not 0.0 <= warmup_ratio < 1.0:
             raise TrainingError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}; 0.1 is the usual value.")
-        if precision not in core.PRECISIONS:
-            raise TrainingError(f"precision must be one of {', '.join(core.PRECISIONS)}, got {precision!r}.")
+        check_precision_name(precision)
         if attention_dropout is not None and not 0.0 <= attention_dropout < 1.0:
             raise TrainingError(f"attention_dropout must be in [0, 1) or None (the model's own), got {attention_dropout}.")
         if hard_negatives != "auto" and (not isinstance(hard_negatives, int) or hard_negatives < 0):
