@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -78,8 +79,13 @@ def test_a_killed_actor_is_restarted_and_no_row_is_lost_or_repeated(ray_cluster:
         tiny_st, texts, batch_size=10)
     assert os.path.exists(marker), "the actor was never killed"
     np.testing.assert_allclose(vectors, encode_texts(tiny_st, texts, batch_size=10), rtol=0, atol=1e-5)
-    encoded = sorted(int(r) for name in os.listdir(calls) for r in Path(calls, name).read_text().split())
-    assert encoded == list(range(200))  # every row encoded exactly once, the killed batch after the restart
+    times = Counter(int(r) for name in os.listdir(calls) for r in Path(calls, name).read_text().split())
+    assert sorted(times) == list(range(200))  # every row encoded, the killed batch after the restart
+    # Ray retries every task that was in flight on the dead actor, so a block it had finished but not yet
+    # returned may be encoded again (at least once, not exactly once): only blocks before the killed one,
+    # whole, and at most twice. The vectors above hold each row once either way.
+    again = sorted(r for r, n in times.items() if n > 1)
+    assert max(times.values()) <= 2 and all(r < 100 for r in again) and len(again) % 20 == 0, again
 
 
 def test_unreachable_cluster_is_a_clear_error() -> None:
