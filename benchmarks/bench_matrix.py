@@ -18,6 +18,10 @@ Each engine is timed over its whole call (constructor + ``finetune()``), ours wi
 embedding cache, so mining's corpus encode is inside the time. The peer runs with
 ``evaluation_steps=0`` (its default 50 crashes without a validation set; nothing else changed).
 Headline metric: hit rate@5 on the 10-K set (the published experiment's), nDCG@10 elsewhere.
+Where our engine saves its model with a longer window than the base's (``max_seq_length="auto"``,
+see ``llama_index_bge_finetune/training/window.py``), the table also shows the base model, and the
+peer's model when it ran in this run, read at that window: the lift from reading more of each
+passage is then told apart from the lift of training.
 
 Cached across runs under ``benchmarks/.cache/matrix`` (``--fresh`` ignores the cache): the base
 model's scores and the peer's row, keyed by the data, the packages' versions and the CPU kind. A
@@ -124,12 +128,21 @@ def run_set(name: str, base: str, work: Path, overrides: Dict[str, Any], fresh: 
                 len(train.corpus), len(test.queries))
     rows: Dict[str, Dict[str, Any]] = {}
     rows["base"] = _cached("base", key, fresh, lambda: retrieval_scores(SentenceTransformer(base, device="cpu"), test))
+    window = _our_window(base, train, overrides)
+    if window.chosen != window.base:
+        # Ours reads longer passages than the base: the base at that window too, so the table splits the lift.
+        rows["base_window"] = _cached("base", {**key, "window": window.chosen}, fresh,
+                                      lambda: retrieval_scores(_at_window(SentenceTransformer(base, device="cpu"),
+                                                                          window.chosen), test))
 
     def run_the_peer() -> Dict[str, Any]:
         out = work / name / "peer"
         shutil.rmtree(out, ignore_errors=True)
         row = run_peer(train, None, base, out)
         row.update(retrieval_scores(SentenceTransformer(str(out), device="cpu"), test))
+        if window.chosen != window.base:  # the peer's model read at our window (a user could set it by hand)
+            row[f"at_window_{window.chosen}"] = retrieval_scores(
+                _at_window(SentenceTransformer(str(out), device="cpu"), window.chosen), test)
         row["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         return row
 
@@ -145,6 +158,7 @@ def run_set(name: str, base: str, work: Path, overrides: Dict[str, Any], fresh: 
     hp = json.loads((out / "training_result.json").read_text()).get("hyperparameters", {}) \
         if (out / "training_result.json").is_file() else {}
     rows["ours"]["schedule"] = {k: hp.get(k) for k in ("batch_size", "epochs", "learning_rate", "warmup_ratio")}
+    rows["ours"]["window"] = window.to_dict()
     gc.collect()
     b, o = rows["base"][metric], rows["ours"][metric]
     p = rows["peer"] if "peer" in rows else None
@@ -154,6 +168,32 @@ def run_set(name: str, base: str, work: Path, overrides: Dict[str, Any], fresh: 
         "peer_lift": p[metric] - b if p else None, "ours_lift": o - b,
         "time_ratio": rows["ours"]["seconds"] / p["seconds"] if p else None,
     }
+
+
+def _our_window(base: str, train: Any, overrides: Dict[str, Any]) -> Any:
+    """The window our engine saves its model with on this set (the engine's own choice, made up front)."""
+    from sentence_transformers import SentenceTransformer
+
+    from llama_index_bge_finetune.training.window import choose_window
+
+    return choose_window(SentenceTransformer(base, device="cpu"), list(train.corpus.values()),
+                         overrides.get("max_seq_length", "auto"))
+
+
+def _at_window(model: Any, tokens: int) -> Any:
+    model.max_seq_length = tokens
+    return model
+
+
+def _window_cells(r: Dict[str, Any]) -> Tuple[str, str, str]:
+    """(window base -> ours, base at ours' window, peer at ours' window) cells; dashes when the window is the base's."""
+    rows, m = r["rows"], r["metric"]
+    w = rows["ours"].get("window") or {}
+    if "base_window" not in rows:
+        return str(w.get("chosen", "-")), "-", "-"
+    peer_at = (rows.get("peer") or {}).get(f"at_window_{w['chosen']}")
+    return (f"{w['base']} -> {w['chosen']}", f"{rows['base_window'][m]:.4f}",
+            f"{peer_at[m]:.4f}" if peer_at else "-")
 
 
 def _peer_cells(r: Dict[str, Any]) -> Tuple[str, str, str, str]:
@@ -169,16 +209,19 @@ def _peer_cells(r: Dict[str, Any]) -> Tuple[str, str, str, str]:
 def table(results: Dict[str, Dict[str, Any]]) -> str:
     """A markdown table: one line per set."""
     lines = ["| set | train q / passages | metric | base | peer (lift) | ours (lift) | ours - peer lift "
-             "| peer s | ours s | ratio | our steps (batch x epochs) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| peer s | ours s | ratio | our steps (batch x epochs) | window (tokens) | base at our window "
+             "| peer at our window |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         rows, m = r["rows"], r["metric"]
         sched = rows["ours"].get("schedule", {})
         peer, margin, peer_s, ratio = _peer_cells(r)
+        window, base_at, peer_at = _window_cells(r)
         lines.append(
             f"| {name} | {r['train_questions']} / {r['train_passages']} | {m} | {rows['base'][m]:.4f} "
             f"| {peer} | {rows['ours'][m]:.4f} ({r['ours_lift']:+.4f}) | {margin} | {peer_s} | {rows['ours']['seconds']:.0f} "
-            f"| {ratio} | {rows['ours'].get('steps')} ({sched.get('batch_size')} x {sched.get('epochs')}) |"
+            f"| {ratio} | {rows['ours'].get('steps')} ({sched.get('batch_size')} x {sched.get('epochs')}) "
+            f"| {window} | {base_at} | {peer_at} |"
         )
     return "\n".join(lines)
 
@@ -193,6 +236,8 @@ def summary(results: Dict[str, Dict[str, Any]], started: str, commit: str) -> st
             f"{name} {m} base {rows['base'][m]:.4f} "
             + (f"peer {peer[m]:.4f} ({r['peer_lift']:+.4f}) " if peer else "no peer ")
             + f"ours {rows['ours'][m]:.4f} ({r['ours_lift']:+.4f})"
+            + (f" [window {rows['ours']['window']['chosen']}: base {rows['base_window'][m]:.4f}]"
+               if "base_window" in rows else "")
             + (f" time {r['time_ratio']:.2f}x" + (" (peer cached)" if peer.get("cached") else "") if peer else "")
         )
     return f"SUMMARY matrix ({cpu_description()}; {started}; commit {commit}) " + "; ".join(parts)

@@ -34,6 +34,7 @@ from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
 from llama_index_bge_finetune.training.model_card import card_fields, write_model_card
 from llama_index_bge_finetune.training.result import FinetuneResult
 from llama_index_bge_finetune.training.schedule import MINING_MIN_PAIRS, count_steps, mined_negatives, training_schedule
+from llama_index_bge_finetune.training.window import WindowSetting, check_window_setting, choose_window
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +120,14 @@ class SentenceTransformersFinetuneEngine:
         mini_batch_size: chunk size of the cached losses (``loss="cached_mnrl"``).
         matryoshka_dims: also train these truncated dimensions, e.g. ``[384, 256, 128]``.
         guide_model_id: guide of the GIST losses (default: the base model).
-        train_max_seq_length: truncate texts to this many tokens while training only (the saved
-            model keeps the base's limit); ``None`` keeps the base's.
+        train_max_seq_length: truncate texts to this many tokens while training only; ``None`` trains
+            at the base's window.
+        max_seq_length: the window the saved model reads. ``"auto"`` (default): long enough for 90%
+            of the training passages (rounded up to 64 tokens), between the base's window and the
+            model's position limit, so chunks longer than the base's window (all-MiniLM-L6-v2: 256
+            tokens; LlamaIndex chunks: up to 1,024) are embedded whole, not by their opening. On the
+            10-K experiment hit@5 0.8367 against 0.7709 at the base's window (see
+            :mod:`llama_index_bge_finetune.training.window`). ``None`` keeps the base's; an int sets it.
         forgetting_dataset: a general dataset; with it, the forgetting guard runs.
         forgetting_threshold: largest acceptable nDCG@10 drop on it before interpolating.
         forgetting_alpha: weight of the fine-tuned model in the interpolation.
@@ -172,6 +179,7 @@ class SentenceTransformersFinetuneEngine:
         matryoshka_dims: Optional[Sequence[int]] = None,
         guide_model_id: Optional[str] = None,
         train_max_seq_length: Optional[int] = None,
+        max_seq_length: WindowSetting = "auto",
         forgetting_dataset: Optional[Any] = None,
         forgetting_threshold: float = 0.02,
         forgetting_alpha: float = 0.5,
@@ -207,6 +215,7 @@ class SentenceTransformersFinetuneEngine:
             raise TrainingError(f"frozen_layers must be 'auto' or 0 or more, got {frozen_layers!r}; 0 trains every layer.")
         if train_max_seq_length is not None and train_max_seq_length < 8:
             raise TrainingError(f"train_max_seq_length must be at least 8 tokens, got {train_max_seq_length}.")
+        check_window_setting(max_seq_length)
         if not (hard_negative_pool is None or hard_negative_pool == "auto"
                 or (isinstance(hard_negative_pool, int) and hard_negative_pool >= 2)):
             raise TrainingError(f"hard_negative_pool must be 'auto', None (the whole corpus) or at least 2 passages, "
@@ -259,6 +268,7 @@ class SentenceTransformersFinetuneEngine:
         self.matryoshka_dims = list(matryoshka_dims) if matryoshka_dims else None
         self.guide_model_id = guide_model_id
         self.train_max_seq_length = train_max_seq_length
+        self.max_seq_length = max_seq_length
         self.cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         self.logging_steps = logging_steps
         self.encode_backend = encode_backend
@@ -305,6 +315,7 @@ class SentenceTransformersFinetuneEngine:
             "hard_negative_pool": self.hard_negative_pool,
             "hard_negative_gradients": self.hard_negative_gradients,
             "train_max_seq_length": self.train_max_seq_length,
+            "max_seq_length": self.max_seq_length,
         }
         if self._loss_name().startswith("cached"):
             params["mini_batch_size"] = self.mini_batch_size
@@ -328,6 +339,9 @@ class SentenceTransformersFinetuneEngine:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank0 = int(os.environ.get("RANK", "0")) == 0
         result = FinetuneResult(model_path=self.model_output_path, hyperparameters=self.hyperparameters())
+        window = choose_window(model, list(self.dataset.corpus.values()), self.max_seq_length)
+        result.window = window.to_dict()
+        result.hyperparameters["max_seq_length"] = window.chosen
 
         rows = self._training_table(model, result, show_progress_bar=self.show_progress_bar and rank0)
         evaluator = self._build_evaluator()
@@ -372,6 +386,9 @@ class SentenceTransformersFinetuneEngine:
             if result.forgetting["interpolated_applied"] and evaluator is not None:
                 result.evaluation["interpolated"] = _ir_scores(evaluator(model))
 
+        if window.chosen != base_seq_len:
+            logger.info("Window: %s.", window.reason)
+        model.max_seq_length = window.chosen
         core.finish(trainer, result, started, self.model_output_path, self.checkpoint_path, self.save_checkpoints,
                     self._save)
         self.result = result

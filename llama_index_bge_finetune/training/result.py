@@ -23,6 +23,8 @@ class FinetuneResult:
         hyperparameters: every setting used (learning rate, batch size, loss, ...).
         evaluation: ``{"base": {...}, "fine_tuned": {...}}`` on the validation set, if given.
         forgetting: the forgetting guard's report, if the guard was on.
+        window: the base model's window, the saved model's (``chosen``) and why (see
+            :mod:`llama_index_bge_finetune.training.window`); validation scores are at the base's.
         log_history: the trainer's log: ``{"step", "epoch", "loss", "learning_rate"}`` per logging
             step and ``{"step", "eval_<name>_<metric>": value}`` per evaluation (for reports and charts).
     """
@@ -41,6 +43,7 @@ class FinetuneResult:
     hyperparameters: Dict[str, Any] = field(default_factory=dict)
     evaluation: Dict[str, Dict[str, float]] = field(default_factory=dict)
     forgetting: Optional[Dict[str, Any]] = None
+    window: Dict[str, Any] = field(default_factory=dict)
     log_history: List[Dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:

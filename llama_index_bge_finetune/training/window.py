@@ -1,0 +1,122 @@
+"""How many tokens of a passage the fine-tuned model reads: its window, sized to the user's passages.
+
+Many sentence-transformers models ship a window shorter than their position limit
+(all-MiniLM-L6-v2 reads 256 tokens of the 512 its positions cover), while LlamaIndex's default
+chunks run to 1,024 tokens: the model then embeds the first quarter of each chunk and retrieval
+never sees the rest. With ``max_seq_length="auto"`` (the engine's default) the fine-tuned model is
+saved with a window that covers the 90th-percentile passage of the training corpus, rounded up to
+a multiple of 64, never below the base's window and never past the position limit. Training itself
+keeps the base's window (its cost does not change); only the saved model reads further.
+
+Measured (benchmarks/RESULTS.md, 2026-12-04, the LlamaIndex 10-K experiment, all-MiniLM-L6-v2):
+hit@5 of the base 0.7278 at 256 tokens, 0.7620 at 512; the model fine-tuned at 256 and read at 512
+0.8367 (0.7709 at 256).
+
+Example::
+
+    from sentence_transformers import SentenceTransformer
+    from llama_index_bge_finetune.training.window import choose_window
+
+    model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
+    choice = choose_window(model, ["a passage ...", "another passage ..."], "auto")
+    print(choice.base, choice.chosen, choice.reason)   # 256 256 "the base's window covers ..."
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Optional, Sequence, Union
+
+from llama_index_bge_finetune.errors import TrainingError
+
+logger = logging.getLogger(__name__)
+
+WINDOW_PERCENTILE = 0.9  # the window covers this share of the training passages ...
+WINDOW_STEP = 64  # ... rounded up to a multiple of this many tokens
+SAMPLE = 2000  # passages tokenized to measure lengths (a seeded sample of larger corpora)
+WindowSetting = Union[int, str, None]
+
+
+@dataclass(frozen=True)
+class WindowChoice:
+    """The base model's window, the one the fine-tuned model is saved with, and why."""
+
+    base: int
+    chosen: int
+    limit: Optional[int]
+    passage_tokens_p90: Optional[int]
+    reason: str
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-serialisable dict (for ``training_result.json`` and the model card)."""
+        return asdict(self)
+
+
+def check_window_setting(value: WindowSetting) -> None:
+    """Refuse a ``max_seq_length`` that is neither ``"auto"``, ``None`` nor a token count of at least 8."""
+    if value is None or value == "auto":
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 8:
+        raise TrainingError(f"max_seq_length must be 'auto', None (the base model's window) or at least 8 tokens, "
+                            f"got {value!r}.")
+
+
+def position_limit(model: Any) -> Optional[int]:
+    """The most tokens the model's first module can read: its position embeddings (``None`` when it has none).
+
+    The tokenizer's ``model_max_length`` is no guide: sentence-transformers sets it to the window.
+    """
+    first = model[0] if len(model) else None
+    config = getattr(getattr(first, "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    # RoBERTa-family models reserve the first positions for padding (position ids start at pad + 1).
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= (getattr(config, "pad_token_id", 0) or 0) + 1
+    return positions
+
+
+def passage_length_percentile(tokenizer: Any, passages: Sequence[str], q: float = WINDOW_PERCENTILE,
+                              seed: int = 0) -> int:
+    """The ``q`` quantile of the passages' token counts (special tokens included), on a seeded sample."""
+    texts = list(passages)
+    if len(texts) > SAMPLE:
+        texts = random.Random(seed).sample(texts, SAMPLE)
+    lengths = sorted(len(ids) for ids in tokenizer(texts, add_special_tokens=True, truncation=False,
+                                                   verbose=False)["input_ids"])
+    return lengths[min(len(lengths) - 1, max(0, math.ceil(q * len(lengths)) - 1))]
+
+
+def choose_window(model: Any, passages: Sequence[str], setting: WindowSetting) -> WindowChoice:
+    """The window the fine-tuned model is saved with, for ``max_seq_length=setting``.
+
+    ``None`` keeps the base's; an int is used as given (refused past the position limit);
+    ``"auto"`` covers the 90th-percentile training passage as the module docstring says.
+    """
+    check_window_setting(setting)
+    base = int(model.max_seq_length)
+    limit = position_limit(model)
+    if setting is None:
+        return WindowChoice(base, base, limit, None, "max_seq_length=None keeps the base model's window")
+    if isinstance(setting, int):
+        if limit is not None and setting > limit:
+            raise TrainingError(f"max_seq_length={setting} is past the model's position limit of {limit} tokens; "
+                                f"pass at most {limit}, or 'auto'.")
+        return WindowChoice(base, setting, limit, None, f"max_seq_length={setting} as given")
+    if limit is None or not passages:
+        return WindowChoice(base, base, limit, None, "the model states no position limit: the base's window kept")
+    p90 = passage_length_percentile(model.tokenizer, passages)
+    if p90 <= base:
+        return WindowChoice(base, base, limit, p90,
+                            f"the base's window of {base} tokens covers 90% of the passages ({p90} tokens)")
+    chosen = min(limit, max(base, math.ceil(p90 / WINDOW_STEP) * WINDOW_STEP))
+    if chosen <= base:
+        return WindowChoice(base, base, limit, p90, f"the base's window of {base} tokens is the model's limit")
+    covers = "covers 90% of the passages" if chosen >= p90 else "is the model's position limit"
+    return WindowChoice(base, chosen, limit, p90,
+                        f"90% of the passages run to {p90} tokens, past the base's window of {base}: "
+                        f"saved with {chosen} tokens, which {covers}")
