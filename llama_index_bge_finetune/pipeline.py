@@ -68,6 +68,7 @@ class RunConfig:
     max_nodes: Optional[int] = None
     reranker: bool = False
     precision: str = "auto"
+    max_seq_length: Union[int, str, None] = "auto"  # the saved model's window (training.window)
     extra: Dict[str, Any] = field(default_factory=dict)
 
 

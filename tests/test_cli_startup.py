@@ -70,6 +70,9 @@ def test_help_and_refused_arguments_load_no_model_library(tmp_path: Path) -> Non
         "precision": (["train", "train.json", "-o", "m", "--precision", "fp8"], 2,
                       "precision must be one of auto, fp32, fp16, bf16"),
         "run precision": (["run", "docs", "-o", "out", "--precision", "fp8"], 2, "precision must be one of"),
+        "window": (["train", "train.json", "-o", "m", "--max-seq-length", "long"], 2,
+                   "--max-seq-length must be auto, base or a number of tokens"),
+        "run window": (["run", "docs", "-o", "out", "--max-seq-length", "4"], 2, "--max-seq-length must be"),
         "evaluate k": (["evaluate", "nope.json", "-m", "a=b", "--k", "0"], 2, "k_values"),
     }
     result = _drive([argv for argv, _, _ in calls.values()], tmp_path)

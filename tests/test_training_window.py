@@ -82,3 +82,19 @@ def test_the_engine_saves_the_wider_window_and_says_why(tiny_model_path, tmp_pat
     assert saved["hyperparameters"]["max_seq_length"] == 128
     assert "saved with 128 tokens" in caplog.text
     assert "max_seq_length" in (out / "README.md").read_text()
+
+
+def test_the_run_report_says_when_the_window_grew():
+    from llama_index_bge_finetune import pipeline
+    from llama_index_bge_finetune.cli.run import _report_sections
+    from llama_index_bge_finetune.models import BaseModelChoice
+    from llama_index_bge_finetune.training.result import FinetuneResult
+
+    data = topics_dataset(4, 1)
+    config = pipeline.RunConfig(output="out", documents="docs")
+    choice = BaseModelChoice("m", "given", None)
+    grown = FinetuneResult("out/model", window={"base": 256, "chosen": 512, "reason": "90% of the passages ..."})
+    text = _report_sections(config, choice, "offline", data, data, grown, 4, [])["Run"]
+    assert "reads up to 512 tokens of a chunk, the base 256 (90% of the passages ...; --max-seq-length)" in text
+    same = FinetuneResult("out/model", window={"base": 256, "chosen": 256, "reason": "covers"})
+    assert "Window" not in _report_sections(config, choice, "offline", data, data, same, 4, [])["Run"]

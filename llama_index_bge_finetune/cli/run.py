@@ -15,6 +15,7 @@ from llama_index_bge_finetune.cli.table import comparison_table
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
 from llama_index_bge_finetune.encoding.backends import backend_from_cli
 from llama_index_bge_finetune.errors import EvaluationError, GenerationError
+from llama_index_bge_finetune.training.window import parse_window_setting
 
 logger = logging.getLogger("llama_index_bge_finetune.cli")
 
@@ -64,6 +65,7 @@ def run(
     api_base: Optional[str] = options.API_BASE,
     ray: bool = options.RAY,
     precision: str = options.PRECISION,
+    max_seq_length: str = options.MAX_SEQ_LENGTH,
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
@@ -75,7 +77,7 @@ def run(
         raise EvaluationError(f"--model names {sorted(taken)} are the run's own rows; choose other NAMEs.")
     config = pipeline.RunConfig(
         output=str(output), documents=str(documents.resolve()), base_model=base_model, generator=generator,
-        reranker=reranker, precision=precision,
+        reranker=reranker, precision=precision, max_seq_length=parse_window_setting(max_seq_length),
         llm_model=llm_model, questions_per_chunk=questions_per_chunk, chunk_size=chunk_size,
         chunk_overlap=chunk_overlap, val_fraction=val_fraction, seed=seed, epochs=epochs,
         batch_size=batch_size, learning_rate=learning_rate, k_values=tuple(k), max_nodes=max_nodes,
@@ -184,6 +186,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
             train, choice.model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
             learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
             checkpoint_seconds=checkpoint_seconds, encode_backend=encode_backend, precision=config.precision,
+            max_seq_length=config.max_seq_length,
             overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
         ).result
         if training.resumed_from_step:
@@ -237,4 +240,9 @@ def _report_sections(config: pipeline.RunConfig, choice: Any, gen_description: s
         f"({result.pairs_with_negatives} with a mined hard negative); {result.train_seconds:.0f} s "
         f"({result.examples_per_second:.1f} examples/s)"
     )
+    window = result.window or {}
+    if window.get("chosen") and window.get("chosen") != window.get("base"):
+        lines.append(f"- Window: the fine-tuned model reads up to {window['chosen']} tokens of a chunk, the base "
+                     f"{window['base']} ({window['reason']}; --max-seq-length): part of the difference is "
+                     "the longer window")
     return {"Run": "\n".join(lines)}

@@ -11,6 +11,7 @@ from llama_index_bge_finetune import pipeline
 from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.progress import console, setup_logging
 from llama_index_bge_finetune.encoding.backends import backend_from_cli
+from llama_index_bge_finetune.training.window import parse_window_setting
 
 HELP = """Fine-tune a model on a dataset JSON (ours or llama-index-finetuning's).
 
@@ -38,6 +39,7 @@ def train(
     overwrite: bool = typer.Option(False, help="Replace a finished model (or restart unfinished training) in OUTPUT."),
     ray: bool = options.RAY,
     precision: str = options.PRECISION,
+    max_seq_length: str = options.MAX_SEQ_LENGTH,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:
     setup_logging(verbose)
@@ -46,6 +48,7 @@ def train(
 
     checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes is not None else None
     pipeline.check_training_args(learning_rate, epochs, checkpoint_steps, checkpoint_seconds, precision)
+    window = parse_window_setting(max_seq_length)
     pipeline.check_model_output(output, overwrite)  # a file or a finished model: refused before any loading
     train_ds = EmbeddingQAFinetuneDataset.from_json(dataset)
     val_ds = EmbeddingQAFinetuneDataset.from_json(val) if val else None
@@ -56,7 +59,7 @@ def train(
     engine = pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
                                   learning_rate=learning_rate, seed=seed, overwrite=overwrite,
                                   checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
-                                  encode_backend=encode_backend, precision=precision)
+                                  encode_backend=encode_backend, precision=precision, max_seq_length=window)
     result = engine.result
     resumed = f", resumed from step {result.resumed_from_step}" if result and result.resumed_from_step else ""
     console.print(f"Model saved to {output}{resumed}", highlight=False)

@@ -64,6 +64,22 @@ def check_window_setting(value: WindowSetting) -> None:
                             f"got {value!r}.")
 
 
+def parse_window_setting(text: str) -> WindowSetting:
+    """The CLI's ``--max-seq-length``: ``auto``, ``base`` (the base model's window) or a token count."""
+    value = text.strip().lower()
+    if value == "auto":
+        return "auto"
+    if value == "base":
+        return None
+    try:
+        tokens = int(value)
+    except ValueError:
+        tokens = -1
+    if tokens < 8:
+        raise TrainingError(f"--max-seq-length must be auto, base or a number of tokens of at least 8, got {text!r}.")
+    return tokens
+
+
 def position_limit(model: Any) -> Optional[int]:
     """The most tokens the model's first module can read: its position embeddings (``None`` when it has none).
 
