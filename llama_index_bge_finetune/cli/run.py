@@ -15,7 +15,7 @@ from llama_index_bge_finetune.cli.table import comparison_table
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
 from llama_index_bge_finetune.encoding.backends import backend_from_cli
 from llama_index_bge_finetune.errors import EvaluationError, GenerationError
-from llama_index_bge_finetune.training.window import parse_window_setting
+from llama_index_bge_finetune.window_settings import parse_window_setting
 
 logger = logging.getLogger("llama_index_bge_finetune.cli")
 

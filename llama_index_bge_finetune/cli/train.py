@@ -11,7 +11,7 @@ from llama_index_bge_finetune import pipeline
 from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.progress import console, setup_logging
 from llama_index_bge_finetune.encoding.backends import backend_from_cli
-from llama_index_bge_finetune.training.window import parse_window_setting
+from llama_index_bge_finetune.window_settings import parse_window_setting
 
 HELP = """Fine-tune a model on a dataset JSON (ours or llama-index-finetuning's).
 

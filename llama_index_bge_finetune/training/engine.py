@@ -34,7 +34,8 @@ from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
 from llama_index_bge_finetune.training.model_card import card_fields, write_model_card
 from llama_index_bge_finetune.training.result import FinetuneResult
 from llama_index_bge_finetune.training.schedule import MINING_MIN_PAIRS, count_steps, mined_negatives, training_schedule
-from llama_index_bge_finetune.training.window import WindowSetting, check_window_setting, choose_window
+from llama_index_bge_finetune.training.window import choose_window
+from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
 
 logger = logging.getLogger(__name__)
 

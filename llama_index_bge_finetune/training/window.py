@@ -28,16 +28,16 @@ import logging
 import math
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence
 
 from llama_index_bge_finetune.errors import TrainingError
+from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
 
 logger = logging.getLogger(__name__)
 
 WINDOW_PERCENTILE = 0.9  # the window covers this share of the training passages ...
 WINDOW_STEP = 64  # ... rounded up to a multiple of this many tokens
 SAMPLE = 2000  # passages tokenized to measure lengths (a seeded sample of larger corpora)
-WindowSetting = Union[int, str, None]
 
 
 @dataclass(frozen=True)
@@ -53,31 +53,6 @@ class WindowChoice:
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable dict (for ``training_result.json`` and the model card)."""
         return asdict(self)
-
-
-def check_window_setting(value: WindowSetting) -> None:
-    """Refuse a ``max_seq_length`` that is neither ``"auto"``, ``None`` nor a token count of at least 8."""
-    if value is None or value == "auto":
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 8:
-        raise TrainingError(f"max_seq_length must be 'auto', None (the base model's window) or at least 8 tokens, "
-                            f"got {value!r}.")
-
-
-def parse_window_setting(text: str) -> WindowSetting:
-    """The CLI's ``--max-seq-length``: ``auto``, ``base`` (the base model's window) or a token count."""
-    value = text.strip().lower()
-    if value == "auto":
-        return "auto"
-    if value == "base":
-        return None
-    try:
-        tokens = int(value)
-    except ValueError:
-        tokens = -1
-    if tokens < 8:
-        raise TrainingError(f"--max-seq-length must be auto, base or a number of tokens of at least 8, got {text!r}.")
-    return tokens
 
 
 def position_limit(model: Any) -> Optional[int]:
