@@ -23,12 +23,13 @@ import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from llama_index_bge_finetune import outputs
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import GenerationError, OutputExistsError, TrainingError
 from llama_index_bge_finetune.precisions import ANY_DEVICE_PRECISIONS, check_precision_name
+from llama_index_bge_finetune.window_settings import WindowSetting
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -68,7 +69,7 @@ class RunConfig:
     max_nodes: Optional[int] = None
     reranker: bool = False
     precision: str = "auto"
-    max_seq_length: Union[int, str, None] = "auto"  # the saved model's window (training.window)
+    max_seq_length: WindowSetting = "auto"  # the saved model's window (training.window)
     extra: Dict[str, Any] = field(default_factory=dict)
 
 

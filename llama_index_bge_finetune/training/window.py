@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 from dataclasses import asdict, dataclass
@@ -32,8 +31,6 @@ from typing import Any, Dict, Optional, Sequence
 
 from llama_index_bge_finetune.errors import TrainingError
 from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
-
-logger = logging.getLogger(__name__)
 
 WINDOW_PERCENTILE = 0.9  # the window covers this share of the training passages ...
 WINDOW_STEP = 64  # ... rounded up to a multiple of this many tokens
@@ -98,13 +95,15 @@ def choose_window(model: Any, passages: Sequence[str], setting: WindowSetting) -
             raise TrainingError(f"max_seq_length={setting} is past the model's position limit of {limit} tokens; "
                                 f"pass at most {limit}, or 'auto'.")
         return WindowChoice(base, setting, limit, None, f"max_seq_length={setting} as given")
-    if limit is None or not passages:
+    if limit is None:
         return WindowChoice(base, base, limit, None, "the model states no position limit: the base's window kept")
+    if not passages:
+        return WindowChoice(base, base, limit, None, "no passages to measure: the base's window kept")
     p90 = passage_length_percentile(model.tokenizer, passages)
     if p90 <= base:
         return WindowChoice(base, base, limit, p90,
                             f"the base's window of {base} tokens covers 90% of the passages ({p90} tokens)")
-    chosen = min(limit, max(base, math.ceil(p90 / WINDOW_STEP) * WINDOW_STEP))
+    chosen = min(limit, math.ceil(p90 / WINDOW_STEP) * WINDOW_STEP)  # > base (p90 > base) unless limit <= base
     if chosen <= base:
         return WindowChoice(base, base, limit, p90, f"the base's window of {base} tokens is the model's limit")
     covers = "covers 90% of the passages" if chosen >= p90 else "is the model's position limit"
