@@ -158,3 +158,32 @@ def shared_data() -> Path:
         pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in CI and on development "
                     "machines; set BGE_FINETUNE_SHARED_DATA to use another folder)")
     return SHARED_DATA
+
+
+# Pages of the 10-K PDFs that the walkthrough tests read. pypdf extracts ~60 ms of CPU a page, so the
+# whole of both (545 pages) costs each test that parses them ~32 s. Lyft's pages include its blank
+# page 167 (index 166), the case the walkthrough test is about; Uber's give over 80 nodes.
+TEN_K_EXCERPT_PAGES = {"lyft_2021.pdf": range(156, 176), "uber_2021.pdf": range(0, 50)}
+
+
+@pytest.fixture(scope="session")
+def ten_k_excerpts(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder laid out like ``llamaindex_10k/`` whose ``pdfs/`` hold page excerpts of the real 10-K PDFs.
+
+    The pages are copied as they are (pypdf's writer, no text extraction), so every reader sees the
+    real documents' text, fonts and blank page, in a seventh of the parsing time.
+    """
+    from pypdf import PdfReader, PdfWriter
+
+    source = shared_data / "llamaindex_10k" / "pdfs"
+    missing = [name for name in TEN_K_EXCERPT_PAGES if not (source / name).is_file()]
+    if missing:
+        pytest.skip(f"the 10-K PDFs {', '.join(missing)} are not in {source}")
+    folder = tmp_path_factory.mktemp("llamaindex_10k_excerpts")
+    (folder / "pdfs").mkdir()
+    for name, pages in TEN_K_EXCERPT_PAGES.items():
+        reader, writer = PdfReader(source / name), PdfWriter()
+        for page in pages:
+            writer.add_page(reader.pages[page])
+        writer.write(folder / "pdfs" / name)
+    return folder

@@ -142,12 +142,17 @@ def test_swapping_a_finetuned_model_into_an_existing_app(tiny_model_path: Path, 
 
 @pytest.fixture
 def ten_k_dir(request: pytest.FixtureRequest) -> Path:
-    """The 10-K walkthrough's data: ``LLAMAINDEX_10K_DIR`` when set, else the shared data beside the checkout."""
+    """The 10-K walkthrough's data: ``LLAMAINDEX_10K_DIR`` when set, else page excerpts of the shared PDFs.
+
+    The notebook keeps 8 nodes of each 10-K; excerpts (``ten_k_excerpts`` in conftest.py) spare it
+    parsing 545 pages to pick them.
+    """
     folder = os.environ.get("LLAMAINDEX_10K_DIR")
-    folder = Path(folder) if folder else request.getfixturevalue("shared_data") / "llamaindex_10k"
-    if not (folder / "pdfs" / "lyft_2021.pdf").is_file() or not (folder / "pdfs" / "uber_2021.pdf").is_file():
-        pytest.skip(f"the 10-K PDFs are not in {folder / 'pdfs'} (set LLAMAINDEX_10K_DIR)")
-    return folder
+    if not folder:
+        return request.getfixturevalue("ten_k_excerpts")
+    if not (Path(folder) / "pdfs" / "lyft_2021.pdf").is_file() or not (Path(folder) / "pdfs" / "uber_2021.pdf").is_file():
+        pytest.skip(f"the 10-K PDFs are not in {Path(folder) / 'pdfs'} (LLAMAINDEX_10K_DIR)")
+    return Path(folder)
 
 
 @pytest.mark.slow

@@ -58,10 +58,13 @@ def test_non_utf8_text_is_decoded_with_a_warning(tmp_path: Path, caplog: pytest.
     assert "not UTF-8" in caplog.text
 
 
-def test_real_pdf_pages(shared_data: Path, tmp_path: Path) -> None:
-    shutil.copy(shared_data / "llamaindex_10k" / "pdfs" / "uber_2021.pdf", tmp_path)
+def test_real_pdf_pages(ten_k_excerpts: Path, tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    shutil.copy(ten_k_excerpts / "pdfs" / "uber_2021.pdf", tmp_path)
     docs = load_documents(tmp_path)
-    assert len(docs) > 100 and any("Uber" in d.text for d in docs)
+    assert len(docs) == len(PdfReader(tmp_path / "uber_2021.pdf").pages) == 50, "one document per page"
+    assert any("Uber" in d.text for d in docs)
     assert {d.metadata["file_path"] for d in docs} == {"uber_2021.pdf"}
 
 
