@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset  # noqa: E402
-from llama_index_bge_finetune.training.core import cpu_description  # noqa: E402
+from llama_index_bge_finetune.precisions import cpu_description  # noqa: E402
 from llama_index_bge_finetune.training.retrieval_metrics import retrieval_scores  # noqa: E402
 
 logger = logging.getLogger("bench_finetune")

@@ -43,7 +43,7 @@ INDEPENDENT_SERVER = ROOT.parent / "shared" / "tools" / "openai_compatible_serve
 
 def cpu_kind() -> str:
     """e.g. ``AMD EPYC, AVX2 only (no AVX-512, no native bf16), 2 cores``."""
-    from llama_index_bge_finetune.training.core import cpu_description
+    from llama_index_bge_finetune.precisions import cpu_description
 
     return f"{cpu_description()}, {os.cpu_count()} cores"
 

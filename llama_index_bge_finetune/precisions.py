@@ -1,6 +1,7 @@
-"""The training precisions a user can name, checked without importing torch (the CLI refuses a typo at once).
+"""The training precisions a user can name and the CPU kind they depend on, without importing torch.
 
-Which of them a device can train in is decided by ``training.core.precision_flags``.
+The CLI refuses a typo at once and names the CPU before any model library loads. Which precision a
+device trains in is decided by ``training.core.precision_flags``.
 """
 
 from __future__ import annotations
@@ -16,3 +17,32 @@ def check_precision_name(precision: str) -> None:
     """Raise :class:`TrainingError` naming the valid choices when ``precision`` is not one of :data:`PRECISIONS`."""
     if precision not in PRECISIONS:
         raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
+
+
+def cpu_description() -> str:
+    """The CPU model and the kind that decides training speed, e.g. ``AMD EPYC, AVX2 only (no AVX-512, no native bf16)``.
+
+    Read from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere); native bf16 means the AVX512-BF16
+    or AMX flag, the instructions oneDNN uses for bf16 matrix products.
+    """
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and ":" in line:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        kind = "AVX-512 with native bf16" + (" and AMX" if "amx_bf16" in flags else "")
+    elif "avx512f" in flags:
+        kind = "AVX-512, no native bf16"
+    elif "avx2" in flags:
+        kind = "AVX2 only (no AVX-512, no native bf16)"
+    else:
+        kind = "no AVX2"
+    return f"{model}, {kind}"

@@ -66,6 +66,7 @@ def test_help_and_refused_arguments_load_no_model_library(tmp_path: Path) -> Non
         "empty folder": (["run", "empty", "-o", "out"], 2, "is empty"),
         "generator": (["run", "docs", "-o", "out", "--generator", "openai"], 2, "OPENAI_API_KEY"),
         "generate into a file": (["generate", "docs", "-o", "taken"], 2, "is a file"),
+        "demo into a file": (["demo", "-o", "taken"], 2, "is a file"),
         "epochs": (["train", "nope.json", "-o", "m", "--epochs", "0"], 2, "epochs must be positive"),
         "precision": (["train", "train.json", "-o", "m", "--precision", "fp8"], 2,
                       "precision must be one of auto, fp32, fp16, bf16"),

@@ -105,7 +105,7 @@ def demo(
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.ingest import demo_documents
-    from llama_index_bge_finetune.training.core import cpu_description
+    from llama_index_bge_finetune.precisions import cpu_description
 
     config = pipeline.RunConfig(output=str(output), documents="pydoc_data.topics (CPython's Language Reference)",
                                 base_model=base_model, generator=generator, epochs=epochs, max_nodes=max_nodes,

@@ -90,31 +90,6 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def cpu_description() -> str:
-    """The CPU model and the kind that decides training speed, e.g. ``AMD EPYC, AVX2 only (no AVX-512, no native bf16)``."""
-    import platform
-
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name") and ":" in line:
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and ":" in line:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    if cpu_has_native_bf16():
-        kind = "AVX-512 with native bf16" + (" and AMX" if "amx_bf16" in flags else "")
-    elif "avx512f" in flags:
-        kind = "AVX-512, no native bf16"
-    elif "avx2" in flags:
-        kind = "AVX2 only (no AVX-512, no native bf16)"
-    else:
-        kind = "no AVX2"
-    return f"{model}, {kind}"
-
-
 def uses_cpu(device: Any) -> bool:
     """Whether training runs on the CPU for this ``device`` setting (``None`` = the accelerator if any)."""
     import torch
