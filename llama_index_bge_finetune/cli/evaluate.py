@@ -47,11 +47,12 @@ def evaluate(
     from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
     from llama_index_bge_finetune.evaluation.metrics import check_k_values
 
-    from llama_index_bge_finetune.evaluation.search import INDEX_KINDS
+    from llama_index_bge_finetune.evaluation.search import INDEX_KINDS, check_index
 
     check_k_values(k)
     if index not in INDEX_KINDS:
         raise EvaluationError(f"--index {index!r} is not one of {', '.join(INDEX_KINDS)}; e.g. --index flat.")
+    check_index(index)  # a FAISS search without faiss: refused before any model loads
     pipeline.check_report_output(output, overwrite)  # a file or a finished report: refused before any model loads
     encode_backend = backend_from_cli(ray)
     pipeline.check_encode_backend(encode_backend)

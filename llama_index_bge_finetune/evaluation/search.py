@@ -40,6 +40,24 @@ NUMPY_MAX_PASSAGES = 100_000
 #: The searches :func:`search` accepts.
 INDEX_KINDS = ("auto", "exact", "flat", "ivf", "hnsw")
 
+#: The searches that need FAISS.
+FAISS_KINDS = ("flat", "ivf", "hnsw")
+
+
+def check_index(index: str) -> None:
+    """Refuse an unknown search, or a FAISS one without faiss installed, before any model is loaded.
+
+    Raises:
+        EvaluationError: naming the valid searches, or the extra that installs faiss.
+    """
+    if index not in INDEX_KINDS:
+        raise EvaluationError(f"Unknown search index {index!r}; use one of {', '.join(INDEX_KINDS)}.")
+    if index in FAISS_KINDS:
+        from llama_index_bge_finetune.evaluation.faiss_search import import_faiss
+
+        import_faiss(index)
+
+
 #: Queries sampled to measure an approximate index's recall@k against exact search.
 RECALL_SAMPLE = 200
 
@@ -112,8 +130,7 @@ def search(
     Raises:
         EvaluationError: an unknown ``index``, or a FAISS method without faiss installed.
     """
-    if index not in INDEX_KINDS:
-        raise EvaluationError(f"Unknown search index {index!r}; use one of {', '.join(INDEX_KINDS)}.")
+    check_index(index)
     method = index
     if index == "auto":
         method = "exact" if len(corpus) <= NUMPY_MAX_PASSAGES or not _faiss_installed() else "flat"
