@@ -48,7 +48,7 @@ def build_tiny_model(out_dir: Path, vocab_size: int = 2000) -> Path:
     BertModel(config).save_pretrained(hf_dir)
 
     word = models.Transformer(str(hf_dir), max_seq_length=128)
-    pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    pool = models.Pooling(word.get_embedding_dimension(), pooling_mode="mean")
     model_dir = out_dir / "tiny-bert"
     SentenceTransformer(modules=[word, pool], device="cpu").save(str(model_dir))
     return model_dir
