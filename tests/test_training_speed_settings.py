@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -129,11 +131,24 @@ def test_frozen_layers_stay_fixed_while_the_rest_trains_and_gradients_come_back(
     assert engine.result.hyperparameters["frozen_layers"] == 1
 
 
-def test_frozen_layers_auto_is_a_third_and_too_many_is_a_clear_error(tiny_model_path, tmp_path):
-    from llama_index_bge_finetune.training.freezing import freeze_lower_layers
+def test_frozen_layers_auto_fixes_two_thirds_on_small_data_only_and_too_many_is_a_clear_error(
+        tiny_model_path, tmp_path, caplog):
+    from llama_index_bge_finetune.training.schedule import layers_to_freeze
 
-    model = _model(tiny_model_path)  # 2 layers: a third rounds down to none
-    assert freeze_lower_layers(model, "auto").layers == 0 and all(p.requires_grad for p in model.parameters())
+    assert layers_to_freeze("auto", pairs=150, depth=6) == 4 and layers_to_freeze("auto", pairs=199, depth=12) == 8
+    assert layers_to_freeze("auto", pairs=200, depth=6) == 0 and layers_to_freeze("auto", pairs=40, depth=0) == 0
+    assert layers_to_freeze(3, pairs=10_000, depth=6) == 3, "a number is kept as given"
+    caplog.set_level(logging.INFO, logger="llama_index_bge_finetune.training.engine")
+    engine = SentenceTransformersFinetuneEngine(  # the default, "auto": 8 pairs is small data
+        topics_dataset(8, 1), model_id=str(tiny_model_path), model_output_path=str(tmp_path / "auto"),
+        batch_size=4, epochs=1, show_progress_bar=False, hard_negatives=0, learning_rate=1e-3,
+    )
+    before = {k: v.clone() for k, v in engine.model.state_dict().items()}
+    engine.finetune()
+    changed = {k for k, v in engine.model.state_dict().items() if not torch.equal(before[k], v)}
+    assert engine.result.hyperparameters["frozen_layers"] == 1, "two thirds of the tiny model's 2 layers"
+    assert not any(".embeddings." in k or ".layer.0." in k for k in changed) and any(".layer.1." in k for k in changed)
+    assert "the bottom 1 of 2 layers stay fixed" in caplog.text
     engine = SentenceTransformersFinetuneEngine(
         topics_dataset(8, 1), model_id=str(tiny_model_path), model_output_path=str(tmp_path / "o"),
         batch_size=4, epochs=1, show_progress_bar=False, hard_negatives=0, frozen_layers=2,
