@@ -6,6 +6,8 @@ device trains in is decided by ``training.core.precision_flags``.
 
 from __future__ import annotations
 
+from typing import FrozenSet, Optional, Tuple
+
 from llama_index_bge_finetune.errors import TrainingError
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -19,25 +21,35 @@ def check_precision_name(precision: str) -> None:
         raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
 
 
-def cpu_description() -> str:
-    """The CPU model and the kind that decides training speed, e.g. ``AMD EPYC, AVX2 only (no AVX-512, no native bf16)``.
+#: CPU flags of the instructions oneDNN uses for bfloat16 matrix products.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
-    Read from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere); native bf16 means the AVX512-BF16
-    or AMX flag, the instructions oneDNN uses for bf16 matrix products.
-    """
+
+def cpu_info() -> Tuple[str, Optional[FrozenSet[str]]]:
+    """The CPU's model name and its flags from ``/proc/cpuinfo`` (flags ``None`` where it cannot be read)."""
     import platform
 
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = platform.processor() or platform.machine(), frozenset()
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("model name") and ":" in line:
                     model = line.split(":", 1)[1].strip()
                 elif line.startswith("flags") and ":" in line:
-                    flags = set(line.split(":", 1)[1].split())
+                    flags = frozenset(line.split(":", 1)[1].split())
     except OSError:
-        pass
-    if flags & {"avx512_bf16", "amx_bf16"}:
+        return model, None
+    return model, flags
+
+
+def cpu_description() -> str:
+    """The CPU model and the kind that decides training speed, e.g. ``AMD EPYC, AVX2 only (no AVX-512, no native bf16)``.
+
+    Native bf16 means a flag of :data:`NATIVE_BF16_FLAGS` (AVX512-BF16 or AMX).
+    """
+    model, flags = cpu_info()
+    flags = flags or frozenset()
+    if flags & NATIVE_BF16_FLAGS:
         kind = "AVX-512 with native bf16" + (" and AMX" if "amx_bf16" in flags else "")
     elif "avx512f" in flags:
         kind = "AVX-512, no native bf16"

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from transformers import TrainerCallback
 
 from llama_index_bge_finetune.errors import TrainingError
-from llama_index_bge_finetune.precisions import check_precision_name
+from llama_index_bge_finetune.precisions import NATIVE_BF16_FLAGS, check_precision_name, cpu_info
 from llama_index_bge_finetune.training.attention_dropout import set_attention_dropout
 from llama_index_bge_finetune.training.result import FinetuneResult
 
@@ -82,12 +82,10 @@ def cpu_has_native_bf16() -> bool:
             return False
     except RuntimeError:  # pragma: no cover
         return False
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = f.read()
-    except OSError:  # not Linux: trust oneDNN's answer
+    _, flags = cpu_info()
+    if flags is None:  # not Linux: trust oneDNN's answer
         return True
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(flags & NATIVE_BF16_FLAGS)
 
 
 def uses_cpu(device: Any) -> bool:
