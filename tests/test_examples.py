@@ -147,12 +147,12 @@ def ten_k_dir(request: pytest.FixtureRequest) -> Path:
     The notebook keeps 8 nodes of each 10-K; excerpts (``ten_k_excerpts`` in conftest.py) spare it
     parsing 545 pages to pick them.
     """
-    folder = os.environ.get("LLAMAINDEX_10K_DIR")
-    if not folder:
+    if not os.environ.get("LLAMAINDEX_10K_DIR"):
         return request.getfixturevalue("ten_k_excerpts")
-    if not (Path(folder) / "pdfs" / "lyft_2021.pdf").is_file() or not (Path(folder) / "pdfs" / "uber_2021.pdf").is_file():
-        pytest.skip(f"the 10-K PDFs are not in {Path(folder) / 'pdfs'} (LLAMAINDEX_10K_DIR)")
-    return Path(folder)
+    folder = Path(os.environ["LLAMAINDEX_10K_DIR"])
+    if not (folder / "pdfs" / "lyft_2021.pdf").is_file() or not (folder / "pdfs" / "uber_2021.pdf").is_file():
+        pytest.skip(f"the 10-K PDFs are not in {folder / 'pdfs'} (LLAMAINDEX_10K_DIR)")
+    return folder
 
 
 @pytest.mark.slow
