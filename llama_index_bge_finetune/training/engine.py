@@ -346,7 +346,7 @@ class SentenceTransformersFinetuneEngine:
         result.hyperparameters["max_seq_length"] = window.chosen
 
         rows = self._training_table(model, result, show_progress_bar=self.show_progress_bar and rank0)
-        evaluator = self._build_evaluator()
+        evaluator = self._build_evaluator(window.chosen)
         if evaluator is not None:
             result.evaluation["base"] = self._base_scores(model, evaluator)
         base_state = forgetting_before = None
@@ -452,18 +452,23 @@ class SentenceTransformersFinetuneEngine:
         return self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")
 
     def _base_scores(self, model: Any, evaluator: Any) -> Dict[str, float]:
-        """The base model's validation scores, with the corpus vectors kept in the embedding cache.
+        """The base model's validation scores at the saved window, with the corpus vectors kept in the embedding cache.
 
         A resumed run does not encode the validation corpus again, and when mining ran at full
-        length (``hard_negative_max_tokens=None``) a validation set over the training corpus reads
-        the mining vectors and costs no encode at all.
+        length (``hard_negative_max_tokens=None``) and the saved window is the base's, a validation
+        set over the training corpus reads the mining vectors and costs no encode at all.
         """
         import torch
 
         from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
-        vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64,
-                                encode_backend=self.encode_backend)
+        trained_at = model.max_seq_length
+        model.max_seq_length = evaluator.window
+        try:
+            vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64,
+                                    encode_backend=self.encode_backend)
+        finally:
+            model.max_seq_length = trained_at
         return _ir_scores(evaluator(model, corpus_embeddings=torch.tensor(vectors)))  # a copy of the read-only map
 
     def _build_trainer(self, model: Any, rows: TrainingTable, loss: Any, evaluator: Any, result: FinetuneResult,
@@ -530,17 +535,13 @@ class SentenceTransformersFinetuneEngine:
                           matryoshka_dims=self.matryoshka_dims, guide=guide, gather_across_devices=gather,
                           negative_gradients=self.hard_negative_gradients)
 
-    def _build_evaluator(self) -> Any:
+    def _build_evaluator(self, window: int) -> Any:
+        """The validation evaluator (``None`` without a validation set), reading passages at ``window`` tokens."""
         if self.val_dataset is None:
             return None
-        from sentence_transformers.evaluation import InformationRetrievalEvaluator
+        from llama_index_bge_finetune.training.validation import validation_evaluator
 
-        ds = self.val_dataset
-        return InformationRetrievalEvaluator(
-            ds.queries, ds.corpus, {q: set(d) for q, d in ds.relevant_docs.items()}, name="val",
-            query_prompt=self.query_instruction, batch_size=64, write_csv=False,
-            show_progress_bar=False, accuracy_at_k=[1, 5, 10], precision_recall_at_k=[5, 10],
-        )
+        return validation_evaluator(self.val_dataset, window, self.query_instruction)
 
     def _save(self, model: Any, result: FinetuneResult) -> None:
         model.prompts = {"query": self.query_instruction} if self.query_instruction else {}
