@@ -84,36 +84,75 @@ def test_the_engine_saves_the_wider_window_and_says_why(tiny_model_path, tmp_pat
     assert "max_seq_length" in (out / "README.md").read_text()
 
 
-def test_validation_scores_the_model_as_saved_at_its_window(tiny_model_path, tmp_path):
-    """Base and fine-tuned validation scores, and so keep-best, are taken at the saved window, not the training one."""
+WORDS = ("apple river mountain violin planet copper tiger garden engine castle winter ocean pencil forest silver "
+         "doctor island candle rocket bridge yellow hammer cotton window desert orange spider kettle marble parrot "
+         "rabbit saddle tunnel wallet anchor button").split()
+FILLER = " ".join(["the same words in every passage"] * 30)
+
+
+def _val_set(telling_words_first: bool):
+    """12 questions of three words each; each passage holds its question's words and a filler shared by all,
+    the words first (so the first 32 tokens tell the passages apart) or after 40 filler tokens (so only a
+    longer window does)."""
+    from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+
+    queries, corpus, relevant = {}, {}, {}
+    for i in range(12):
+        words = " ".join(WORDS[3 * i: 3 * i + 3])
+        queries[f"q{i}"], relevant[f"q{i}"] = words, [f"d{i}"]
+        corpus[f"d{i}"] = f"{words} {words} {FILLER}" if telling_words_first else f"{FILLER[:200]} {words} {words} {FILLER}"
+    return EmbeddingQAFinetuneDataset(queries=queries, corpus=corpus, relevant_docs=relevant)
+
+
+def _score(path: Path, val, window: int) -> float:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
+    model = SentenceTransformer(str(path), device="cpu")
+    model.max_seq_length = window
+    evaluator = InformationRetrievalEvaluator(val.queries, val.corpus, {q: set(d) for q, d in val.relevant_docs.items()},
+                                              name="val", show_progress_bar=False, write_csv=False)
+    return evaluator(model)["val_cosine_ndcg@10"]
+
+
+@pytest.mark.parametrize("topic_first, saved_window", [(False, 128), (True, 32)])
+def test_validation_scores_the_model_as_saved_and_confirms_its_window(tiny_model_path, tmp_path, caplog,
+                                                                     topic_first, saved_window):
+    """Base and fine-tuned validation scores (so keep-best too) are taken at the saved window, and the
+    validation set decides between the base's window and the wider one the passages' length suggests."""
+    from sentence_transformers import SentenceTransformer
+
     config = tiny_model_path / "sentence_bert_config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "max_seq_length": 32}))
-    val = topics_dataset(12, 1, offset=40)
+    val = _val_set(topic_first)
     out = tmp_path / "out"
     engine = SentenceTransformersFinetuneEngine(
         topics_dataset(16, 2), model_id=str(tiny_model_path), model_output_path=str(out), batch_size=8,
         val_dataset=val, evaluation_steps=2, show_progress_bar=False, hard_negatives=0, learning_rate=1e-3,
     )
-    engine.finetune()
-    assert engine.result.window["chosen"] == 128
+    with caplog.at_level("INFO", logger="llama_index_bge_finetune.training.engine"):
+        engine.finetune()
+    result = engine.result
+    assert result.window["chosen"] == saved_window == result.hyperparameters["max_seq_length"]
+    assert SentenceTransformer(str(out), device="cpu").max_seq_length == saved_window
+    other = 32 if saved_window == 128 else 128
+    assert _score(out, val, saved_window) > _score(out, val, other), "the saved window is not the better one"
+    assert result.evaluation["fine_tuned"]["ndcg@10"] == pytest.approx(_score(out, val, saved_window), abs=1e-6)
+    assert result.evaluation["base"]["ndcg@10"] == pytest.approx(_score(tiny_model_path, val, saved_window), abs=1e-6)
+    if saved_window == 32:
+        assert "the validation set scored the fine-tuned model higher at the base's 32 tokens" in caplog.text
 
-    def score(path: Path, window: int) -> float:
-        model = SentenceTransformer(str(path), device="cpu")
-        model.max_seq_length = window
-        evaluator = InformationRetrievalEvaluator(val.queries, val.corpus, {q: set(d) for q, d in val.relevant_docs.items()},
-                                                  name="val", show_progress_bar=False, write_csv=False)
-        return evaluator(model)["val_cosine_ndcg@10"]
 
-    saved = SentenceTransformer(str(out), device="cpu")
-    assert saved.max_seq_length == 128
-    ev = engine.result.evaluation
-    assert ev["fine_tuned"]["ndcg@10"] == pytest.approx(score(out, 128), abs=1e-6)
-    assert ev["base"]["ndcg@10"] == pytest.approx(score(tiny_model_path, 128), abs=1e-6)
-    # the check can fail: at the training window the two models score differently here
-    assert score(out, 32) != pytest.approx(score(out, 128), abs=1e-6)
+def test_the_validation_set_overrules_the_passage_length_only_when_it_scores_higher():
+    from llama_index_bge_finetune.training.window import WindowChoice, confirmed_by_validation
+
+    wide = WindowChoice(256, 512, 512, 501, "90% of the passages run to 501 tokens")
+    assert confirmed_by_validation(wide, at_chosen=0.70, at_base=0.69) is wide
+    assert confirmed_by_validation(wide, at_chosen=0.70, at_base=0.70) is wide
+    narrow = confirmed_by_validation(wide, at_chosen=0.70, at_base=0.71)
+    assert narrow.chosen == 256 and "nDCG@10 0.7100 against 0.7000 at 512" in narrow.reason
+    same = WindowChoice(256, 256, 512, 200, "covers")
+    assert confirmed_by_validation(same, at_chosen=0.5, at_base=0.9) is same
 
 
 def test_the_run_report_says_when_the_window_grew():

@@ -35,7 +35,7 @@ from llama_index_bge_finetune.training.model_card import card_fields, write_mode
 from llama_index_bge_finetune.training.result import FinetuneResult
 from llama_index_bge_finetune.training.schedule import (MINING_MIN_PAIRS, count_steps, layers_to_freeze, mined_negatives,
                                                        training_schedule)
-from llama_index_bge_finetune.training.window import choose_window
+from llama_index_bge_finetune.training.window import WindowChoice, choose_window, confirmed_by_validation
 from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
 
 logger = logging.getLogger(__name__)
@@ -347,8 +347,11 @@ class SentenceTransformersFinetuneEngine:
 
         rows = self._training_table(model, result, show_progress_bar=self.show_progress_bar and rank0)
         evaluator = self._build_evaluator(window.chosen)
+        base_at_base_window = None
         if evaluator is not None:
             result.evaluation["base"] = self._base_scores(model, evaluator)
+            if self.max_seq_length == "auto" and window.chosen != base_seq_len:  # checked on it after training
+                base_at_base_window = self._base_scores(model, evaluator.at(base_seq_len))
         base_state = forgetting_before = None
         if self.forgetting_guard is not None:
             base_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -388,7 +391,9 @@ class SentenceTransformersFinetuneEngine:
             if result.forgetting["interpolated_applied"] and evaluator is not None:
                 result.evaluation["interpolated"] = _ir_scores(evaluator(model))
 
-        if window.chosen != base_seq_len:
+        if base_at_base_window is not None and "fine_tuned" in result.evaluation and "interpolated" not in result.evaluation:
+            window = self._confirm_window(model, evaluator, window, result, base_at_base_window)
+        if window.chosen != base_seq_len or base_at_base_window is not None:
             logger.info("Window: %s.", window.reason)
         model.max_seq_length = window.chosen
         core.finish(trainer, result, started, self.model_output_path, self.checkpoint_path, self.save_checkpoints,
@@ -447,6 +452,18 @@ class SentenceTransformersFinetuneEngine:
                 len(pairs), self.batch_size, len(pairs),
             )
         return table
+
+    @staticmethod
+    def _confirm_window(model: Any, evaluator: Any, window: WindowChoice, result: FinetuneResult,
+                        base_at_base_window: Dict[str, float]) -> WindowChoice:
+        """The saved window, checked on the validation set: the base's when the fine-tuned model scores higher there."""
+        at_base = _ir_scores(evaluator.at(window.base)(model))
+        confirmed = confirmed_by_validation(window, result.evaluation["fine_tuned"]["ndcg@10"], at_base["ndcg@10"])
+        if confirmed is not window:
+            result.evaluation.update(base=base_at_base_window, fine_tuned=at_base)
+            result.window = confirmed.to_dict()
+            result.hyperparameters["max_seq_length"] = confirmed.chosen
+        return confirmed
 
     def _mining_cache_dir(self) -> str:
         return self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")

@@ -7,6 +7,11 @@ the two disagree, and keep-best would pick its checkpoint by the wrong one. So e
 encode (the base's score, each mid-run evaluation, the interpolated model's) reads at the saved
 window, and training is left at its own.
 
+When the window grew past the base's and a validation set is given, the engine also reads the
+validation set at the base's window once after training and keeps the window that scores higher
+(:func:`llama_index_bge_finetune.training.window.confirmed_by_validation`): passage length is a good
+prior, the user's own questions are better evidence.
+
 Example::
 
     from llama_index_bge_finetune.training.validation import validation_evaluator
@@ -17,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Dict, Optional
 
 from sentence_transformers.evaluation import InformationRetrievalEvaluator
@@ -35,6 +41,12 @@ class WindowedRetrievalEvaluator(InformationRetrievalEvaluator):
     def __init__(self, *args: Any, window: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.window = window
+
+    def at(self, window: int) -> "WindowedRetrievalEvaluator":
+        """The same evaluator reading at ``window`` tokens."""
+        other = copy.copy(self)
+        other.window = window
+        return other
 
     def __call__(self, model: Any, *args: Any, **kwargs: Any) -> Dict[str, float]:
         trained_at = model.max_seq_length

@@ -6,7 +6,9 @@ chunks run to 1,024 tokens: the model then embeds the first quarter of each chun
 never sees the rest. With ``max_seq_length="auto"`` (the engine's default) the fine-tuned model is
 saved with a window that covers the 90th-percentile passage of the training corpus, rounded up to
 a multiple of 64, never below the base's window and never past the position limit. Training itself
-keeps the base's window (its cost does not change); only the saved model reads further.
+keeps the base's window (its cost does not change); only the saved model reads further. With a
+validation set, the engine reads it at both windows after training and saves the one that scores
+higher (:func:`confirmed_by_validation`).
 
 Measured (benchmarks/RESULTS.md, 2026-12-04, the LlamaIndex 10-K experiment, all-MiniLM-L6-v2):
 hit@5 of the base 0.7278 at 256 tokens, 0.7620 at 512; the model fine-tuned at 256 and read at 512
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Dict, Optional, Sequence
 
 from llama_index_bge_finetune.errors import TrainingError
@@ -110,3 +112,18 @@ def choose_window(model: Any, passages: Sequence[str], setting: WindowSetting) -
     return WindowChoice(base, chosen, limit, p90,
                         f"90% of the passages run to {p90} tokens, past the base's window of {base}: "
                         f"saved with {chosen} tokens, which {covers}")
+
+
+def confirmed_by_validation(choice: WindowChoice, at_chosen: float, at_base: float) -> WindowChoice:
+    """``choice``, or the base's window when the validation set scores the fine-tuned model higher there.
+
+    ``at_chosen`` and ``at_base`` are the fine-tuned model's validation nDCG@10 read at
+    ``choice.chosen`` and at ``choice.base`` tokens. Passage length is the prior; the caller's own
+    questions are the evidence, weighed as keep-best weighs checkpoints (the higher score wins, a tie
+    keeps the chosen window).
+    """
+    if choice.chosen == choice.base or at_base <= at_chosen:
+        return choice
+    return replace(choice, chosen=choice.base, reason=(
+        f"{choice.reason}; but the validation set scored the fine-tuned model higher at the base's "
+        f"{choice.base} tokens (nDCG@10 {at_base:.4f} against {at_chosen:.4f} at {choice.chosen}): saved with {choice.base}"))
