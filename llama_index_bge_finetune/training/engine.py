@@ -33,8 +33,8 @@ from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
 from llama_index_bge_finetune.training.model_card import card_fields, write_model_card
 from llama_index_bge_finetune.training.result import FinetuneResult
-from llama_index_bge_finetune.training.schedule import (MINING_MIN_PAIRS, count_steps, layers_to_freeze, mined_negatives,
-                                                       training_schedule)
+from llama_index_bge_finetune.training.schedule import (MINING_MIN_PAIRS, count_steps, layers_to_freeze, peak_learning_rate,
+                                                       mined_negatives, training_schedule)
 from llama_index_bge_finetune.training.window import WindowChoice, choose_window, confirmed_by_validation
 from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
 
@@ -86,8 +86,10 @@ class SentenceTransformersFinetuneEngine:
             checkpoint (``None`` turns it off), so a kill never loses more than a few minutes.
         query_instruction: prepended to queries (never passages) in training, evaluation and
             inference; defaults to the base model's own (the BGE instruction for BGE v1/v1.5).
-        learning_rate, warmup_ratio, lr_scheduler_type, weight_decay, seed,
-            gradient_accumulation_steps: the optimiser schedule.
+        learning_rate: the peak learning rate. ``"auto"`` (default): 1e-4 from 200 training pairs on,
+            5e-5 below (SciFact's 809 claims: nDCG@10 0.7468 at 1e-4 against 0.7260 at 5e-5; see
+            :mod:`llama_index_bge_finetune.training.schedule`).
+        warmup_ratio, lr_scheduler_type, weight_decay, seed, gradient_accumulation_steps: the optimiser schedule.
         precision: ``"auto"`` (bf16 or fp16 on GPU; bf16 autocast on a CPU that computes bfloat16
             natively (AVX512-BF16 or AMX), else fp32), ``"fp32"``, ``"fp16"`` (GPU only), ``"bf16"``.
         attention_dropout: dropout on attention probabilities while training; ``None`` keeps the
@@ -160,7 +162,7 @@ class SentenceTransformersFinetuneEngine:
         *,
         checkpoint_save_seconds: Optional[float] = 300.0,
         query_instruction: Any = _FROM_MODEL,
-        learning_rate: float = 5e-5,
+        learning_rate: Union[float, str] = "auto",
         warmup_ratio: float = 0.1,
         lr_scheduler_type: str = "linear",
         weight_decay: float = 0.01,
@@ -194,7 +196,9 @@ class SentenceTransformersFinetuneEngine:
             EmbeddingQAFinetuneDataset.coerce(val_dataset).validate_or_raise("validation dataset")
             if val_dataset is not None else None
         )
-        _check_positive(batch_size=batch_size, learning_rate=learning_rate,
+        if learning_rate != "auto" and (isinstance(learning_rate, (str, bool)) or not learning_rate > 0):
+            raise TrainingError(f"learning_rate must be 'auto' or a positive number, got {learning_rate!r}; 2e-5 to 1e-4 is usual.")
+        _check_positive(batch_size=batch_size,
                         evaluation_steps=evaluation_steps, gradient_accumulation_steps=gradient_accumulation_steps,
                         logging_steps=logging_steps,
                         **{name: value for name, value in (("epochs", epochs),
@@ -508,7 +512,8 @@ class SentenceTransformersFinetuneEngine:
                         "enough optimizer steps; pass epochs to choose.", len(table),
                         count_steps(len(table), self.batch_size, 1, world, self.gradient_accumulation_steps),
                         schedule.epochs, schedule.steps)
-        result.hyperparameters.update(batch_size=batch, epochs=schedule.epochs)
+        peak = peak_learning_rate(self.learning_rate, result.pairs)
+        result.hyperparameters.update(batch_size=batch, epochs=schedule.epochs, learning_rate=peak)
         total_steps = schedule.steps
         precision = core.precision_flags(self.precision, core.uses_cpu(self.device))
         result.hyperparameters["precision"] = core.precision_label(self.precision, *precision)
@@ -516,7 +521,7 @@ class SentenceTransformersFinetuneEngine:
         args = SentenceTransformerTrainingArguments(**{
             **core.schedule_arguments(
                 output_dir=self.checkpoint_path, epochs=schedule.epochs, batch_size=batch, total_steps=total_steps,
-                learning_rate=self.learning_rate, warmup_ratio=self.warmup_ratio,
+                learning_rate=peak, warmup_ratio=self.warmup_ratio,
                 lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay, seed=self.seed,
                 precision=precision, device=self.device, logging_steps=self.logging_steps,
                 show_progress_bar=self.show_progress_bar, save_steps=self.checkpoint_save_steps,
