@@ -33,8 +33,8 @@ from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
 from llama_index_bge_finetune.training.model_card import card_fields, write_model_card
 from llama_index_bge_finetune.training.result import FinetuneResult
-from llama_index_bge_finetune.training.schedule import (MINING_MIN_PAIRS, count_steps, layers_to_freeze, peak_learning_rate,
-                                                       mined_negatives, training_schedule)
+from llama_index_bge_finetune.training.schedule import (MINING_MIN_PAIRS, count_steps, layers_to_freeze, mined_negatives,
+                                                       peak_learning_rate, training_schedule)
 from llama_index_bge_finetune.training.window import WindowChoice, choose_window, confirmed_by_validation
 from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
 
