@@ -10,10 +10,10 @@ from llama_index_bge_finetune.errors import TrainingError
 from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
 from llama_index_bge_finetune.training.schedule import (
     DEFAULT_EPOCHS,
+    LEARNING_RATE,
     MAX_EPOCHS,
     MIN_STEPS,
     MINING_MIN_PAIRS,
-    LEARNING_RATE,
     SMALL_DATA_LEARNING_RATE,
     count_steps,
     mined_negatives,

@@ -35,7 +35,7 @@ from llama_index_bge_finetune.training.model_card import card_fields, write_mode
 from llama_index_bge_finetune.training.result import FinetuneResult
 from llama_index_bge_finetune.training.schedule import (MINING_MIN_PAIRS, count_steps, layers_to_freeze, mined_negatives,
                                                        peak_learning_rate, training_schedule)
-from llama_index_bge_finetune.training.window import WindowChoice, choose_window, confirmed_by_validation
+from llama_index_bge_finetune.training.window import WindowChoice, choose_window, confirmed_by_validation, read_at
 from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
 
 logger = logging.getLogger(__name__)
@@ -483,13 +483,9 @@ class SentenceTransformersFinetuneEngine:
 
         from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
-        trained_at = model.max_seq_length
-        model.max_seq_length = evaluator.window
-        try:
+        with read_at(model, evaluator.window):
             vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64,
                                     encode_backend=self.encode_backend)
-        finally:
-            model.max_seq_length = trained_at
         return _ir_scores(evaluator(model, corpus_embeddings=torch.tensor(vectors)))  # a copy of the read-only map
 
     def _build_trainer(self, model: Any, rows: TrainingTable, loss: Any, evaluator: Any, result: FinetuneResult,

@@ -32,6 +32,7 @@ from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import TrainingError
 from llama_index_bge_finetune.evaluation.search import INDEX_KINDS, search
 from llama_index_bge_finetune.training.embedding_cache import encode_cached
+from llama_index_bge_finetune.training.window import read_at
 
 logger = logging.getLogger(__name__)
 
@@ -131,16 +132,12 @@ class HardNegativeMiner:
         if len(doc_ids) < 2:
             return [[] for _ in pairs]
         doc_index = {d: i for i, d in enumerate(doc_ids)}
-        full_length = model.max_seq_length
-        if self.max_seq_length:
-            model.max_seq_length = min(full_length, self.max_seq_length)
-        try:
+        window = min(model.max_seq_length, self.max_seq_length) if self.max_seq_length else model.max_seq_length
+        with read_at(model, window):
             doc_vecs = encode_cached(
                 model, [corpus[d] for d in doc_ids], self.cache_dir, model_key,
                 batch_size=self.batch_size, show_progress_bar=show_progress_bar, encode_backend=self.encode_backend,
             )
-        finally:
-            model.max_seq_length = full_length
         qids = list(dict.fromkeys(q for q, _ in pairs))
         q_vecs = encode_cached(
             model, [queries[q] for q in qids], None, model_key, prompt=query_prompt,

@@ -28,6 +28,7 @@ from typing import Any, Dict, Optional
 from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
+from llama_index_bge_finetune.training.window import read_at
 
 
 class WindowedRetrievalEvaluator(InformationRetrievalEvaluator):
@@ -49,12 +50,8 @@ class WindowedRetrievalEvaluator(InformationRetrievalEvaluator):
         return other
 
     def __call__(self, model: Any, *args: Any, **kwargs: Any) -> Dict[str, float]:
-        trained_at = model.max_seq_length
-        model.max_seq_length = self.window
-        try:
+        with read_at(model, self.window):
             return super().__call__(model, *args, **kwargs)
-        finally:
-            model.max_seq_length = trained_at
 
 
 def validation_evaluator(dataset: EmbeddingQAFinetuneDataset, window: int,

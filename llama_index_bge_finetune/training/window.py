@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 from llama_index_bge_finetune.errors import TrainingError
 from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
@@ -52,6 +53,23 @@ class WindowChoice:
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-serialisable dict (for ``training_result.json`` and the model card)."""
         return asdict(self)
+
+
+@contextmanager
+def read_at(model: Any, window: int) -> Iterator[Any]:
+    """Within the block ``model`` reads ``window`` tokens of each text; its own window is restored after.
+
+    For encodes at another length than the model trains or is saved with (mining, validation)::
+
+        with read_at(model, 512):
+            vectors = model.encode(passages)
+    """
+    own = model.max_seq_length
+    model.max_seq_length = window
+    try:
+        yield model
+    finally:
+        model.max_seq_length = own
 
 
 def position_limit(model: Any) -> Optional[int]:
