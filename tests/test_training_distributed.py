@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,11 @@ def test_torchrun_two_processes_save_one_model(tiny_model_path, tmp_path):
     assert len(results) == 1  # only rank 0 reports
     # 32 pairs, batch 4 per process, 2 processes: 4 steps, each seeing 8 pairs.
     assert results[0]["steps"] == 4
+    # Every rank returns from finetune() once the model is on disk, and the process group the trainer
+    # opened is closed before the interpreter shuts down (left open, gloo can abort the process at exit).
+    # (Both ranks share one stdout, so their lines can run together: match the reports, not lines.)
+    assert sorted(re.findall(r"SAVED_ON_RETURN (\d) (\w+)", done.stdout)) == [("0", "True"), ("1", "True")]
+    assert sorted(re.findall(r"GROUP_OPEN_AT_EXIT (\d) (\w+)", done.stdout)) == [("0", "False"), ("1", "False")]
     saved = sorted(p.relative_to(run_dir) for p in run_dir.rglob("model.safetensors"))
     assert saved == [Path("out/model.safetensors")]
     from sentence_transformers import SentenceTransformer

@@ -2,12 +2,15 @@
 
     python tests/training_worker.py MODEL OUT [--resume] [--steps-per-checkpoint N] [--pairs N] [--batch N]
 
-Prints one JSON line with the result on the main process.
+Prints one JSON line with the result on the main process; under torchrun every rank also prints whether
+the model was saved when its ``finetune()`` returned, and (at exit, after the engine's own exit handler)
+whether the process group is still open.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
@@ -36,9 +39,20 @@ def main() -> None:
         epochs=a.epochs, show_progress_bar=False, resume_from_checkpoint=a.resume,
         checkpoint_save_steps=a.steps_per_checkpoint, device="cpu", hard_negatives=0,
     )
+    rank = int(os.environ.get("RANK", "0"))
+    if "RANK" in os.environ:
+        atexit.register(_report_group_at_exit, rank)  # runs after handlers registered later (LIFO)
     engine.finetune()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if "RANK" in os.environ:
+        print(f"SAVED_ON_RETURN {rank} {(Path(a.out) / 'model.safetensors').exists()}", flush=True)
+    if rank == 0:
         print("RESULT " + json.dumps(engine.result.to_dict(), default=str), flush=True)
+
+
+def _report_group_at_exit(rank: int) -> None:
+    import torch.distributed as dist
+
+    print(f"GROUP_OPEN_AT_EXIT {rank} {dist.is_initialized()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
@@ -346,7 +347,41 @@ def finish(trainer: Any, result: FinetuneResult, started: float, output_path: st
             shutil.rmtree(checkpoint_path, ignore_errors=True)
         result.total_seconds = time.perf_counter() - started
         write_result(output_path, result)
+    settle_processes()
     result.total_seconds = time.perf_counter() - started
+
+
+def settle_processes() -> None:
+    """Under torchrun or accelerate: every process returns once the main one has saved the model, and the
+    process group the trainer opened is closed when the script exits.
+
+    Without the wait, another rank's code after ``finetune()`` could look for a model not written yet.
+    Without the close, gloo's worker threads can still hold tensors while the interpreter shuts down, and
+    the process dies with "terminate called without an active exception" (SIGABRT) after a successful run
+    (pytorch/pytorch#190489). The close runs at exit, not here, so the script can still use the group
+    after ``finetune()``; it is registered only after a successful run, since closing a group while
+    another rank failed mid-collective can hang.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    global _close_registered
+    if not _close_registered:
+        atexit.register(_close_process_group)
+        _close_registered = True
+
+
+_close_registered = False
+
+
+def _close_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        logger.debug("Closing the process group before exit.")
+        dist.destroy_process_group()
 
 
 def write_result(folder: PathLike, result: FinetuneResult) -> None:
