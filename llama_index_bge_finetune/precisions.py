@@ -6,6 +6,7 @@ device trains in is decided by ``training.core.precision_flags``.
 
 from __future__ import annotations
 
+import os
 from typing import FrozenSet, Optional, Tuple
 
 from llama_index_bge_finetune.errors import TrainingError
@@ -20,6 +21,10 @@ def check_precision_name(precision: str) -> None:
     if precision not in PRECISIONS:
         raise TrainingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
 
+
+#: Environment variables that make PyTorch and oneDNN use fewer instructions than the CPU has
+#: (``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` runs as on an AVX2-only CPU).
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 
 #: CPU flags of the instructions oneDNN uses for bfloat16 matrix products.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -57,4 +62,7 @@ def cpu_description() -> str:
         kind = "AVX2 only (no AVX-512, no native bf16)"
     else:
         kind = "no AVX2"
+    capped = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
+    if capped:
+        kind += f"; PyTorch's kernels capped by {', '.join(capped)}"
     return f"{model}, {kind}"
