@@ -23,14 +23,14 @@ from llama_index_bge_finetune.training.schedule import (
 from tests.training_data import topics_dataset
 
 
-@pytest.mark.parametrize("rows", [668, 809, 5000])
-def test_large_data_keeps_2_epochs(rows):
+@pytest.mark.parametrize("rows", [400, 668, 809, 5000])
+def test_large_data_trains_one_and_a_half_epochs(rows):
     s = training_schedule(rows)
     assert (s.epochs, s.adapted) == (DEFAULT_EPOCHS, False)
     assert s.steps == count_steps(rows, 32, DEFAULT_EPOCHS) >= MIN_STEPS
 
 
-@pytest.mark.parametrize("rows, epochs", [(40, 4), (150, 4), (200, 3), (300, 2)])
+@pytest.mark.parametrize("rows, epochs", [(40, 4), (150, 4), (200, 3), (300, 2), (380, 2)])
 def test_small_data_gets_more_epochs_up_to_the_cap(rows, epochs):
     s = training_schedule(rows)
     assert s.epochs == epochs and s.adapted == (epochs != DEFAULT_EPOCHS)
@@ -41,7 +41,7 @@ def test_small_data_gets_more_epochs_up_to_the_cap(rows, epochs):
 def test_explicit_epochs_win():
     fixed = training_schedule(150, batch_size=32, epochs=2)
     assert (fixed.epochs, fixed.steps, fixed.adapted) == (2, 10, False)
-    assert training_schedule(150, batch_size=10, epochs=None).epochs == 2  # 15 batches a pass already give 30 steps
+    assert training_schedule(150, batch_size=10, epochs=None).epochs == 1.5  # 15 batches a pass: 23 steps in 1.5
 
 
 def test_steps_count_devices_and_accumulation():
@@ -58,14 +58,14 @@ def test_mining_turns_on_at_the_threshold_and_explicit_counts_win():
     assert mined_negatives(0, 10_000) == 0 and mined_negatives(2, 10) == 2
 
 
-def test_learning_rate_doubles_at_the_threshold_and_an_explicit_rate_wins():
+def test_learning_rate_triples_at_the_threshold_and_an_explicit_rate_wins():
     assert peak_learning_rate("auto", MINING_MIN_PAIRS - 1) == SMALL_DATA_LEARNING_RATE == 5e-5
-    assert peak_learning_rate("auto", MINING_MIN_PAIRS) == LEARNING_RATE == 1e-4
+    assert peak_learning_rate("auto", MINING_MIN_PAIRS) == LEARNING_RATE == 1.5e-4
     assert peak_learning_rate(3e-5, 10_000) == 3e-5 and peak_learning_rate(2e-4, 10) == 2e-4
 
 
 def test_the_trainer_runs_at_the_size_adapted_learning_rate(tiny_model_path, tmp_path):
-    """210 pairs (past the threshold) peak at 1e-4 in the trainer's own log; the card records the rate used."""
+    """210 pairs (past the threshold) peak at 1.5e-4 in the trainer's own log; the card records the rate used."""
     out = tmp_path / "o"
     engine = SentenceTransformersFinetuneEngine(
         topics_dataset(70, 3), model_id=str(tiny_model_path), model_output_path=str(out),
@@ -77,7 +77,7 @@ def test_the_trainer_runs_at_the_size_adapted_learning_rate(tiny_model_path, tmp
     assert res.pairs == 210 and res.hyperparameters["learning_rate"] == LEARNING_RATE
     logged = [e["learning_rate"] for e in res.log_history if "learning_rate" in e]
     assert logged and max(logged) == pytest.approx(LEARNING_RATE)
-    assert "| learning_rate | 0.0001 |" in (out / "README.md").read_text()
+    assert f"| learning_rate | {LEARNING_RATE} |" in (out / "README.md").read_text()
 
 
 def test_engine_trains_the_adaptive_schedule_without_mining_on_small_data(tiny_model_path, tmp_path, caplog):

@@ -106,5 +106,5 @@ def write_model_card(folder: str, **kwargs: Any) -> Path:
 
 
 def card_fields(result: Dict[str, Any]) -> Dict[str, Any]:
-    """Round floats of a result dict for display."""
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}
+    """Floats of a result dict to 4 significant digits for display (a learning rate of 1.5e-4 stays 0.00015)."""
+    return {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in result.items()}

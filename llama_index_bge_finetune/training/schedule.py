@@ -51,11 +51,11 @@ from typing import Optional, Union
 
 from llama_index_bge_finetune.training.sampler import even_batches
 
-DEFAULT_EPOCHS = 2
+DEFAULT_EPOCHS = 1.5
 MIN_STEPS = 20
 MAX_EPOCHS = 4
 MINING_MIN_PAIRS = 200
-LEARNING_RATE = 1e-4
+LEARNING_RATE = 1.5e-4
 SMALL_DATA_LEARNING_RATE = 5e-5
 
 
@@ -76,11 +76,15 @@ def count_steps(rows: int, batch_size: int, epochs: float, world: int = 1, gradi
 
 def training_schedule(rows: int, batch_size: int = 32, epochs: Optional[float] = None, world: int = 1,
                       gradient_accumulation_steps: int = 1) -> Schedule:
-    """The epochs for a table of ``rows`` rows: ``epochs`` when given, else 2, or more (up to 4) to reach 20 steps."""
+    """The epochs for a table of ``rows`` rows: ``epochs`` when given, else 1.5, or a whole number of
+    passes (2 to 4) where 1.5 would be fewer than 20 steps."""
     if epochs is not None:
         return Schedule(epochs, count_steps(rows, batch_size, epochs, world, gradient_accumulation_steps), False)
-    per_epoch = count_steps(rows, batch_size, 1, world, gradient_accumulation_steps)
-    chosen = min(MAX_EPOCHS, max(DEFAULT_EPOCHS, math.ceil(MIN_STEPS / per_epoch)))
+    if count_steps(rows, batch_size, DEFAULT_EPOCHS, world, gradient_accumulation_steps) >= MIN_STEPS:
+        chosen: float = DEFAULT_EPOCHS
+    else:
+        per_epoch = count_steps(rows, batch_size, 1, world, gradient_accumulation_steps)
+        chosen = min(MAX_EPOCHS, max(2, math.ceil(MIN_STEPS / per_epoch)))
     return Schedule(chosen, count_steps(rows, batch_size, chosen, world, gradient_accumulation_steps),
                     chosen != DEFAULT_EPOCHS)
 
@@ -101,7 +105,7 @@ def layers_to_freeze(frozen_layers: Union[int, str], pairs: int, depth: int) -> 
 
 
 def peak_learning_rate(setting: Union[float, str], pairs: int) -> float:
-    """The peak learning rate: ``setting`` when a number, for ``"auto"`` 1e-4 from 200 pairs on, else 5e-5."""
+    """The peak learning rate: ``setting`` when a number, for ``"auto"`` 1.5e-4 from 200 pairs on, else 5e-5."""
     if setting == "auto":
         return LEARNING_RATE if pairs >= MINING_MIN_PAIRS else SMALL_DATA_LEARNING_RATE
     return float(setting)
