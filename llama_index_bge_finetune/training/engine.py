@@ -197,7 +197,7 @@ class SentenceTransformersFinetuneEngine:
             if val_dataset is not None else None
         )
         if learning_rate != "auto" and (isinstance(learning_rate, (str, bool)) or not learning_rate > 0):
-            raise TrainingError(f"learning_rate must be 'auto' or a positive number, got {learning_rate!r}; 2e-5 to 1e-4 is usual.")
+            raise TrainingError(f"learning_rate must be 'auto' or a positive number, got {learning_rate!r}; 2e-5 to 2e-4 is usual.")
         _check_positive(batch_size=batch_size,
                         evaluation_steps=evaluation_steps, gradient_accumulation_steps=gradient_accumulation_steps,
                         logging_steps=logging_steps,
