@@ -162,9 +162,9 @@ def test_frozen_layers_auto_fixes_two_thirds_on_small_data_only_and_too_many_is_
 def test_cpu_description_says_when_pytorch_is_capped_below_the_cpu(monkeypatch):
     """Under ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` (how an AVX2-only CPU is emulated) every label
     of a timing says so, since the flags alone would name the faster CPU."""
-    from llama_index_bge_finetune.precisions import cpu_description
+    from llama_index_bge_finetune.precisions import ISA_CAPS, cpu_description
 
-    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):
+    for name in ISA_CAPS:
         monkeypatch.delenv(name, raising=False)
     assert "capped" not in cpu_description()
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")

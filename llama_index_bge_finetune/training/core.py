@@ -367,13 +367,8 @@ def settle_processes() -> None:
     if not (dist.is_available() and dist.is_initialized()):
         return
     dist.barrier()
-    global _close_registered
-    if not _close_registered:
-        atexit.register(_close_process_group)
-        _close_registered = True
-
-
-_close_registered = False
+    atexit.unregister(_close_process_group)  # one handler however many runs the script makes
+    atexit.register(_close_process_group)
 
 
 def _close_process_group() -> None:
