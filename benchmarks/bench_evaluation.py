@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from llama_index_bge_finetune.evaluation import EmbeddingCache, EvalModel, evaluate_embeddings  # noqa: E402
 from llama_index_bge_finetune.evaluation.beir import load_beir  # noqa: E402
 from llama_index_bge_finetune.evaluation.embedding_evaluator import evaluate_encoder  # noqa: E402
-from llama_index_bge_finetune.evaluation.encoders import resolve_encoder  # noqa: E402
+from llama_index_bge_finetune.encoding.resolve import resolve_encoder  # noqa: E402
 from llama_index_bge_finetune.evaluation.metrics import check_k_values  # noqa: E402
 from llama_index_bge_finetune.evaluation.queries import scorable_queries  # noqa: E402
 

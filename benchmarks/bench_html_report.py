@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llama_index_bge_finetune.evaluation.html_report import write_html_report  # noqa: E402
-from llama_index_bge_finetune.evaluation.report import render_markdown  # noqa: E402
+from llama_index_bge_finetune.report.html_report import write_html_report  # noqa: E402
+from llama_index_bge_finetune.report.markdown import render_markdown  # noqa: E402
 from tests.report_data import synthetic_comparison, write_run_files  # noqa: E402
 from tests.test_html_report_browser import CHROMIUM_FLAGS  # noqa: E402
 

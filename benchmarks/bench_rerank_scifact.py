@@ -43,7 +43,7 @@ def first_stage_result(model_dir: Path, test: Any, top_n: int, n_queries: int) -
 
     from llama_index_bge_finetune.evaluation.metrics import score_ranking
     from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult, QueryResult
-    from llama_index_bge_finetune.evaluation.search import top_k
+    from llama_index_bge_finetune.retrieval.exact_search import top_k
     from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
     path = WORK / f"first_stage_{model_dir.name}_test_top{top_n}_q{n_queries}.pkl"

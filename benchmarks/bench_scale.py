@@ -45,8 +45,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llama_index_bge_finetune.evaluation.search import top_k  # noqa: E402
-from llama_index_bge_finetune.evaluation.vector_file import read_vectors, write_vectors  # noqa: E402
+from llama_index_bge_finetune.retrieval.exact_search import top_k  # noqa: E402
+from llama_index_bge_finetune.retrieval.vector_file import read_vectors, write_vectors  # noqa: E402
 
 WORK = Path(__file__).resolve().parent / ".cache" / "scale"
 EMBEDDINGS = Path(__file__).resolve().parent / ".cache" / "embeddings"
@@ -105,7 +105,7 @@ def scifact_vectors(model_path: str) -> Dict[str, Any]:
     """MiniLM vectors of the 5,183 abstracts (embedding cache) and of all 1,109 claims, plus the texts."""
     from llama_index_bge_finetune.evaluation import EmbeddingCache
     from llama_index_bge_finetune.evaluation.beir import load_beir
-    from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+    from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 
     test, train = load_beir(scifact_dir(), "test"), load_beir(scifact_dir(), "train")
     encoder = resolve_encoder(model_path)
@@ -154,7 +154,7 @@ def noisy_corpus(base: np.ndarray, rows: int, seed: int = 0) -> Path:
 # --------------------------------------------------------------------------- 1. search
 def search_child(method: str, corpus_path: str, queries_path: str, out_path: str) -> None:
     """One method in this process: prints JSON with seconds and peak RSS; saves the indices."""
-    from llama_index_bge_finetune.evaluation import faiss_search
+    from llama_index_bge_finetune.retrieval import faiss_search
 
     corpus = read_vectors(corpus_path)
     queries = np.load(queries_path)
@@ -315,7 +315,7 @@ def main() -> None:
         search_child(*args.child_search)
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from llama_index_bge_finetune.evaluation.run_context import environment
+    from llama_index_bge_finetune.report.run_context import environment
 
     WORK.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))

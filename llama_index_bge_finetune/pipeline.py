@@ -392,7 +392,7 @@ def evaluate_models(
 
 def check_report_output(output: Path, overwrite: bool, option: str = "--output") -> None:
     """Refuse a file as ``output`` and a folder holding a report, unless ``overwrite``."""
-    from llama_index_bge_finetune.evaluation.reporting import REPORT_FILES
+    from llama_index_bge_finetune.report.comparison_report import REPORT_FILES
 
     outputs.check_folder(output, overwrite=overwrite, owned=REPORT_FILES, finished=REPORT_FILES,
                          what="an evaluation report (report.md, report.json, chart.png, report.html)", option=option,

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from llama_index_bge_finetune.evaluation.cache import default_cache_dir
+from llama_index_bge_finetune.cache_dir import default_cache_dir
 from tests.cli_helpers import FinishedRun, finished_tiny_run
 
 pytest_plugins = ["tests.openai_server"]

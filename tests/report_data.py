@@ -14,7 +14,7 @@ import numpy as np
 
 from llama_index_bge_finetune.evaluation.comparison import ModelComparison, build_comparison
 from llama_index_bge_finetune.evaluation.metrics import score_ranking
-from llama_index_bge_finetune.evaluation.reporting import ComparisonReport
+from llama_index_bge_finetune.report.comparison_report import ComparisonReport
 from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult, QueryResult
 
 WORDS = ("python class method yield generator async await loop scope name binding module import "

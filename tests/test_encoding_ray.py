@@ -41,7 +41,7 @@ def _texts(n: int) -> List[str]:
 
 @pytest.mark.slow  # starts Ray actors: tens of seconds on 2 CPUs
 def test_ray_vectors_equal_local_ones_in_order(ray_cluster: Any, tiny_st: Any, tmp_path: Path) -> None:
-    from llama_index_bge_finetune.evaluation.encoders import SentenceTransformerEncoder
+    from llama_index_bge_finetune.encoding.encoders import SentenceTransformerEncoder
 
     texts = _texts(230)
     backend = RayEncodeBackend(num_actors=2, rows_per_block=25, model_cache_dir=tmp_path / "models")
@@ -114,7 +114,7 @@ def test_bad_backend_names_and_models_are_refused() -> None:
     from llama_index.core.embeddings import MockEmbedding
 
     from llama_index_bge_finetune.errors import EvaluationError
-    from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+    from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 
     with pytest.raises(EncodeBackendError, match="choose one of local, ray"):
         encode_texts(object(), ["a passage"], encode_backend="spark")

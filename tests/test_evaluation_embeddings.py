@@ -10,7 +10,7 @@ from sentence_transformers.sentence_transformer.evaluation import InformationRet
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation import EmbeddingCache, EvalModel, evaluate_embeddings
-from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 from tests.evaluation_data import evaluation_topics_dataset
 
 KS = (1, 3, 5, 10, 100)

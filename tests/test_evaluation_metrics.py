@@ -11,7 +11,7 @@ from llama_index.core.evaluation.retrieval.metrics import MRR, NDCG, HitRate
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.metrics import score_ranking
-from llama_index_bge_finetune.evaluation.search import top_k
+from llama_index_bge_finetune.retrieval.exact_search import top_k
 from llama_index_bge_finetune.evaluation.stats import bootstrap_ci, bootstrap_indices, paired_test
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation import EvalModel, evaluate_embeddings
-from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 from tests.evaluation_data import evaluation_topics_dataset
 
 pytest.importorskip("onnxruntime")

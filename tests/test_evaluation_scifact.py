@@ -17,7 +17,7 @@ from sentence_transformers.util import cos_sim
 
 from llama_index_bge_finetune.evaluation import EmbeddingCache, evaluate_embeddings
 from llama_index_bge_finetune.evaluation.beir import load_beir
-from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 
 # Under -n 2: one SciFact encode (a cold cache) for the whole module, started first so the other worker fills its time.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scifact"), pytest.mark.scheduled_first]

@@ -11,10 +11,11 @@ import pytest
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation import EmbeddingCache, compare_models, evaluate_embeddings
-from llama_index_bge_finetune.evaluation import search as search_module
-from llama_index_bge_finetune.evaluation.faiss_search import flat_top_k, recall_against_exact
-from llama_index_bge_finetune.evaluation.search import search, top_k
-from llama_index_bge_finetune.evaluation.vector_file import read_vectors, write_vectors
+from llama_index_bge_finetune.retrieval import search as search_module
+from llama_index_bge_finetune.retrieval.faiss_search import flat_top_k, recall_against_exact
+from llama_index_bge_finetune.retrieval.exact_search import top_k
+from llama_index_bge_finetune.retrieval.search import search
+from llama_index_bge_finetune.retrieval.vector_file import read_vectors, write_vectors
 from tests.evaluation_data import evaluation_topics_dataset
 
 pytest.importorskip("faiss", reason="faiss-cpu is not installed (the [scale] extra)")

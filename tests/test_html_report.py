@@ -8,9 +8,9 @@ import json
 import re
 from pathlib import Path
 
-from llama_index_bge_finetune.evaluation.dataset_profile import copies_passage, near_duplicate_groups, profile_dataset
-from llama_index_bge_finetune.evaluation.html_report import question_data, render_html, report_data, write_html_report
-from llama_index_bge_finetune.evaluation.run_context import HIDDEN, read_training, redact
+from llama_index_bge_finetune.report.dataset_profile import copies_passage, near_duplicate_groups, profile_dataset
+from llama_index_bge_finetune.report.html_report import question_data, render_html, report_data, write_html_report
+from llama_index_bge_finetune.report.run_context import HIDDEN, read_training, redact
 from tests.report_data import synthetic_comparison, write_run_files
 
 

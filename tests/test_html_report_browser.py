@@ -18,7 +18,7 @@ from typing import Iterator, List
 
 import pytest
 
-from llama_index_bge_finetune.evaluation.html_report import write_html_report
+from llama_index_bge_finetune.report.html_report import write_html_report
 from tests.report_data import synthetic_comparison, write_run_files
 
 pytestmark = pytest.mark.xdist_group("browser")  # under -n 2: one Chromium for the module

@@ -47,7 +47,7 @@ def evaluate(
     from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
     from llama_index_bge_finetune.evaluation.metrics import check_k_values
 
-    from llama_index_bge_finetune.evaluation.search import INDEX_KINDS, check_index
+    from llama_index_bge_finetune.retrieval.search import INDEX_KINDS, check_index
 
     check_k_values(k)
     if index not in INDEX_KINDS:
@@ -94,7 +94,7 @@ HOSTED_PREFIX = "openai:"
 
 def hosted_model(name: str, model: str, api_base: Optional[str]) -> Any:
     """The hosted encoder for ``--model NAME=openai:MODEL``."""
-    from llama_index_bge_finetune.evaluation.hosted import HostedEmbeddingEncoder
+    from llama_index_bge_finetune.encoding.hosted import HostedEmbeddingEncoder
 
     if not model:
         raise EvaluationError(f"--model {name}=openai: names no model; e.g. --model {name}=openai:text-embedding-3-small.")

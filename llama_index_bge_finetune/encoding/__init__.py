@@ -10,9 +10,9 @@ from llama_index_bge_finetune.encoding.backends import (
     EncodeBackendSpec,
     backend_from_cli,
     encode_texts,
-    model_fingerprint,
     resolve_encode_backend,
 )
+from llama_index_bge_finetune.encoding.fingerprint import model_fingerprint
 from llama_index_bge_finetune.encoding.ray_backend import CorpusEncoderActor, RayEncodeBackend
 
 __all__ = [

@@ -16,17 +16,14 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from llama_index_bge_finetune.encoding.ray_backend import RayEncodeBackend
 from llama_index_bge_finetune.errors import EncodeBackendError
-
-if TYPE_CHECKING:
-    from llama_index_bge_finetune.encoding.ray_backend import RayEncodeBackend
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +40,6 @@ def resolve_encode_backend(spec: EncodeBackendSpec) -> Optional["RayEncodeBacken
     if spec is None or spec == "local":
         return None
     if spec == "ray":
-        from llama_index_bge_finetune.encoding.ray_backend import RayEncodeBackend
-
         return RayEncodeBackend()
     if hasattr(spec, "encode") and hasattr(spec, "address"):
         return spec  # type: ignore[return-value]
@@ -88,24 +83,3 @@ def encode_texts(
     return np.asarray(vectors, dtype=np.float32)
 
 
-def hash_state_dict(module: Any) -> List[Any]:
-    """Raw bytes of every parameter and buffer, in order (fast: no copies for CPU tensors)."""
-    import torch
-
-    parts: List[Any] = []
-    for key, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        parts.append(key)
-        parts.append(memoryview(t.view(-1).view(torch.uint8).numpy()))
-    return parts
-
-
-def model_fingerprint(model: Any) -> str:
-    """A hex digest of a ``SentenceTransformer``'s weights and module settings (truncation, pooling, prompts)."""
-    h = hashlib.blake2b(digest_size=16)
-    parts: List[Any] = [str(model.max_seq_length), repr(sorted((getattr(model, "prompts", None) or {}).items()))]
-    parts += [repr(m) for m in model] + hash_state_dict(model)
-    for part in parts:
-        h.update(b"\0")
-        h.update(part if isinstance(part, memoryview) else str(part).encode())
-    return h.hexdigest()

@@ -1,15 +1,17 @@
-"""Turn a model spec (folder, hub id, ``SentenceTransformer``, LlamaIndex ``BaseEmbedding``) into an encoder.
+"""Encoders: what embeds queries and passages for evaluation, mining and re-embedding.
 
 An encoder embeds queries and passages in large batches into L2-normalised float32 arrays (or raw
 vectors for dot-product models) and names itself with a *fingerprint*: a hash of everything that
 changes its vectors (weights, pooling, prompts, normalisation), so an embedding cache keyed by it
-never serves vectors from another model.
+never serves vectors from another model. :func:`~llama_index_bge_finetune.encoding.resolve.resolve_encoder`
+builds the right one from a model spec.
 
 Example::
 
-    from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+    from sentence_transformers import SentenceTransformer
+    from llama_index_bge_finetune.encoding.encoders import SentenceTransformerEncoder
 
-    enc = resolve_encoder("out/model")          # applies the query instruction saved in the folder
+    enc = SentenceTransformerEncoder(SentenceTransformer("out/model"), query_instruction="")
     vectors = enc.encode_corpus(["a passage", "another one"])
 """
 
@@ -25,9 +27,8 @@ from typing import Any, Awaitable, Callable, List, Optional, Sequence, TypeVar, 
 
 import numpy as np
 
-from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec, encode_texts, hash_state_dict
-from llama_index_bge_finetune.errors import EvaluationError
-from llama_index_bge_finetune.models import query_instruction_for
+from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec, encode_texts
+from llama_index_bge_finetune.encoding.fingerprint import hash_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class Encoder:
         """Called with every text an evaluation will encode, before the first is encoded.
 
         Local models need nothing here; a hosted model states what the texts will cost
-        (see :class:`~llama_index_bge_finetune.evaluation.hosted.HostedEmbeddingEncoder`).
+        (see :class:`~llama_index_bge_finetune.encoding.hosted.HostedEmbeddingEncoder`).
         """
         return None
 
@@ -207,77 +208,6 @@ class HuggingFaceEmbeddingEncoder(SentenceTransformerEncoder):
         self.source = f"HuggingFaceEmbedding({embed_model.model_name})"
 
 
-def load_sentence_transformer(path_or_id: str) -> Any:
-    """Load a model folder or hub id on CPU (or CUDA when present), with a clear error when it fails."""
-    from sentence_transformers import SentenceTransformer
-
-    try:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        return SentenceTransformer(path_or_id, device=device)
-    except Exception as exc:  # OSError for a missing folder, HTTP errors for an unreachable hub
-        raise EvaluationError(
-            f"Cannot load the model {path_or_id!r} ({type(exc).__name__}: {exc}). Pass a sentence-transformers "
-            "model folder (e.g. the output of `bge-finetune train`) or a hub id that is cached locally."
-        ) from exc
-
-
-def resolve_encoder(spec: ModelSpec, name: str = "", query_instruction: Optional[str] = None,
-                    backend: str = "torch", batch_size: int = 64, cache_dir: Optional[str] = None,
-                    encode_backend: EncodeBackendSpec = "local") -> Encoder:
-    """Build the encoder for ``spec`` (see :data:`ModelSpec`); an :class:`EvalModel` overrides the other arguments.
-
-    ``encode_backend="ray"`` encodes the corpus on Ray (sentence-transformers models with the torch backend).
-    """
-    if isinstance(spec, Encoder):
-        return spec
-    if isinstance(spec, EvalModel):
-        return resolve_encoder(spec.model, name=name, query_instruction=spec.query_instruction,
-                               backend=spec.backend, batch_size=spec.batch_size, cache_dir=cache_dir,
-                               encode_backend=encode_backend)
-    on_ray = encode_backend not in (None, "local")
-    if on_ray and backend != "torch":
-        raise EvaluationError(f"encode_backend='ray' runs the torch model; it cannot be combined with backend={backend!r}.")
-    if backend not in BACKENDS:
-        raise EvaluationError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
-    if isinstance(spec, (str, os.PathLike)):
-        path = os.fspath(spec)
-        if query_instruction is None:
-            query_instruction = query_instruction_for(path) or ""
-        st = load_sentence_transformer(path)
-        encoder: Encoder = SentenceTransformerEncoder(st, query_instruction, batch_size, name or path, encode_backend)
-        encoder.source = path
-    elif _is_sentence_transformer(spec):
-        encoder = SentenceTransformerEncoder(spec, query_instruction, batch_size, name, encode_backend)
-    elif _is_hf_embedding(spec):
-        encoder = HuggingFaceEmbeddingEncoder(spec, query_instruction, batch_size, name, encode_backend)
-    elif _is_base_embedding(spec):
-        if on_ray:
-            raise EvaluationError(
-                f"encode_backend='ray' needs a sentence-transformers model (a folder, hub id or SentenceTransformer), "
-                f"not a {type(spec).__name__}; encode it locally."
-            )
-        if backend != "torch":
-            raise EvaluationError(f"backend={backend!r} needs a sentence-transformers model, not a {type(spec).__name__}.")
-        if query_instruction:
-            raise EvaluationError(
-                "query_instruction applies to sentence-transformers models; set it on the LlamaIndex "
-                f"embedding ({type(spec).__name__}) itself instead."
-            )
-        return LlamaIndexEncoder(spec, name=name)
-    else:
-        raise EvaluationError(
-            f"Cannot evaluate a {type(spec).__name__}: pass a model folder or hub id, a SentenceTransformer, "
-            "a LlamaIndex BaseEmbedding, or an EvalModel wrapping one of these."
-        )
-    if backend == "onnx-int8":
-        from llama_index_bge_finetune.evaluation.onnx_backend import OnnxInt8Encoder
-
-        return OnnxInt8Encoder.from_encoder(encoder, cache_dir=cache_dir)  # type: ignore[arg-type]
-    return encoder
-
-
 def _model_label(model: Any) -> str:
     card = getattr(model, "model_card_data", None)
     label = getattr(card, "base_model", None) or getattr(model, "name_or_path", None)
@@ -287,28 +217,6 @@ def _model_label(model: Any) -> str:
         except Exception:  # a model without a transformer first module
             label = ""
     return os.path.basename(str(label).rstrip("/")) or type(model).__name__
-
-
-def _is_sentence_transformer(obj: Any) -> bool:
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:  # pragma: no cover - dependency
-        return False
-    return isinstance(obj, SentenceTransformer)
-
-
-def _is_hf_embedding(obj: Any) -> bool:
-    try:
-        from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-    except ImportError:  # pragma: no cover - dependency
-        return False
-    return isinstance(obj, HuggingFaceEmbedding)
-
-
-def _is_base_embedding(obj: Any) -> bool:
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-
-    return isinstance(obj, BaseEmbedding)
 
 
 async def retry_already_borrowed(make_call: Callable[[], Awaitable[T]], attempts: int = 5) -> T:

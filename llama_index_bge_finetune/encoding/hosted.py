@@ -1,10 +1,10 @@
 """A hosted embedding model (OpenAI or any OpenAI-compatible ``/embeddings`` endpoint) as an evaluation encoder.
 
 Every text is paid for once: vectors are cached on disk per text
-(:class:`~llama_index_bge_finetune.evaluation.hosted_cache.HostedVectorCache`) batch by batch, so
+(:class:`~llama_index_bge_finetune.encoding.hosted_text_cache.HostedVectorCache`) batch by batch, so
 a second run sends nothing and an interrupted run re-sends only what it never got back. Before
 the first request the encoder logs what the texts not yet cached will cost
-(:mod:`~llama_index_bge_finetune.evaluation.hosted_cost`). Requests go out in batches (by count
+(:mod:`~llama_index_bge_finetune.encoding.hosted_cost`). Requests go out in batches (by count
 and tokens), several at once, through the ``openai`` client; a 429 waits the server's
 ``Retry-After``, a 5xx, a time-out or a malformed answer is retried with exponential back-off.
 
@@ -36,9 +36,9 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from llama_index_bge_finetune.errors import EvaluationError
-from llama_index_bge_finetune.evaluation.encoders import Encoder
-from llama_index_bge_finetune.evaluation.hosted_cache import HostedVectorCache
-from llama_index_bge_finetune.evaluation.hosted_cost import CostEstimate, approx_tokens, estimate_cost
+from llama_index_bge_finetune.encoding.encoders import Encoder
+from llama_index_bge_finetune.encoding.hosted_text_cache import HostedVectorCache
+from llama_index_bge_finetune.encoding.hosted_cost import CostEstimate, approx_tokens, estimate_cost
 from llama_index_bge_finetune.retries import backoff_delay, classify_error, redact_secrets
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ table gets a token count and "price unknown".
 
 Example::
 
-    from llama_index_bge_finetune.evaluation.hosted_cost import estimate_cost
+    from llama_index_bge_finetune.encoding.hosted_cost import estimate_cost
 
     print(estimate_cost("text-embedding-3-small", ["a passage", "a question"]).line())
 """

@@ -10,7 +10,7 @@ or ``~/.cache/llama-index-bge-finetune/embeddings``); delete it to pay again.
 
 Example::
 
-    from llama_index_bge_finetune.evaluation.hosted_cache import HostedVectorCache
+    from llama_index_bge_finetune.encoding.hosted_text_cache import HostedVectorCache
 
     cache = HostedVectorCache("/tmp/emb-cache")
     found = cache.get_many("text-embedding-3-small", ["a passage"])   # text -> vector, hits only
@@ -27,7 +27,7 @@ from typing import Dict, Sequence, Union
 
 import numpy as np
 
-from llama_index_bge_finetune.evaluation.cache import default_cache_dir
+from llama_index_bge_finetune.cache_dir import default_cache_dir
 
 _LOOKUP_CHUNK = 500  # keys per SELECT (SQLite allows 999 parameters by default on old builds)
 

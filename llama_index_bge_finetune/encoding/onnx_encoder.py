@@ -5,7 +5,7 @@ Its vectors are close to, not equal to, the fp32 ones (all-MiniLM-L6-v2 on SciFa
 ``"torch"`` backend once (``compare_models`` with both) before trusting it.
 
 A text's vector does not depend on the other texts it is encoded with: activations are quantised with
-one scale per token (:mod:`~llama_index_bge_finetune.evaluation.onnx_quantize`), and texts share an
+one scale per token (:mod:`~llama_index_bge_finetune.encoding.onnx_quantize`), and texts share an
 ONNX Runtime call only with texts of the same token length, so no padding enters any computation.
 A query encoded alone and the same query in a batch give the same vector. The 7-bit weights keep the
 integer products exact on AVX2, AVX-512 and VNNI CPUs alike.
@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from llama_index_bge_finetune.errors import EvaluationError
-from llama_index_bge_finetune.evaluation.encoders import Encoder, SentenceTransformerEncoder
+from llama_index_bge_finetune.encoding.encoders import Encoder, SentenceTransformerEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def export_int8(st: Any, path: Path) -> Path:
     """Export ``st``'s transformer to ONNX (dynamic batch and length) and quantise it to int8 per token."""
     import torch
 
-    from llama_index_bge_finetune.evaluation.onnx_quantize import quantize_per_token
+    from llama_index_bge_finetune.encoding.onnx_quantize import quantize_per_token
 
     hf = st[0].auto_model.eval()
     sample = st.tokenizer(["a short text", "a somewhat longer sample text to trace padding"], padding=True,

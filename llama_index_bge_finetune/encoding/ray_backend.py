@@ -28,7 +28,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
-from llama_index_bge_finetune.encoding.backends import model_fingerprint
+from llama_index_bge_finetune.encoding.fingerprint import model_fingerprint
 from llama_index_bge_finetune.errors import EncodeBackendError
 
 logger = logging.getLogger(__name__)

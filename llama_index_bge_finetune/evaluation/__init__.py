@@ -20,15 +20,15 @@ from typing import Any
 
 _EXPORTS = {
     "RetrieverEvaluator": "llama_index_bge_finetune.evaluation.retriever_evaluator",
-    "compare_models": "llama_index_bge_finetune.evaluation.compare",
+    "compare_models": "llama_index_bge_finetune.report.compare",
     "ModelComparison": "llama_index_bge_finetune.evaluation.comparison",
-    "ComparisonReport": "llama_index_bge_finetune.evaluation.reporting",
-    "HostedEmbeddingEncoder": "llama_index_bge_finetune.evaluation.hosted",
+    "ComparisonReport": "llama_index_bge_finetune.report.comparison_report",
+    "HostedEmbeddingEncoder": "llama_index_bge_finetune.encoding.hosted",
     "evaluate_embeddings": "llama_index_bge_finetune.evaluation.embedding_evaluator",
     "EvaluationResult": "llama_index_bge_finetune.evaluation.results",
     "QueryResult": "llama_index_bge_finetune.evaluation.results",
-    "EvalModel": "llama_index_bge_finetune.evaluation.encoders",
-    "EmbeddingCache": "llama_index_bge_finetune.evaluation.cache",
+    "EvalModel": "llama_index_bge_finetune.encoding.encoders",
+    "EmbeddingCache": "llama_index_bge_finetune.retrieval.corpus_cache",
     "score_ranking": "llama_index_bge_finetune.evaluation.metrics",
     "load_beir": "llama_index_bge_finetune.evaluation.beir",
 }

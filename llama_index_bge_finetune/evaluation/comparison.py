@@ -4,9 +4,9 @@
 objects computed on the same queries (by any evaluation path) into a :class:`ModelComparison`:
 means with bootstrap intervals and a paired test of every model against the first (the base).
 This module computes nothing else and writes no file: the report writers
-(:mod:`~llama_index_bge_finetune.evaluation.report`, :mod:`~llama_index_bge_finetune.evaluation.html_report`)
-read these types, and :func:`~llama_index_bge_finetune.evaluation.compare.compare_models` evaluates
-models and returns a savable :class:`~llama_index_bge_finetune.evaluation.reporting.ComparisonReport`.
+(:mod:`~llama_index_bge_finetune.report.markdown`, :mod:`~llama_index_bge_finetune.report.html_report`)
+read these types, and :func:`~llama_index_bge_finetune.report.compare.compare_models` evaluates
+models and returns a savable :class:`~llama_index_bge_finetune.report.comparison_report.ComparisonReport`.
 
 Example::
 

@@ -21,12 +21,13 @@ import time
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
-from llama_index_bge_finetune.evaluation.cache import EmbeddingCache
-from llama_index_bge_finetune.evaluation.encoders import Encoder, ModelSpec, resolve_encoder
+from llama_index_bge_finetune.retrieval.corpus_cache import EmbeddingCache
+from llama_index_bge_finetune.encoding.encoders import Encoder, ModelSpec
+from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 from llama_index_bge_finetune.evaluation.metrics import check_k_values, score_ranking
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.evaluation.results import EvaluationResult, QueryResult
-from llama_index_bge_finetune.evaluation.search import DEFAULT_BLOCK, search
+from llama_index_bge_finetune.retrieval.search import DEFAULT_BLOCK, search
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def evaluate_embeddings(
 
     Args:
         model: a model folder or hub id, a ``SentenceTransformer``, a LlamaIndex ``BaseEmbedding``,
-            or an :class:`~llama_index_bge_finetune.evaluation.encoders.EvalModel`.
+            or an :class:`~llama_index_bge_finetune.encoding.encoders.EvalModel`.
         dataset: an ``EmbeddingQAFinetuneDataset`` (ours or llama-index-finetuning's), a dict, or a path.
         k_values: cut-offs for every metric.
         name: the model's label in reports (default: derived from the model).
@@ -71,7 +72,7 @@ def evaluate_embeddings(
         encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (Ray Data
             actors, see :mod:`llama_index_bge_finetune.encoding`); queries are encoded here.
         index: the top-k search: ``"auto"`` (exact; numpy for small corpora, FAISS above
-            :data:`~llama_index_bge_finetune.evaluation.search.NUMPY_MAX_PASSAGES`), ``"exact"``,
+            :data:`~llama_index_bge_finetune.retrieval.search.NUMPY_MAX_PASSAGES`), ``"exact"``,
             ``"flat"``, or the approximate ``"ivf"`` / ``"hnsw"``, whose recall@k against exact search
             is logged and kept in ``result.search`` (and so in every report).
     """

@@ -73,7 +73,7 @@ class EvaluationResult:
         timings: seconds spent per phase (``encode_corpus``, ``encode_queries``, ``search``, ...).
         model_info: what the encoder says about itself (fingerprint, backend, ...).
         search: how the top k was found (``method``, ``exact``, a one-line ``note`` and, for an
-            approximate index, its ``recall@k_vs_exact``); see :class:`~llama_index_bge_finetune.evaluation.search.SearchResult`.
+            approximate index, its ``recall@k_vs_exact``); see :class:`~llama_index_bge_finetune.retrieval.search.SearchResult`.
     """
 
     name: str

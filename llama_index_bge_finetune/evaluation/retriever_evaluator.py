@@ -37,7 +37,7 @@ from llama_index.core.evaluation.retrieval.metrics_base import RetrievalMetricRe
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.embedding_evaluator import evaluate_embeddings
-from llama_index_bge_finetune.evaluation.encoders import retry_already_borrowed
+from llama_index_bge_finetune.encoding.encoders import retry_already_borrowed
 from llama_index_bge_finetune.evaluation.metrics import check_k_values, score_ranking
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.evaluation.results import EvaluationResult, QueryResult

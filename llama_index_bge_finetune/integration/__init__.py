@@ -11,7 +11,7 @@
 import importlib
 from typing import Any
 
-from llama_index_bge_finetune.integration.embedding import from_finetuned
+from llama_index_bge_finetune.encoding.llamaindex_embedding import from_finetuned
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
 from llama_index_bge_finetune.integration.guard import (
     StaleVectorsWarning,

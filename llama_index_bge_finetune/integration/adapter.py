@@ -35,7 +35,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import IntegrationError, MissingFilesError, StaleVectorsError, TrainingError
-from llama_index_bge_finetune.evaluation.encoders import Encoder
+from llama_index_bge_finetune.encoding.encoders import Encoder
 from llama_index_bge_finetune.integration.fingerprint import EmbedModelFingerprint, fingerprint_embed_model
 
 logger = logging.getLogger(__name__)
@@ -111,12 +111,12 @@ class QueryAdapterFinetuneEngine:
 
     # ------------------------------------------------------------------ embeddings, once
     def _encoder(self) -> Any:
-        from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+        from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 
         return resolve_encoder(self.embed_model, encode_backend=self.encode_backend)
 
     def _embedding_cache(self) -> Any:
-        from llama_index_bge_finetune.evaluation.cache import EmbeddingCache
+        from llama_index_bge_finetune.retrieval.corpus_cache import EmbeddingCache
 
         if self.cache is False or self.cache is None:
             return None

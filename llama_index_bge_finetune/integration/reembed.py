@@ -144,7 +144,7 @@ class _Run:
         self.on_batch = on_batch
         self.encoder = None
         if resolve_encode_backend(encode_backend) is not None:
-            from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
+            from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 
             self.encoder = resolve_encoder(embed_model, encode_backend=encode_backend)
 

@@ -19,7 +19,7 @@ import os
 from typing import Any, Dict, Optional, Union
 
 from llama_index_bge_finetune.errors import IntegrationError, MissingFilesError
-from llama_index_bge_finetune.integration.embedding import from_finetuned
+from llama_index_bge_finetune.encoding.llamaindex_embedding import from_finetuned
 
 logger = logging.getLogger(__name__)
 

@@ -26,10 +26,11 @@ from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.comparison import build_comparison
 from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec, _cache, _cache_dir, evaluate_encoder
-from llama_index_bge_finetune.evaluation.encoders import ModelSpec, resolve_encoder
+from llama_index_bge_finetune.encoding.encoders import ModelSpec
+from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 from llama_index_bge_finetune.evaluation.metrics import check_k_values
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
-from llama_index_bge_finetune.evaluation.reporting import ComparisonReport
+from llama_index_bge_finetune.report.comparison_report import ComparisonReport
 from llama_index_bge_finetune.evaluation.results import EvaluationResult
 
 logger = logging.getLogger(__name__)
@@ -76,8 +77,8 @@ def compare_models(
     Args:
         models: label -> model spec: a folder or hub id (its saved query instruction is applied), a
             ``SentenceTransformer``, a LlamaIndex ``BaseEmbedding`` (e.g. ``OpenAIEmbedding``), an
-            :class:`~llama_index_bge_finetune.evaluation.encoders.EvalModel`, an encoder (e.g. a
-            :class:`~llama_index_bge_finetune.evaluation.hosted.HostedEmbeddingEncoder`), or an
+            :class:`~llama_index_bge_finetune.encoding.encoders.EvalModel`, an encoder (e.g. a
+            :class:`~llama_index_bge_finetune.encoding.hosted.HostedEmbeddingEncoder`), or an
             :class:`EvaluationResult` already computed on this dataset.
         dataset: an ``EmbeddingQAFinetuneDataset`` (ours or llama-index-finetuning's) or its JSON path.
         k_values: cut-offs for every metric.

@@ -2,7 +2,7 @@
 
 This module sits above both the comparison's result types
 (:mod:`~llama_index_bge_finetune.evaluation.comparison`) and the writers
-(:mod:`~llama_index_bge_finetune.evaluation.report`, :mod:`~llama_index_bge_finetune.evaluation.html_report`),
+(:mod:`~llama_index_bge_finetune.report.markdown`, :mod:`~llama_index_bge_finetune.report.html_report`),
 which read those types and never the reverse.
 
 Example::
@@ -25,8 +25,8 @@ from typing import Dict, Optional, Sequence, Union
 
 from llama_index_bge_finetune import outputs
 from llama_index_bge_finetune.evaluation.comparison import ModelComparison
-from llama_index_bge_finetune.evaluation.html_report import write_html_report
-from llama_index_bge_finetune.evaluation.report import plot_comparison, render_markdown
+from llama_index_bge_finetune.report.html_report import write_html_report
+from llama_index_bge_finetune.report.markdown import plot_comparison, render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ComparisonReport(ModelComparison):
     Example::
 
         from llama_index_bge_finetune.evaluation.comparison import build_comparison
-        from llama_index_bge_finetune.evaluation.reporting import ComparisonReport
+        from llama_index_bge_finetune.report.comparison_report import ComparisonReport
 
         ComparisonReport.of(build_comparison(results)).save("report/")
     """

@@ -12,7 +12,7 @@ Definitions (stated in the report too):
 
 Example::
 
-    from llama_index_bge_finetune.evaluation.dataset_profile import profile_dataset
+    from llama_index_bge_finetune.report.dataset_profile import profile_dataset
 
     profile = profile_dataset(queries, corpus, relevant_docs, failures=read_failures("run/failures.jsonl"))
 """

@@ -12,7 +12,7 @@ rows at a time, so 10,000 questions open instantly.
 
 Example::
 
-    from llama_index_bge_finetune.evaluation.html_report import write_html_report
+    from llama_index_bge_finetune.report.html_report import write_html_report
 
     write_html_report(comparison, "runs/docs/report.html")   # reads run.json etc. beside it
 """
@@ -29,10 +29,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Union
 
-from llama_index_bge_finetune.evaluation.dataset_profile import profile_dataset, read_failures
+from llama_index_bge_finetune.report.dataset_profile import profile_dataset, read_failures
 from llama_index_bge_finetune.evaluation.metrics import METRIC_NAMES
-from llama_index_bge_finetune.evaluation.report import hosted_usage
-from llama_index_bge_finetune.evaluation.run_context import (environment, read_json, read_training, redact, scrub_text,
+from llama_index_bge_finetune.report.markdown import hosted_usage
+from llama_index_bge_finetune.report.run_context import (environment, read_json, read_training, redact, scrub_text,
                                                               secret_values)
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ is the value of every secret-named environment variable wherever it appears.
 
 Example::
 
-    from llama_index_bge_finetune.evaluation.run_context import read_training, environment
+    from llama_index_bge_finetune.report.run_context import read_training, environment
 
     training = read_training([Path("run/model")])
 """

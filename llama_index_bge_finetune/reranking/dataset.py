@@ -267,7 +267,7 @@ def candidates_from_qa_dataset(
     reorders, so the engine's blend guard compares reranker and first stage fairly on them. Use
     questions the first stage was not trained on. ``encode_backend="ray"`` encodes the corpus on Ray.
     """
-    from llama_index_bge_finetune.evaluation.search import search
+    from llama_index_bge_finetune.retrieval.search import search
     from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
     ds = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("question/passage dataset")

@@ -1,6 +1,6 @@
 """Int8 ONNX scoring of a cross-encoder, through the evaluation suite's int8 export.
 
-The export is :func:`llama_index_bge_finetune.evaluation.onnx_backend.export_int8` (dynamic int8
+The export is :func:`llama_index_bge_finetune.encoding.onnx_encoder.export_int8` (dynamic int8
 weight quantisation with onnxruntime); the cross-encoder's classification logits take the place of
 the bi-encoder's hidden states, so both backends share one exporter.
 
@@ -40,7 +40,7 @@ class OnnxInt8CrossEncoderScorer(CrossEncoderScorer):
         import onnxruntime as ort
         import torch
 
-        from llama_index_bge_finetune.evaluation.onnx_backend import export_int8
+        from llama_index_bge_finetune.encoding.onnx_encoder import export_int8
 
         super().__init__(model, batch_size=batch_size, max_length=max_length, device="cpu")
         path = Path(onnx_path) if onnx_path else Path(self.name) / "onnx" / "model_int8.onnx"

@@ -2,11 +2,11 @@
 
 Re-running an evaluation, or evaluating another query set over the same corpus, reads the passage
 vectors back instead of re-encoding them. The key covers the model's weights and settings (see
-:meth:`~llama_index_bge_finetune.evaluation.encoders.Encoder.fingerprint`) and every passage text in
+:meth:`~llama_index_bge_finetune.encoding.encoders.Encoder.fingerprint`) and every passage text in
 order, so a changed model or corpus is a different key and never reads stale vectors.
 
 Vectors are written chunk by chunk and read back memory-mapped (see
-:mod:`~llama_index_bge_finetune.evaluation.vector_file`), so a corpus larger than RAM can be cached
+:mod:`~llama_index_bge_finetune.retrieval.vector_file`), so a corpus larger than RAM can be cached
 and searched, and a killed encoding resumes at its last finished chunk. ``dtype="float16"`` halves
 the disk and memory it takes.
 
@@ -15,7 +15,7 @@ delete it at any time.
 
 Example::
 
-    from llama_index_bge_finetune.evaluation.cache import EmbeddingCache
+    from llama_index_bge_finetune.retrieval.corpus_cache import EmbeddingCache
 
     cache = EmbeddingCache("/tmp/emb-cache")                 # or dtype="float16"
     vectors = cache.get_or_encode(encoder, ["passage one", "passage two"])   # a read-only np.memmap
@@ -31,21 +31,13 @@ from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
 
-from llama_index_bge_finetune.evaluation.vector_file import DEFAULT_CHUNK_ROWS, check_dtype, read_vectors, write_vectors
+from llama_index_bge_finetune.cache_dir import default_cache_dir
+from llama_index_bge_finetune.retrieval.vector_file import DEFAULT_CHUNK_ROWS, check_dtype, read_vectors, write_vectors
 
 if TYPE_CHECKING:
-    from llama_index_bge_finetune.evaluation.encoders import Encoder
+    from llama_index_bge_finetune.encoding.encoders import Encoder
 
 logger = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """``$BGE_FINETUNE_CACHE_DIR``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/llama-index-bge-finetune/embeddings``."""
-    env = os.environ.get("BGE_FINETUNE_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "llama-index-bge-finetune" / "embeddings"
 
 
 def texts_digest(texts: Sequence[str]) -> str:

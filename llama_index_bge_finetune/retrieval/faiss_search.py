@@ -1,6 +1,6 @@
 """FAISS top-k search over a corpus that may be larger than RAM: exact in chunks, or an approximate index.
 
-Reached through :func:`llama_index_bge_finetune.evaluation.search.search`; needs the ``scale`` extra
+Reached through :func:`llama_index_bge_finetune.retrieval.search.search`; needs the ``scale`` extra
 (``pip install "llama-index-bge-finetune[scale]"``).
 
 - :func:`flat_top_k` is exact: it scores :data:`CHUNK_ROWS` passages at a time with ``faiss.knn``
@@ -14,7 +14,7 @@ Reached through :func:`llama_index_bge_finetune.evaluation.search.search`; needs
 
 Example::
 
-    from llama_index_bge_finetune.evaluation.faiss_search import flat_top_k
+    from llama_index_bge_finetune.retrieval.faiss_search import flat_top_k
 
     idx, scores = flat_top_k(query_vecs, corpus_vecs, k=10, corpus_ids=ids)
 """
@@ -28,6 +28,7 @@ from typing import Any, Optional, Sequence, Tuple
 import numpy as np
 
 from llama_index_bge_finetune.errors import EvaluationError
+from llama_index_bge_finetune.retrieval.exact_search import top_k
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def _id_rank(corpus_ids: Sequence[str]) -> np.ndarray:
 
 def flat_top_k(queries: np.ndarray, corpus: np.ndarray, k: int, corpus_ids: Sequence[str],
                chunk_rows: int = CHUNK_ROWS) -> Tuple[np.ndarray, np.ndarray]:
-    """Exact top ``k`` by inner product, corpus read in chunks; same contract as ``search.top_k``."""
+    """Exact top ``k`` by inner product, corpus read in chunks; same contract as ``exact_search.top_k``."""
     faiss = import_faiss("flat")
     q = _f32(queries)
     n_q, n_c = len(q), len(corpus)
@@ -93,8 +94,6 @@ def flat_top_k(queries: np.ndarray, corpus: np.ndarray, k: int, corpus_ids: Sequ
         best_score = np.take_along_axis(best_score, order, axis=1)
     tied = np.nonzero(left_out >= best_score[:, -1])[0]
     if len(tied):
-        from llama_index_bge_finetune.evaluation.search import top_k
-
         logger.debug("%d queries tie at rank %d; re-ranking them exactly by id.", len(tied), k)
         best_idx[tied], best_score[tied] = top_k(q[tied], corpus, k, corpus_ids)
     return best_idx, best_score

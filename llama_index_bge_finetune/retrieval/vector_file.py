@@ -15,7 +15,7 @@ back to float32 before scoring (the accuracy cost on SciFact is in ``benchmarks/
 Example::
 
     import numpy as np
-    from llama_index_bge_finetune.evaluation.vector_file import read_vectors, write_vectors
+    from llama_index_bge_finetune.retrieval.vector_file import read_vectors, write_vectors
 
     rows = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
     write_vectors("vecs.npy", 10, lambda start, stop: rows[start:stop], chunk_rows=4)

@@ -2,7 +2,7 @@
 
 The cache key is the model, its ``max_seq_length``, the prompt and every text, so a changed
 corpus or model never reuses stale vectors. Vectors are written chunk by chunk and read back
-memory-mapped (:mod:`~llama_index_bge_finetune.evaluation.vector_file`), so a corpus larger than RAM
+memory-mapped (:mod:`~llama_index_bge_finetune.retrieval.vector_file`), so a corpus larger than RAM
 can be mined; a killed run resumes at its last finished chunk and a finished entry appears only whole.
 
 Example::
@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec, encode_texts
-from llama_index_bge_finetune.evaluation.vector_file import read_vectors, write_vectors
+from llama_index_bge_finetune.retrieval.vector_file import read_vectors, write_vectors
 
 logger = logging.getLogger(__name__)
 

@@ -594,7 +594,7 @@ class SentenceTransformersFinetuneEngine:
 
         ``model_kwargs`` go to ``HuggingFaceEmbedding`` (e.g. ``embed_batch_size``, ``device``).
         """
-        from llama_index_bge_finetune.integration.embedding import from_finetuned
+        from llama_index_bge_finetune.encoding.llamaindex_embedding import from_finetuned
 
         if not os.path.isfile(os.path.join(self.model_output_path, "config_sentence_transformers.json")):
             raise TrainingError(

@@ -30,7 +30,7 @@ import numpy as np
 
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import TrainingError
-from llama_index_bge_finetune.evaluation.search import INDEX_KINDS, search
+from llama_index_bge_finetune.retrieval.search import INDEX_KINDS, search
 from llama_index_bge_finetune.training.embedding_cache import encode_cached
 from llama_index_bge_finetune.training.window import read_at
 
@@ -60,7 +60,7 @@ class HardNegativeMiner:
         encode_backend: where the corpus is encoded: ``"local"`` (default) or ``"ray"`` (see
             :mod:`llama_index_bge_finetune.encoding`).
         index: the top-k search over the corpus: ``"auto"`` (exact; FAISS above
-            :data:`~llama_index_bge_finetune.evaluation.search.NUMPY_MAX_PASSAGES` passages when
+            :data:`~llama_index_bge_finetune.retrieval.search.NUMPY_MAX_PASSAGES` passages when
             installed), ``"exact"``, ``"flat"``, or the approximate ``"ivf"`` / ``"hnsw"`` (their
             recall against exact search is logged).
     """

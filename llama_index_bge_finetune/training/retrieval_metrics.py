@@ -17,7 +17,7 @@ import os
 from typing import Dict, Optional, Union
 
 from llama_index_bge_finetune.evaluation.metrics import score_ranking
-from llama_index_bge_finetune.evaluation.search import search
+from llama_index_bge_finetune.retrieval.search import search
 from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
 PathLike = Union[str, os.PathLike]
