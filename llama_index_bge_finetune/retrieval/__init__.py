@@ -1,0 +1,1 @@
+"""First-stage retrieval parts: dense search, BM25, and the fusion of their scores."""
