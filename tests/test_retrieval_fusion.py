@@ -1,4 +1,4 @@
-"""Score fusion: normalisations by hand, RRF, the union of two top-N lists, speed."""
+"""Score fusion (normalisations by hand, RRF, top-N union, speed) and the beyond-noise choice of a hybrid."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llama_index_bge_finetune.errors import EvaluationError
+from llama_index_bge_finetune.evaluation.fusion_choice import (
+    DEFAULT_CANDIDATES,
+    FusionChoice,
+    choose_from_values,
+    choose_fusion,
+)
+from llama_index_bge_finetune.evaluation.stats import paired_test
 from llama_index_bge_finetune.retrieval.fusion import METHODS, FusionSpec, fuse, fuse_top_k, normalise, top_k_rows
 
 
@@ -134,3 +142,87 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def _signal_scores(n: int, docs: int, dense_signal: float, bm25_signal: float, seed: int):
+    """Dense and BM25 score matrices, each an independent noisy view of one relevant document per question."""
+    rng = np.random.default_rng(seed)
+    rel = rng.integers(0, docs, n)
+    dense = rng.normal(size=(n, docs))
+    bm25 = 3.0 * rng.gamma(2.0, size=(n, docs))
+    dense[np.arange(n), rel] += dense_signal
+    bm25[np.arange(n), rel] += 3.0 * bm25_signal
+    return dense, bm25, [{f"d{r}": 1.0} for r in rel], [f"d{j}" for j in range(docs)]
+
+
+def test_a_hybrid_truly_better_on_200_questions_is_chosen():
+    dense, bm25, relevant, ids = _signal_scores(200, 50, 2.0, 2.0, seed=1)
+    choice = choose_fusion(dense, bm25, relevant, ids)
+    assert choice.hybrid and choice.chosen == choice.best_hybrid
+    assert (choice.questions, choice.select_questions, choice.test_questions) == (200, 100, 100)
+    assert choice.p_value < 0.05 and choice.gain > 0.05
+    assert choice.reason.startswith(f"hybrid {choice.chosen.label} beats {choice.baseline} by +")
+    assert "nDCG@10 on 100 held-out questions it was not picked on" in choice.reason
+    assert len(choice.means) == 2 + len(DEFAULT_CANDIDATES)
+    assert choice.means[choice.chosen.label] > max(choice.means["dense"], choice.means["bm25"])
+    saved = json.loads(json.dumps(choice.to_dict()))
+    assert FusionSpec.from_dict(saved["chosen"]) == choice.chosen and saved["p_value"] == choice.p_value
+
+
+def test_a_tiny_gain_on_20_questions_keeps_dense():
+    """Dense ranks the relevant document second every time; on 2 of 20 questions BM25 lifts it to first."""
+    n, docs = 20, 12
+    dense = np.tile(np.linspace(1.0, 0.0, docs), (n, 1))  # column 0 first, column 1 (relevant) second
+    bm25 = np.tile(np.linspace(0.0, 1.0, docs), (n, 1))  # relevant near the bottom: no help
+    bm25[:2, 1] = 50.0  # ... except on two questions
+    relevant = [{"d1": 1.0}] * n
+    choice = choose_fusion(dense, bm25, relevant, [f"d{j}" for j in range(docs)])
+    assert choice.chosen == "dense" and choice.baseline == "dense" and not choice.hybrid
+    assert choice.reason.startswith("kept dense: ")
+    assert "within noise" in choice.reason or "no hybrid beats it" in choice.reason
+    assert choice.to_dict()["chosen"] == "dense"
+
+
+def test_bm25_alone_is_kept_when_it_is_the_better_single_retriever_and_no_hybrid_beats_it():
+    dense, bm25, relevant, ids = _signal_scores(120, 40, 0.0, 4.0, seed=2)
+    choice = choose_fusion(dense, bm25, relevant, ids)
+    assert choice.baseline == "bm25" and choice.chosen == "bm25"
+    assert choice.reason.startswith("kept bm25: ")
+
+
+def test_without_bm25_scores_dense_is_kept_and_the_reason_says_why():
+    dense, _, relevant, ids = _signal_scores(10, 20, 2.0, 0.0, seed=3)
+    choice = choose_fusion(dense, None, relevant, ids)
+    assert choice.chosen == "dense" and "BM25 has no scores" in choice.reason and set(choice.means) == {"dense"}
+
+
+def test_picking_and_testing_on_separate_halves_keeps_false_adoptions_near_alpha():
+    """36 candidates no better than dense (dense plus zero-mean noise): best-of-36 tested on the same
+    questions would pass most of the time; picked on one half and tested on the other it passes ~5%."""
+    specs = list(DEFAULT_CANDIDATES)
+    rng = np.random.default_rng(7)
+    trials, split_adopted, naive_adopted = 60, 0, 0
+    for t in range(trials):
+        dense = rng.random(60)
+        values = {"dense": dense, "bm25": dense - 0.2}
+        values.update({s.label: dense + rng.normal(0.0, 0.3, 60) for s in specs})
+        choice = choose_from_values(values, specs, seed=t)
+        split_adopted += choice.hybrid
+        best = max(specs, key=lambda s: values[s.label].mean())
+        naive = paired_test(values[best.label], dense, alternative="greater", n_permutations=2000)
+        naive_adopted += naive.p_value < 0.05
+    assert split_adopted <= 8, f"{split_adopted}/{trials} noise hybrids adopted"
+    assert naive_adopted >= 20  # the scenario is one where selection bias matters
+
+
+def test_bad_inputs_are_refused_with_the_fix():
+    dense, bm25, relevant, ids = _signal_scores(4, 8, 1.0, 1.0, seed=4)
+    with pytest.raises(EvaluationError, match="'<name>@<k>'"):
+        choose_fusion(dense, bm25, relevant, ids, metric="ndcg")
+    with pytest.raises(EvaluationError, match="same questions and documents"):
+        choose_fusion(dense, bm25[:, :3], relevant, ids)
+    with pytest.raises(EvaluationError, match="corpus ids"):
+        choose_fusion(dense, bm25, relevant, ids[:3])
+    with pytest.raises(EvaluationError, match="missing: \\['zscore w=0.5'\\]"):
+        choose_from_values({"dense": [1.0], "bm25": [0.0]}, [FusionSpec("zscore", 0.5)])
+    assert isinstance(choose_from_values({"dense": [1.0, 0.0], "bm25": [0.0, 0.0]}, []), FusionChoice)
