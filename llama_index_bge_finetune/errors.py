@@ -14,6 +14,8 @@ The CLI prints these messages as one paragraph and exits non-zero, without a tra
 - :class:`IntegrationError`: a swap-in call got an argument it cannot use (a bad option, an unknown keyword).
 - :class:`MissingFilesError`: a model, adapter or index folder lacks the files it needs.
 - :class:`EncodeBackendError`: the chosen encoding backend cannot run (unknown name, Ray not installed, cluster unreachable).
+- :class:`EmptyVocabularyError`: BM25 found no terms in a corpus (every text is stopwords, or a script the tokenizer drops).
+- :class:`BM25IndexCorrupt`: a saved BM25 index folder fails its checksums or lacks files; rebuild it.
 """
 
 from __future__ import annotations
@@ -61,3 +63,11 @@ class MissingFilesError(BgeFinetuneError, FileNotFoundError):
 
 class EncodeBackendError(BgeFinetuneError, RuntimeError):
     """Corpus encoding cannot run on the chosen backend (unknown name, Ray missing or unreachable)."""
+
+
+class EmptyVocabularyError(BgeFinetuneError, ValueError):
+    """BM25 has no terms for a corpus: every text tokenised to nothing under the chosen language and stopwords."""
+
+
+class BM25IndexCorrupt(BgeFinetuneError, RuntimeError):
+    """A saved BM25 index folder is incomplete or fails its checksums, so it cannot be trusted."""

@@ -1,4 +1,4 @@
-"""Retrieval: vectors on disk, the corpus-embedding cache, exact and FAISS top-k search.
+"""Retrieval: vectors on disk, the corpus-embedding cache, exact and FAISS top-k search, BM25 and score fusion.
 
 Everything here finds passages for questions; nothing here scores or reports. Names load lazily,
 so importing this package imports neither torch nor faiss::
@@ -14,6 +14,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "BM25Index": "llama_index_bge_finetune.retrieval.bm25",
+    "BM25Settings": "llama_index_bge_finetune.retrieval.bm25",
+    "FusionSpec": "llama_index_bge_finetune.retrieval.fusion",
+    "fuse": "llama_index_bge_finetune.retrieval.fusion",
+    "fuse_top_k": "llama_index_bge_finetune.retrieval.fusion",
     "EmbeddingCache": "llama_index_bge_finetune.retrieval.corpus_cache",
     "SearchResult": "llama_index_bge_finetune.retrieval.search",
     "read_vectors": "llama_index_bge_finetune.retrieval.vector_file",
