@@ -26,9 +26,10 @@ demo: $(STAMP)
 
 # Two workers (pytest-xdist); tests that share a costly module or session fixture carry the same
 # xdist_group, so --dist loadgroup sends them to one worker, which makes the fixture once. Groups go out
-# in the order tests/conftest.py gives (longest first), not xdist's by-size order.
+# in the order tests/conftest.py gives (longest first), not xdist's by-size order. -rs lists every
+# skip with its reason (what to install; under CI, which .ci/run sets, a missing part fails instead).
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup --no-loadscope-reorder
+	$(PY) -m pytest -q -rs -n 2 --dist loadgroup --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) bge-finetune-demo

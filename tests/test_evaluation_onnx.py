@@ -9,8 +9,10 @@ from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation import EvalModel, evaluate_embeddings
 from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 from tests.evaluation_data import evaluation_topics_dataset
+from tests.requirements import ONNX, require_module
 
-pytest.importorskip("onnxruntime")
+require_module("onnx", ONNX)  # the exporter
+require_module("onnxruntime", ONNX)
 
 
 def test_int8_vectors_are_close_to_torch_and_the_export_is_reused(tiny_model_path, tmp_path):

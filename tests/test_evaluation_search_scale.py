@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import numpy as np
@@ -17,8 +16,9 @@ from llama_index_bge_finetune.retrieval.exact_search import top_k
 from llama_index_bge_finetune.retrieval.search import search
 from llama_index_bge_finetune.retrieval.vector_file import read_vectors, write_vectors
 from tests.evaluation_data import evaluation_topics_dataset
+from tests.requirements import SCALE, require_module
 
-pytest.importorskip("faiss", reason="faiss-cpu is not installed (the [scale] extra)")
+require_module("faiss", SCALE)
 
 
 def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -107,18 +107,6 @@ def test_approximate_search_recall_reaches_the_report(tiny_model_path, tmp_path)
     assert note in paths["html"].read_text(encoding="utf-8")
 
 
-def test_faiss_methods_without_faiss_are_a_one_line_error_naming_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "faiss", None)  # what an install without the extra sees
-    corpus = _unit(50, 8, 8)
-    ids = [str(i) for i in range(50)]
-    for method in ("flat", "ivf", "hnsw"):
-        with pytest.raises(EvaluationError) as err:
-            search(corpus[:2], corpus, 3, ids, index=method)
-        assert "\n" not in str(err.value) and 'pip install "llama-index-bge-finetune[scale]"' in str(err.value)
-    # "auto" never needs it below the threshold.
-    assert search(corpus[:2], corpus, 3, ids).method == "exact"
-
-
 def test_vector_file_is_memory_mapped_and_resumes_after_a_crash(tmp_path):
     data = _unit(50, 8, 9)
     calls = []
@@ -196,28 +184,3 @@ def test_mining_finds_the_same_negatives_through_faiss_as_through_numpy(tiny_mod
     assert mined["exact"] == mined["flat"] and any(mined["exact"])
     with pytest.raises(ValueError, match="auto, exact, flat, ivf, hnsw"):
         HardNegativeMiner(index="annoy")
-
-
-def test_cli_index_option_rejects_unknown_values_and_names_the_extra_without_faiss(tiny_model_path, tmp_path):
-    import os
-    import subprocess
-
-    ds = evaluation_topics_dataset(n_docs=12)
-    ds.save_json(tmp_path / "val.json")
-    blocker = tmp_path / "no-faiss" / "faiss"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('No module named faiss')\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200",
-           "PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
-
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "llama_index_bge_finetune", "evaluate", "val.json", "--model",
-                               f"base={tiny_model_path}", *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=300)
-
-    bad = cli("--index", "annoy")
-    assert bad.returncode == 2 and "--index 'annoy'" in bad.stderr and "Traceback" not in bad.stderr
-    missing = cli("--index", "flat", "-o", "eval")
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr + missing.stdout, missing.stderr
-    assert 'pip install "llama-index-bge-finetune[scale]"' in missing.stderr
-    assert not (tmp_path / "eval" / "report.md").exists()

@@ -20,6 +20,7 @@ from typing import Dict, Iterator, Tuple
 import pytest
 
 from tests.openai_server import OpenAITestServer, _words
+from tests.requirements import require_path
 
 # Under -n 2 the tests that read the module's drop-in run go to one worker, which makes it once.
 SHARES_DROP_IN_RUN = pytest.mark.xdist_group("examples-drop-in-run")
@@ -150,8 +151,10 @@ def ten_k_dir(request: pytest.FixtureRequest) -> Path:
     if not os.environ.get("LLAMAINDEX_10K_DIR"):
         return request.getfixturevalue("ten_k_excerpts")
     folder = Path(os.environ["LLAMAINDEX_10K_DIR"])
-    if not (folder / "pdfs" / "lyft_2021.pdf").is_file() or not (folder / "pdfs" / "uber_2021.pdf").is_file():
-        pytest.skip(f"the 10-K PDFs are not in {folder / 'pdfs'} (LLAMAINDEX_10K_DIR)")
+    for name in ("lyft_2021.pdf", "uber_2021.pdf"):
+        require_path(folder / "pdfs" / name, f"the 10-K PDF {name} (LLAMAINDEX_10K_DIR)",
+                     "point LLAMAINDEX_10K_DIR at a folder whose pdfs/ holds lyft_2021.pdf and uber_2021.pdf, "
+                     "or unset it to use excerpts of the shared data folder's PDFs (../shared/data/llamaindex_10k/pdfs)")
     return folder
 
 

@@ -10,11 +10,12 @@ import pytest
 from llama_index_bge_finetune import EmbeddingQAFinetuneDataset, generate_qa_embedding_pairs
 from llama_index_bge_finetune.errors import GenerationError
 from tests.generation_helpers import generation_nodes, local_llm
+from tests.requirements import PEER, require_module
 
 
 @pytest.fixture(scope="module")
 def peer():
-    return pytest.importorskip("llama_index.finetuning", reason="the peer extra (llama-index-finetuning) is not installed")
+    return require_module("llama_index.finetuning", PEER)
 
 
 def test_same_arguments_as_the_peer(peer):

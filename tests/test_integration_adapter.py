@@ -19,6 +19,7 @@ from llama_index_bge_finetune.integration import (
     record_embed_model,
 )
 from tests.integration_helpers import PASSAGES, TRAIN_PAIRS, documents
+from tests.requirements import PEER, require_module
 
 
 def _dataset() -> EmbeddingQAFinetuneDataset:
@@ -73,8 +74,8 @@ def test_adapter_embedding_queries_the_base_models_index(trained, tmp_path):
 
 
 def test_adapter_files_are_compatible_with_llama_index_finetuning_both_ways(trained, tmp_path):
-    adapter_pkg = pytest.importorskip("llama_index.embeddings.adapter")
-    finetuning = pytest.importorskip("llama_index.finetuning")
+    adapter_pkg = require_module("llama_index.embeddings.adapter", PEER)
+    finetuning = require_module("llama_index.finetuning", PEER)
     base, engine = trained
     peer = adapter_pkg.AdapterEmbeddingModel(base, str(tmp_path / "adapter"), device="cpu")
     ours = engine.get_finetuned_model()

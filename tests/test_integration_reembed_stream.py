@@ -19,9 +19,11 @@ from llama_index_bge_finetune.errors import StaleVectorsError
 from llama_index_bge_finetune.integration import check_embed_model, record_embed_model, reembed_index
 from tests.integration_helpers import PASSAGES, documents, persist_index
 from tests.integration_reembed_child import CountingEmbedding
+from tests.requirements import CHROMA, require_module
 
 ROOT = Path(__file__).resolve().parents[1]
-chromadb = pytest.importorskip("chromadb", reason='Chroma is not installed (pip install "llama-index-bge-finetune[chroma]")')
+chromadb = require_module("chromadb", CHROMA)
+require_module("llama_index.vector_stores.chroma", CHROMA)
 
 
 @pytest.fixture

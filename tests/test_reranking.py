@@ -16,11 +16,12 @@ from llama_index_bge_finetune.reranking import (
 from llama_index_bge_finetune.reranking.losses import training_rows
 from llama_index_bge_finetune.reranking.scoring import blend, choose_blend_weight
 from tests.reranking_data import topic_samples
+from tests.requirements import PEER, require_module
 from tests.training_data import topics_dataset
 
 
 def test_accepts_every_argument_of_the_peer_engine_in_order():
-    peer_mod = pytest.importorskip("llama_index.finetuning.cross_encoders.cross_encoder")
+    peer_mod = require_module("llama_index.finetuning.cross_encoders.cross_encoder", PEER)
     peer = list(inspect.signature(peer_mod.CrossEncoderFinetuneEngine.__init__).parameters)
     ours = list(inspect.signature(CrossEncoderFinetuneEngine.__init__).parameters)
     assert ours[: len(peer)] == peer
@@ -32,7 +33,7 @@ def test_accepts_every_argument_of_the_peer_engine_in_order():
 
 
 def test_peer_samples_dicts_and_jsonl_round_trip(tmp_path):
-    peer = pytest.importorskip("llama_index.finetuning.cross_encoders.dataset_gen")
+    peer = require_module("llama_index.finetuning.cross_encoders.dataset_gen", PEER)
     s = CrossEncoderFinetuningDatasetSample.coerce(peer.CrossEncoderFinetuningDatasetSample(query="q", context="c", score=1))
     assert (s.query, s.context, s.score, s.first_stage_score) == ("q", "c", 1.0, None)
     samples = [s, CrossEncoderFinetuningDatasetSample.coerce({"query": "q", "context": "d", "score": 0, "first_stage_score": 0.3})]

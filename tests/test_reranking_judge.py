@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import inspect
 
-import pytest
 from llama_index.core.schema import Document
 
 from llama_index_bge_finetune.reranking import generate_ce_fine_tuning_dataset, generate_synthetic_queries_over_documents
 from llama_index_bge_finetune.reranking.judge import parse_judgment
 from tests.generation_helpers import TOPICS, local_llm
 from tests.openai_server import judge_answer
+from tests.requirements import PEER, require_module
 
 FAST = dict(backoff_base=0.01, backoff_max=0.5)
 
@@ -27,7 +27,7 @@ def _embed(server):
 
 
 def test_same_arguments_as_the_peer_functions():
-    peer = pytest.importorskip("llama_index.finetuning.cross_encoders.dataset_gen")
+    peer = require_module("llama_index.finetuning.cross_encoders.dataset_gen", PEER)
     for ours, theirs in ((generate_ce_fine_tuning_dataset, peer.generate_ce_fine_tuning_dataset),
                          (generate_synthetic_queries_over_documents, peer.generate_synthetic_queries_over_documents)):
         p = list(inspect.signature(theirs).parameters)

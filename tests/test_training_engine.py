@@ -14,6 +14,7 @@ from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
 from llama_index_bge_finetune.models import BGE_QUERY_INSTRUCTION
 from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
+from tests.requirements import PEER, require_module
 from tests.training_data import topics_dataset
 
 
@@ -25,7 +26,7 @@ def _weights(path: Path) -> np.ndarray:
 
 
 def test_accepts_every_argument_of_the_peer_engine():
-    peer_mod = pytest.importorskip("llama_index.finetuning.embeddings.sentence_transformer")
+    peer_mod = require_module("llama_index.finetuning.embeddings.sentence_transformer", PEER)
     peer = inspect.signature(peer_mod.SentenceTransformersFinetuneEngine.__init__).parameters
     ours = inspect.signature(SentenceTransformersFinetuneEngine.__init__).parameters
     missing = [name for name in peer if name not in ours]
@@ -35,7 +36,7 @@ def test_accepts_every_argument_of_the_peer_engine():
 
 
 def test_accepts_peer_dataset_and_path(tmp_path):
-    peer = pytest.importorskip("llama_index.finetuning")
+    peer = require_module("llama_index.finetuning", PEER)
     ds = topics_dataset(4, 1)
     peer_ds = peer.EmbeddingQAFinetuneDataset(queries=ds.queries, corpus=ds.corpus, relevant_docs=ds.relevant_docs)
     engine = SentenceTransformersFinetuneEngine(peer_ds, model_id="unused", model_output_path=str(tmp_path / "o"))
