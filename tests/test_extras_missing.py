@@ -18,8 +18,8 @@ import pytest
 from llama_index_bge_finetune.encoding import encode_texts
 from llama_index_bge_finetune.errors import EncodeBackendError, EvaluationError, GenerationError
 from llama_index_bge_finetune.evaluation import EvalModel
-from llama_index_bge_finetune.evaluation.encoders import resolve_encoder
-from llama_index_bge_finetune.evaluation.search import search
+from llama_index_bge_finetune.encoding.resolve import resolve_encoder
+from llama_index_bge_finetune.retrieval.search import search
 from tests.evaluation_data import evaluation_topics_dataset
 
 SCALE_HINT = 'pip install "llama-index-bge-finetune[scale]"'
