@@ -123,3 +123,13 @@ def test_the_command_never_holds_an_absolute_path():
     assert command[0] == Path(sys.executable).name
     assert command[1:] == ["benchmarks/bench_matrix.py", "--work-dir", "<tmp>/bench/x", "--out=out.json"]
     assert not any(part.startswith("/") or "=/" in part for part in command)
+
+
+def test_every_benchmark_writes_through_records_and_none_writes_json_beside_itself():
+    scripts = sorted(p for p in (ROOT / "benchmarks").glob("bench_*.py") if p.name != "bench_finetune_common.py")
+    assert scripts, "no benchmark scripts found"
+    for script in scripts:
+        text = script.read_text(encoding="utf-8")
+        assert "open_record(" in text, f"{script.name} does not write its record through benchmarks/records.py"
+        assert '"--out"' not in text, f"{script.name} still has an --out option (records go to benchmarks/results/)"
+        assert "with_suffix(\".json\")" not in text, f"{script.name} writes a JSON beside itself"
