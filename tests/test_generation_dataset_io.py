@@ -1,4 +1,4 @@
-"""The dataset type's I/O (issue 3, item 5): llama-index JSON both ways, JSONL, split, merge, stats, validation."""
+"""The dataset type's I/O: llama-index JSON both ways, JSONL, split, merge, stats, validation."""
 
 from __future__ import annotations
 
