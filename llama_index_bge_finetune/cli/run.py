@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import typer
 
@@ -129,80 +129,26 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     model library, so a refused argument answers at once; a rerun of an interrupted run resumes it
     (generation from its cache, training from its last checkpoint).
     """
-    from llama_index_bge_finetune.evaluation.metrics import check_k_values
-    from llama_index_bge_finetune.ingest import check_chunking, chunk_documents
-    from llama_index_bge_finetune.models import resolve_base_model
-
     out = Path(config.output)
     started = time.perf_counter()
     checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes is not None else None
-    check_k_values(config.k_values)
-    check_chunking(config.chunk_size, config.chunk_overlap)
-    pipeline.check_training_args(config.learning_rate, config.epochs, checkpoint_steps, checkpoint_seconds,
-                                 config.precision)
-    settings = pipeline.run_settings(config)
-    pipeline.check_run_output(out, overwrite, settings)
-    pipeline.check_generator(config.generator, batch_api)
-    choice = resolve_base_model(config.base_model)
-    pipeline.check_base_model(choice.model)
-    pipeline.check_encode_backend(encode_backend)
-
-    with stage("Reading documents"):
-        docs = load()
+    settings, choice = _check_run(config, out, overwrite, checkpoint_steps, checkpoint_seconds, batch_api,
+                                  encode_backend)
+    docs = _read_documents(load)
     gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk,
                                                    max_retries=max_retries, batch_api=batch_api,
                                                    batch_poll_seconds=batch_poll_seconds)
-    with stage("Chunking"):
-        nodes = chunk_documents(docs, chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap)
-    if config.max_nodes:
-        nodes = nodes[: config.max_nodes]
-    console.print(f"{len(docs)} documents, {len(nodes)} chunks.")
-
+    nodes = _chunk(config, docs)
     pipeline.prepare_output(out, overwrite, settings)
     console.print(f"Questions: {gen_description}", highlight=False)
     pipeline.save_run_config(config, {"base_model_resolved": choice.model, "base_model_reason": choice.reason,
                                       "question_generator": gen_description, "n_chunks": len(nodes)})
-
-    with stage("Generating questions", total=len(nodes)) as update:
-        dataset, failures = pipeline.generate_dataset(nodes, gen, out, on_progress=update)
-    if failures:
-        console.print(f"[yellow]{len(failures)} of {len(nodes)} chunks got no questions[/yellow]: "
-                      f"{pipeline.failure_summary(failures)} (details in {out / pipeline.FAILURES_FILE}).",
-                      highlight=False)
-    if len(dataset.queries) < 4:
-        raise GenerationError(
-            f"Only {len(dataset.queries)} questions were generated from {len(nodes)} chunks: too few to "
-            "train and evaluate. Add documents, lower --chunk-size, or raise --questions-per-chunk."
-        )
+    dataset, failures = _generate_questions(nodes, gen, out)
     train, val = pipeline.split_dataset(dataset, out, config.val_fraction, config.seed)
-
     model_dir = out / "model"
-    if (model_dir / "training_result.json").is_file():
-        console.print(f"Reusing the model this run already fine-tuned in {model_dir}.")
-        training = pipeline.load_training_result(model_dir)
-    else:
-        console.print(f"Fine-tuning on {len(train.queries)} questions over {len(train.corpus)} chunks ...")
-        training = pipeline.train_model(
-            train, choice.model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
-            learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
-            checkpoint_seconds=checkpoint_seconds, encode_backend=encode_backend, precision=config.precision,
-            max_seq_length=config.max_seq_length,
-            overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
-        ).result
-        if training.resumed_from_step:
-            console.print(f"Training resumed from step {training.resumed_from_step}.")
-
-    rerank = None
-    if config.reranker:
-        console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
-        pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed,
-                                encode_backend=encode_backend, precision=config.precision)
-        from llama_index_bge_finetune.reranking import Reranking
-
-        # the reranker's saved blend weight was chosen on these held-out questions: the report
-        # reranks each half with the weight chosen on the other half instead (unbiased)
-        rerank = {"fine-tuned + reranker": ("fine-tuned", Reranking(str(out / "reranker"), blend_weight="cross-fit"))}
-
+    training = _fine_tune(config, choice.model, train, model_dir, checkpoint_steps, checkpoint_seconds,
+                          encode_backend)
+    rerank = _fine_tune_reranker(config, train, val, out, encode_backend) if config.reranker else None
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
             {"base": choice.model, "fine-tuned": str(model_dir), **(extra_models or {})}, val, out,
@@ -214,6 +160,101 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
             rerank=rerank,
             encode_backend=encode_backend,
         )
+    _print_results(comparison, started, out, model_dir)
+
+
+def _check_run(config: pipeline.RunConfig, out: Path, overwrite: bool, checkpoint_steps: Optional[int],
+               checkpoint_seconds: Optional[float], batch_api: bool, encode_backend: str) -> Tuple[dict, Any]:
+    """Check every argument and the output folder before any document is read; return the run's settings and base model."""
+    from llama_index_bge_finetune.evaluation.metrics import check_k_values
+    from llama_index_bge_finetune.ingest import check_chunking
+    from llama_index_bge_finetune.models import resolve_base_model
+
+    check_k_values(config.k_values)
+    check_chunking(config.chunk_size, config.chunk_overlap)
+    pipeline.check_training_args(config.learning_rate, config.epochs, checkpoint_steps, checkpoint_seconds,
+                                 config.precision)
+    settings = pipeline.run_settings(config)
+    pipeline.check_run_output(out, overwrite, settings)
+    pipeline.check_generator(config.generator, batch_api)
+    choice = resolve_base_model(config.base_model)
+    pipeline.check_base_model(choice.model)
+    pipeline.check_encode_backend(encode_backend)
+    return settings, choice
+
+
+def _read_documents(load: Callable[[], List[Any]]) -> List[Any]:
+    """The documents, read under a progress line."""
+    with stage("Reading documents"):
+        return load()
+
+
+def _chunk(config: pipeline.RunConfig, docs: List[Any]) -> List[Any]:
+    """The documents' chunks (the first ``max_nodes`` when set), with the counts printed."""
+    from llama_index_bge_finetune.ingest import chunk_documents
+
+    with stage("Chunking"):
+        nodes = chunk_documents(docs, chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap)
+    if config.max_nodes:
+        nodes = nodes[: config.max_nodes]
+    console.print(f"{len(docs)} documents, {len(nodes)} chunks.")
+    return nodes
+
+
+def _generate_questions(nodes: List[Any], gen: Any, out: Path) -> Tuple[Any, List[Any]]:
+    """Questions for every chunk (resumed from the run's cache) and the chunks that got none.
+
+    Raises:
+        GenerationError: fewer than 4 questions, too few to train and evaluate.
+    """
+    with stage("Generating questions", total=len(nodes)) as update:
+        dataset, failures = pipeline.generate_dataset(nodes, gen, out, on_progress=update)
+    if failures:
+        console.print(f"[yellow]{len(failures)} of {len(nodes)} chunks got no questions[/yellow]: "
+                      f"{pipeline.failure_summary(failures)} (details in {out / pipeline.FAILURES_FILE}).",
+                      highlight=False)
+    if len(dataset.queries) < 4:
+        raise GenerationError(
+            f"Only {len(dataset.queries)} questions were generated from {len(nodes)} chunks: too few to "
+            "train and evaluate. Add documents, lower --chunk-size, or raise --questions-per-chunk."
+        )
+    return dataset, failures
+
+
+def _fine_tune(config: pipeline.RunConfig, base_model: str, train: Any, model_dir: Path,
+               checkpoint_steps: Optional[int], checkpoint_seconds: Optional[float], encode_backend: str) -> Any:
+    """The training result: reused when this run already finished training, else trained (resuming a checkpoint)."""
+    if (model_dir / "training_result.json").is_file():
+        console.print(f"Reusing the model this run already fine-tuned in {model_dir}.")
+        return pipeline.load_training_result(model_dir)
+    console.print(f"Fine-tuning on {len(train.queries)} questions over {len(train.corpus)} chunks ...")
+    training = pipeline.train_model(
+        train, base_model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
+        learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
+        checkpoint_seconds=checkpoint_seconds, encode_backend=encode_backend, precision=config.precision,
+        max_seq_length=config.max_seq_length,
+        overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
+    ).result
+    if training.resumed_from_step:
+        console.print(f"Training resumed from step {training.resumed_from_step}.")
+    return training
+
+
+def _fine_tune_reranker(config: pipeline.RunConfig, train: Any, val: Any, out: Path,
+                        encode_backend: str) -> Dict[str, Tuple[str, Any]]:
+    """Train the reranker and return the report's reranked row: label -> (first-stage label, second stage)."""
+    console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
+    pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed,
+                            encode_backend=encode_backend, precision=config.precision)
+    from llama_index_bge_finetune.reranking import Reranking
+
+    # the reranker's saved blend weight was chosen on these held-out questions: the report
+    # reranks each half with the weight chosen on the other half instead (unbiased)
+    return {"fine-tuned + reranker": ("fine-tuned", Reranking(str(out / "reranker"), blend_weight="cross-fit"))}
+
+
+def _print_results(comparison: Any, started: float, out: Path, model_dir: Path) -> None:
+    """The before/after table, the run's duration and where the model and report are."""
     console.print()
     results.print(comparison_table(comparison.to_dict()))
     console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Model: {model_dir}; report: {out / 'report.md'}")
@@ -222,6 +263,7 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
 
 def _report_sections(config: pipeline.RunConfig, choice: Any, gen_description: str, train: Any, val: Any,
                      result: Any, n_nodes: int, failures: List[Any]) -> dict:
+    """The report's "Run" section: documents, chunks, base model, questions, split, training and window."""
     lines = [
         f"- Documents: {config.documents}",
         f"- Chunks: {n_nodes} (chunk size {config.chunk_size}, overlap {config.chunk_overlap})",

@@ -21,6 +21,8 @@ from typing import Any
 _EXPORTS = {
     "RetrieverEvaluator": "llama_index_bge_finetune.evaluation.retriever_evaluator",
     "compare_models": "llama_index_bge_finetune.report.compare",
+    "evaluate_models": "llama_index_bge_finetune.evaluation.model_runs",
+    "SecondStage": "llama_index_bge_finetune.evaluation.model_runs",
     "ModelComparison": "llama_index_bge_finetune.evaluation.comparison",
     "ComparisonReport": "llama_index_bge_finetune.report.comparison_report",
     "HostedEmbeddingEncoder": "llama_index_bge_finetune.encoding.hosted",

@@ -12,42 +12,29 @@ Example::
     print(report.to_markdown())
     report.save("report/")   # report.md, report.json, chart.png, report.html
 
-Rows that rerank a first stage come from any :class:`SecondStage` (reranking provides
+Rows that rerank a first stage come from any
+:class:`~llama_index_bge_finetune.evaluation.model_runs.SecondStage` (reranking provides
 :class:`~llama_index_bge_finetune.reranking.evaluation.Reranking`), so this module needs no reranker.
+This module checks the options and builds the report; the evaluation itself is
+:func:`~llama_index_bge_finetune.evaluation.model_runs.evaluate_models`.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
+from llama_index_bge_finetune.encoding.encoders import ModelSpec
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.comparison import build_comparison
-from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec, _cache, _cache_dir, evaluate_encoder
-from llama_index_bge_finetune.encoding.encoders import ModelSpec
-from llama_index_bge_finetune.encoding.resolve import resolve_encoder
+from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec
 from llama_index_bge_finetune.evaluation.metrics import check_k_values
+from llama_index_bge_finetune.evaluation.model_runs import SecondStage, evaluate_models
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.report.comparison_report import ComparisonReport
-from llama_index_bge_finetune.evaluation.results import EvaluationResult
 
-logger = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class SecondStage(Protocol):
-    """Reorders a first stage's ranking: a row of the comparison that reranks another row.
-
-    ``depth`` is how many of the first stage's results per query it needs; calling it with the
-    first stage's result (evaluated that deep) and the dataset returns the new result on the same
-    queries, labelled ``name``.
-    """
-
-    depth: int
-
-    def __call__(self, first_stage: EvaluationResult, dataset: Any, name: str) -> EvaluationResult: ...
+__all__ = ["SecondStage", "compare_models"]
 
 
 def compare_models(
@@ -108,6 +95,23 @@ def compare_models(
     Raises:
         EvaluationError: no models, an unknown label in ``query_instructions`` or ``rerank``, or a bad option.
     """
+    _check_models_and_stages(models, query_instructions, rerank)
+    ks = check_k_values(k_values)
+    ds = load_dataset(dataset)
+    qids, rels, info = scorable_queries(ds, relevance=relevance, on_missing=on_missing)
+    info.name = dataset_name or (os.fspath(dataset) if isinstance(dataset, (str, os.PathLike)) else "")
+    results = evaluate_models(models, ds, qids, rels, info, ks, query_instructions=query_instructions,
+                              backend=backend, batch_size=batch_size, cache=cache, rerank=rerank,
+                              encode_backend=encode_backend, index=index)
+    return ComparisonReport.of(build_comparison(
+        results, ds, confidence=confidence, n_bootstrap=n_bootstrap, n_permutations=n_permutations, seed=seed,
+        extra_sections=extra_sections, n_worst=n_worst))
+
+
+def _check_models_and_stages(models: Mapping[str, ModelSpec],
+                             query_instructions: Optional[Mapping[str, Optional[str]]],
+                             rerank: Optional[Mapping[str, Tuple[str, SecondStage]]]) -> None:
+    """Refuse no models, a query instruction for an unknown label, and a rerank row that is not a second stage of a model."""
     if not models:
         raise EvaluationError("compare_models needs at least one model, e.g. {'base': 'BAAI/bge-small-en-v1.5'}.")
     unknown = set(query_instructions or {}) - set(models)
@@ -121,29 +125,3 @@ def compare_models(
                 f"rerank[{label!r}] holds a {type(stage).__name__}, not a second stage; pass "
                 "(first-stage label, Reranking(reranker)) with Reranking from llama_index_bge_finetune.reranking."
             )
-    ks = check_k_values(k_values)
-    ds = load_dataset(dataset)
-    qids, rels, info = scorable_queries(ds, relevance=relevance, on_missing=on_missing)
-    info.name = dataset_name or (os.fspath(dataset) if isinstance(dataset, (str, os.PathLike)) else "")
-    results: Dict[str, EvaluationResult] = {}
-    for label, spec in models.items():
-        if isinstance(spec, EvaluationResult):
-            if [q.query_id for q in spec.queries] != qids or tuple(spec.k_values) != ks:
-                raise EvaluationError(f"The precomputed result for {label!r} was made on other queries or k values.")
-            results[label] = spec
-            continue
-        qi = (query_instructions or {}).get(label)
-        encoder = resolve_encoder(spec, name=label, query_instruction=qi, backend=backend,
-                                  batch_size=batch_size, cache_dir=_cache_dir(cache), encode_backend=encode_backend)
-        logger.info("Evaluating %s ...", label)
-        depths = [stage.depth for first, stage in (rerank or {}).values() if first == label]
-        depth = max(max(depths), max(ks)) if depths else None
-        result = evaluate_encoder(encoder, ds, qids, rels, info, ks, cache=_cache(cache), depth=depth, index=index)
-        result.name = label
-        results[label] = result
-    for label, (first, stage) in (rerank or {}).items():
-        logger.info("Evaluating %s (reordering the top %d of %s) ...", label, stage.depth, first)
-        results[label] = stage(results[first], ds, label)
-    return ComparisonReport.of(build_comparison(
-        results, ds, confidence=confidence, n_bootstrap=n_bootstrap, n_permutations=n_permutations, seed=seed,
-        extra_sections=extra_sections, n_worst=n_worst))

@@ -2,7 +2,8 @@
 
 This module sits above both the comparison's result types
 (:mod:`~llama_index_bge_finetune.evaluation.comparison`) and the writers
-(:mod:`~llama_index_bge_finetune.report.markdown`, :mod:`~llama_index_bge_finetune.report.html_report`),
+(:mod:`~llama_index_bge_finetune.report.markdown`, :mod:`~llama_index_bge_finetune.report.chart`,
+:mod:`~llama_index_bge_finetune.report.html_report`),
 which read those types and never the reverse.
 
 Example::
@@ -26,7 +27,8 @@ from typing import Dict, Optional, Sequence, Union
 from llama_index_bge_finetune import outputs
 from llama_index_bge_finetune.evaluation.comparison import ModelComparison
 from llama_index_bge_finetune.report.html_report import write_html_report
-from llama_index_bge_finetune.report.markdown import plot_comparison, render_markdown
+from llama_index_bge_finetune.report.chart import plot_comparison
+from llama_index_bge_finetune.report.markdown import render_markdown
 
 logger = logging.getLogger(__name__)
 
