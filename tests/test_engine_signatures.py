@@ -160,3 +160,13 @@ def test_engine_attributes_keep_their_names(tmp_path: Any) -> None:
         assert hasattr(engine, name), name
     for name in [p for p, _, _ in RERANKING_SIGNATURE if p not in ("self",)]:
         assert hasattr(reranker, name), name
+
+
+def test_every_argument_but_the_datasets_is_an_option() -> None:
+    """The options objects hold exactly the constructors' other arguments, in signature order."""
+    from llama_index_bge_finetune.reranking.options import RerankingOptions
+    from llama_index_bge_finetune.training.options import TrainingOptions
+
+    datasets = ("self", "dataset", "val_dataset", "forgetting_dataset")
+    assert TrainingOptions.field_names() == tuple(n for n, _, _ in TRAINING_SIGNATURE if n not in datasets)
+    assert RerankingOptions.field_names() == tuple(n for n, _, _ in RERANKING_SIGNATURE if n not in datasets)
