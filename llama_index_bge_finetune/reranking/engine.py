@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
-from llama_index_bge_finetune.precisions import check_precision_name
 from llama_index_bge_finetune.reranking.dataset import (
     CrossEncoderFinetuningDatasetSample, coerce_samples, group_by_query,
 )
-from llama_index_bge_finetune.reranking.losses import CE_LOSS_NAMES, build_ce_loss, training_rows
+from llama_index_bge_finetune.reranking.losses import build_ce_loss, training_rows
+from llama_index_bge_finetune.reranking.options import RerankingOptions
 from llama_index_bge_finetune.reranking.scoring import CONFIG_NAME, DEFAULT_WEIGHTS, choose_blend_weight
 from llama_index_bge_finetune.training import core
 from llama_index_bge_finetune.training.model_card import _safe, card_fields
+from llama_index_bge_finetune.training.options import given_loss_model, option_attributes
 from llama_index_bge_finetune.training.result import FinetuneResult
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ _warned_bi_encoder: set = set()
 SATURATED_NDCG = 0.99
 
 
+@option_attributes(RerankingOptions)
 class CrossEncoderFinetuneEngine:
     """Fine-tunes a cross-encoder reranker on judged (query, passage) samples.
 
@@ -54,6 +56,10 @@ class CrossEncoderFinetuneEngine:
     first stage's scores is chosen on validation queries (``reranker_config.json``), and a reranker
     that does not beat the first stage beyond noise (a one-sided paired test over those queries,
     p < 0.05) keeps the first stage's order; the decision and its numbers are in the config and card.
+
+    Every argument but the datasets is checked when the engine is built and kept in :attr:`options`
+    (:class:`~llama_index_bge_finetune.reranking.options.RerankingOptions`), and each is also an
+    attribute under its own name: ``engine.max_length`` reads ``engine.options.max_length``.
 
     Args:
         dataset: training samples (ours or llama-index-finetuning's ``CrossEncoderFinetuningDatasetSample``,
@@ -121,55 +127,18 @@ class CrossEncoderFinetuneEngine:
         trust_remote_code: bool = False,
         logging_steps: int = 10,
     ) -> None:
-        for name, value in (("batch_size", batch_size), ("epochs", epochs), ("learning_rate", learning_rate),
-                            ("evaluation_steps", evaluation_steps), ("max_length", max_length), ("logging_steps", logging_steps)):
-            if not value > 0:
-                raise TrainingError(f"{name} must be positive, got {value}.")
-        if isinstance(loss, str) and loss not in CE_LOSS_NAMES:
-            raise TrainingError(f"Unknown loss {loss!r}; choose one of {', '.join(CE_LOSS_NAMES)}, or pass a loss object.")
-        check_precision_name(precision)
-        if not 0.0 <= validation_fraction < 1.0:
-            raise TrainingError(f"validation_fraction must be in [0, 1), got {validation_fraction}.")
-        samples = coerce_samples(dataset, "training dataset")
-        if not samples:
-            raise DatasetError("The cross-encoder training dataset is empty; build samples with samples_from_qa_dataset() "
-                               "or generate_ce_fine_tuning_dataset().")
-        if not any(s.score > 0.5 for s in samples) or not any(s.score <= 0.5 for s in samples):
-            raise DatasetError("The cross-encoder training dataset needs both relevant (score 1) and irrelevant (score 0) "
-                               "samples; mine negatives with samples_from_qa_dataset().")
-        self.dataset = samples
+        self.options = RerankingOptions.from_arguments(locals())  # checked; see reranking/options.py
+        self.dataset = _training_samples(dataset)
         self.val_dataset = coerce_samples(val_dataset, "validation dataset") if val_dataset is not None else None
-        self.model_id = str(model_id)
-        self.model_output_path = os.fspath(model_output_path)
-        self.batch_size = batch_size
-        self.loss = loss
-        self.epochs = epochs
-        self.show_progress_bar = show_progress_bar
-        self.evaluation_steps = evaluation_steps
-        self.learning_rate = learning_rate
-        self.head_learning_rate = head_learning_rate
-        self.max_length = max_length
-        self.warmup_ratio = warmup_ratio
-        self.weight_decay = weight_decay
-        self.lr_scheduler_type = lr_scheduler_type
-        self.seed = seed
-        self.precision = precision
-        self.attention_dropout = attention_dropout
-        self.validation_fraction = validation_fraction
-        self.blend_weights = tuple(blend_weights)
-        self.save_checkpoints = save_checkpoints
-        self.resume_from_checkpoint = resume_from_checkpoint
-        self.checkpoint_save_steps = checkpoint_save_steps
-        self.checkpoint_save_seconds = checkpoint_save_seconds
-        self.checkpoint_save_total_limit = checkpoint_save_total_limit
-        self.device = device
-        self.trust_remote_code = trust_remote_code
-        self.logging_steps = logging_steps
-        self.checkpoint_path = os.path.join(self.model_output_path, core.CHECKPOINT_DIR)
         self.result: Optional[FinetuneResult] = None
         self.blend: Dict[str, Any] = {}
-        self._model: Any = loss.model if loss is not None and not isinstance(loss, str) and hasattr(loss, "model") else None
+        self._model: Any = given_loss_model(loss)
         self.new_head = False
+
+    @property
+    def checkpoint_path(self) -> str:
+        """Where checkpoints go: ``<model_output_path>/checkpoints``."""
+        return self.options.checkpoint_path
 
     # ------------------------------------------------------------------ model
     @property
@@ -180,25 +149,16 @@ class CrossEncoderFinetuneEngine:
             self.max_length = int(self._model.max_seq_length)
         return self._model
 
-    def _loss_name(self) -> str:
-        if self.loss is None:
-            return "listwise"
-        return self.loss if isinstance(self.loss, str) else type(self.loss).__name__
-
     def hyperparameters(self) -> Dict[str, Any]:
         """Every setting that shapes the result, for reports and the model card."""
         return {
-            "base_model": self.model_id, "loss": self._loss_name(), "batch_size": self.batch_size, "epochs": self.epochs,
-            "learning_rate": self.learning_rate, "head_learning_rate": self._head_lr(), "max_length": self.max_length,
+            "base_model": self.model_id, "loss": self.options.loss_name, "batch_size": self.batch_size, "epochs": self.epochs,
+            "learning_rate": self.learning_rate, "head_learning_rate": self.options.head_lr(self.new_head),
+            "max_length": self.max_length,
             "warmup_ratio": self.warmup_ratio, "weight_decay": self.weight_decay, "lr_scheduler_type": self.lr_scheduler_type,
             "seed": self.seed, "precision": self.precision,
             "attention_dropout": "model default" if self.attention_dropout is None else self.attention_dropout,
         }
-
-    def _head_lr(self) -> float:
-        if self.head_learning_rate is not None:
-            return self.head_learning_rate
-        return self.learning_rate * 30 if self.new_head else self.learning_rate
 
     # ------------------------------------------------------------------ training
     def finetune(self, **train_kwargs: Any) -> None:
@@ -211,7 +171,7 @@ class CrossEncoderFinetuneEngine:
         model = self.model
         result = FinetuneResult(model_path=self.model_output_path, hyperparameters=self.hyperparameters())
         train, val = self._split()
-        name = self._loss_name() if isinstance(self.loss, str) or self.loss is None else "bce"
+        name = self.options.loss_name if isinstance(self.loss, str) or self.loss is None else "bce"
         table = _to_table(training_rows(name, train))
         result.pairs = len(train)
         result.pairs_with_negatives = sum(1 for s in train if s.score <= 0.5)
@@ -269,7 +229,7 @@ class CrossEncoderFinetuneEngine:
         total_steps = max(1, math.ceil(math.ceil(len(table) / (batch * world)) * self.epochs))
         precision = core.precision_flags(self.precision, core.uses_cpu(self.device))
         result.hyperparameters["precision"] = core.precision_label(self.precision, *precision)
-        result.hyperparameters["head_learning_rate"] = self._head_lr()
+        result.hyperparameters["head_learning_rate"] = self.options.head_lr(self.new_head)
         keep = self.save_checkpoints is not False
         args = CrossEncoderTrainingArguments(**{
             **core.schedule_arguments(
@@ -290,7 +250,7 @@ class CrossEncoderFinetuneEngine:
         )
         trainer = _trainer_class()(model=model, args=args, train_dataset=table, loss=loss, evaluator=evaluator,
                                    callbacks=callbacks)
-        trainer.head_learning_rate = self._head_lr()
+        trainer.head_learning_rate = self.options.head_lr(self.new_head)
         return trainer, keep_best
 
     def _choose_blend(self, model: Any, val: Sequence[CrossEncoderFinetuningDatasetSample]) -> Dict[str, Any]:
@@ -432,6 +392,18 @@ def _clamp_length(model: Any, max_length: int) -> Any:
         logger.warning("max_length=%d exceeds the model's %d positions: using %d.", max_length, limit, limit)
     model.max_seq_length = min(max_length, limit)
     return model
+
+
+def _training_samples(dataset: Any) -> List[CrossEncoderFinetuningDatasetSample]:
+    """The training samples, refused when empty or without both relevant and irrelevant ones."""
+    samples = coerce_samples(dataset, "training dataset")
+    if not samples:
+        raise DatasetError("The cross-encoder training dataset is empty; build samples with samples_from_qa_dataset() "
+                           "or generate_ce_fine_tuning_dataset().")
+    if not any(s.score > 0.5 for s in samples) or not any(s.score <= 0.5 for s in samples):
+        raise DatasetError("The cross-encoder training dataset needs both relevant (score 1) and irrelevant (score 0) "
+                           "samples; mine negatives with samples_from_qa_dataset().")
+    return samples
 
 
 def _has_classifier(path: Path) -> bool:

@@ -24,28 +24,29 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
-from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL, query_instruction_for
-from llama_index_bge_finetune.precisions import check_precision_name
+from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL
 from llama_index_bge_finetune.training import core
 from llama_index_bge_finetune.training.examples import TrainingTable, query_positive_pairs, training_table
+from llama_index_bge_finetune.training.forgetting import ForgettingGuard
 from llama_index_bge_finetune.training.freezing import freeze_lower_layers, layer_count
 from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
-from llama_index_bge_finetune.training.losses import LOSS_NAMES, build_loss
+from llama_index_bge_finetune.training.losses import build_loss
+from llama_index_bge_finetune.training.options import FROM_MODEL, TrainingOptions, given_loss_model, option_attributes
 from llama_index_bge_finetune.training.model_card import card_fields, write_model_card
 from llama_index_bge_finetune.training.result import FinetuneResult
 from llama_index_bge_finetune.training.schedule import (MINING_MIN_PAIRS, count_steps, layers_to_freeze, mined_negatives,
                                                        peak_learning_rate, training_schedule)
 from llama_index_bge_finetune.training.window import WindowChoice, choose_window, confirmed_by_validation, read_at
-from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
+from llama_index_bge_finetune.window_settings import WindowSetting
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-_FROM_MODEL = object()  # sentinel: "use the base model's own query instruction"
 MINING_POOL_PER_PAIR = 8  # hard_negative_pool="auto": passages ranked per training pair ...
 MIN_MINING_POOL = 1024  # ... and at least this many
 
 
+@option_attributes(TrainingOptions)
 class SentenceTransformersFinetuneEngine:
     """Fine-tunes a sentence-transformers model on an ``EmbeddingQAFinetuneDataset``.
 
@@ -55,6 +56,10 @@ class SentenceTransformersFinetuneEngine:
     base model's query instruction used in training, evaluation and inference (saved with the
     model); small datasets still train; no crash without a validation set; checkpoints under the
     output folder with resume after a kill; data-parallel under ``torchrun``; a model card.
+
+    Every argument but the datasets is checked when the engine is built and kept in :attr:`options`
+    (:class:`~llama_index_bge_finetune.training.options.TrainingOptions`), and each is also an
+    attribute under its own name: ``engine.batch_size`` reads ``engine.options.batch_size``.
 
     Args:
         dataset: training data: our ``EmbeddingQAFinetuneDataset``, llama-index-finetuning's, a dict, or a JSON path.
@@ -161,7 +166,7 @@ class SentenceTransformersFinetuneEngine:
         checkpoint_save_total_limit: int = 0,
         *,
         checkpoint_save_seconds: Optional[float] = 300.0,
-        query_instruction: Any = _FROM_MODEL,
+        query_instruction: Any = FROM_MODEL,
         learning_rate: Union[float, str] = "auto",
         warmup_ratio: float = 0.1,
         lr_scheduler_type: str = "linear",
@@ -191,96 +196,24 @@ class SentenceTransformersFinetuneEngine:
         logging_steps: int = 10,
         encode_backend: EncodeBackendSpec = "local",
     ) -> None:
+        self.options = TrainingOptions.from_arguments(locals())  # checked and resolved; see training/options.py
         self.dataset = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("training dataset")
         self.val_dataset = (
             EmbeddingQAFinetuneDataset.coerce(val_dataset).validate_or_raise("validation dataset")
             if val_dataset is not None else None
         )
-        if learning_rate != "auto" and (isinstance(learning_rate, (str, bool)) or not learning_rate > 0):
-            raise TrainingError(f"learning_rate must be 'auto' or a positive number, got {learning_rate!r}; 2e-5 to 2e-4 is usual.")
-        _check_positive(batch_size=batch_size,
-                        evaluation_steps=evaluation_steps, gradient_accumulation_steps=gradient_accumulation_steps,
-                        logging_steps=logging_steps,
-                        **{name: value for name, value in (("epochs", epochs),
-                                                           ("checkpoint_save_steps", checkpoint_save_steps),
-                                                           ("checkpoint_save_seconds", checkpoint_save_seconds),
-                                                           ("hard_negative_max_tokens", hard_negative_max_tokens))
-                           if value is not None})
-        if not 0.0 <= warmup_ratio < 1.0:
-            raise TrainingError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}; 0.1 is the usual value.")
-        check_precision_name(precision)
-        if attention_dropout is not None and not 0.0 <= attention_dropout < 1.0:
-            raise TrainingError(f"attention_dropout must be in [0, 1) or None (the model's own), got {attention_dropout}.")
-        if hard_negatives != "auto" and (not isinstance(hard_negatives, int) or hard_negatives < 0):
-            raise TrainingError(f"hard_negatives must be 'auto' or >= 0 (0 turns mining off), got {hard_negatives!r}.")
-        if checkpoint_save_total_limit < 0:
-            raise TrainingError(f"checkpoint_save_total_limit must be >= 0 (0 keeps all), got {checkpoint_save_total_limit}.")
-        if isinstance(loss, str) and loss not in LOSS_NAMES:
-            raise TrainingError(f"Unknown loss {loss!r}; choose one of {', '.join(LOSS_NAMES)}, or pass a loss object.")
-        if frozen_layers != "auto" and (not isinstance(frozen_layers, int) or frozen_layers < 0):
-            raise TrainingError(f"frozen_layers must be 'auto' or 0 or more, got {frozen_layers!r}; 0 trains every layer.")
-        if train_max_seq_length is not None and train_max_seq_length < 8:
-            raise TrainingError(f"train_max_seq_length must be at least 8 tokens, got {train_max_seq_length}.")
-        check_window_setting(max_seq_length)
-        if not (hard_negative_pool is None or hard_negative_pool == "auto"
-                or (isinstance(hard_negative_pool, int) and hard_negative_pool >= 2)):
-            raise TrainingError(f"hard_negative_pool must be 'auto', None (the whole corpus) or at least 2 passages, "
-                                f"got {hard_negative_pool!r}.")
-        self.hard_negative_pool = hard_negative_pool
-        self.hard_negative_gradients = hard_negative_gradients
-        self.hard_negatives = hard_negatives
-        self.miner = (
-            HardNegativeMiner(1 if hard_negatives == "auto" else hard_negatives, hard_negative_skip_top,
-                              hard_negative_max_rank, hard_negative_margin, max_seq_length=hard_negative_max_tokens,
-                              seed=seed, encode_backend=encode_backend)
-            if hard_negatives else None
+        self.miner: Optional[HardNegativeMiner] = self.options.hard_negative_miner()
+        self.forgetting_guard = (
+            ForgettingGuard(forgetting_dataset, forgetting_threshold, forgetting_alpha)
+            if forgetting_dataset is not None else None
         )
-        self.forgetting_guard = None
-        if forgetting_dataset is not None:
-            from llama_index_bge_finetune.training.forgetting import ForgettingGuard
-
-            self.forgetting_guard = ForgettingGuard(forgetting_dataset, forgetting_threshold, forgetting_alpha)
-
-        self.model_id = str(model_id)
-        self.model_output_path = os.fspath(model_output_path)
-        self.batch_size = batch_size
-        self.loss = loss
-        self.epochs = epochs
-        self.show_progress_bar = show_progress_bar
-        self.evaluation_steps = evaluation_steps
-        self.use_all_docs = use_all_docs
-        self.trust_remote_code = trust_remote_code
-        self.device = device
-        self.save_checkpoints = save_checkpoints
-        self.resume_from_checkpoint = resume_from_checkpoint
-        self.checkpoint_save_steps = checkpoint_save_steps
-        self.checkpoint_save_total_limit = checkpoint_save_total_limit
-        self.checkpoint_save_seconds = checkpoint_save_seconds
-        self.hard_negative_max_tokens = hard_negative_max_tokens
-        self.query_instruction: Optional[str] = (
-            query_instruction_for(self.model_id) if query_instruction is _FROM_MODEL else (query_instruction or None)
-        )
-        self.learning_rate = learning_rate
-        self.warmup_ratio = warmup_ratio
-        self.lr_scheduler_type = lr_scheduler_type
-        self.weight_decay = weight_decay
-        self.seed = seed
-        self.gradient_accumulation_steps = gradient_accumulation_steps
-        self.precision = precision
-        self.attention_dropout = attention_dropout
-        self.frozen_layers = frozen_layers
-        self.temperature = temperature
-        self.mini_batch_size = mini_batch_size
-        self.matryoshka_dims = list(matryoshka_dims) if matryoshka_dims else None
-        self.guide_model_id = guide_model_id
-        self.train_max_seq_length = train_max_seq_length
-        self.max_seq_length = max_seq_length
-        self.cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
-        self.logging_steps = logging_steps
-        self.encode_backend = encode_backend
-        self.checkpoint_path = os.path.join(self.model_output_path, core.CHECKPOINT_DIR)
         self.result: Optional[FinetuneResult] = None
-        self._model = loss.model if loss is not None and not isinstance(loss, str) and hasattr(loss, "model") else None
+        self._model = given_loss_model(loss)
+
+    @property
+    def checkpoint_path(self) -> str:
+        """Where checkpoints go: ``<model_output_path>/checkpoints``."""
+        return self.options.checkpoint_path
 
     # ------------------------------------------------------------------ model
     @property
@@ -292,16 +225,11 @@ class SentenceTransformersFinetuneEngine:
             self._model = SentenceTransformer(self.model_id, trust_remote_code=self.trust_remote_code, device=self.device)
         return self._model
 
-    def _loss_name(self) -> str:
-        if self.loss is None:
-            return "mnrl"
-        return self.loss if isinstance(self.loss, str) else type(self.loss).__name__
-
     def hyperparameters(self) -> Dict[str, Any]:
         """Every setting that shapes the result, for reports and the model card."""
         params: Dict[str, Any] = {
             "base_model": self.model_id,
-            "loss": self._loss_name(),
+            "loss": self.options.loss_name,
             "temperature": self.temperature,
             "batch_size": self.batch_size,
             "epochs": self.epochs or "auto",
@@ -323,7 +251,7 @@ class SentenceTransformersFinetuneEngine:
             "train_max_seq_length": self.train_max_seq_length,
             "max_seq_length": self.max_seq_length,
         }
-        if self._loss_name().startswith("cached"):
+        if self.options.loss_name.startswith("cached"):
             params["mini_batch_size"] = self.mini_batch_size
         if self.matryoshka_dims:
             params["matryoshka_dims"] = self.matryoshka_dims
@@ -436,7 +364,7 @@ class SentenceTransformersFinetuneEngine:
                         MINING_MIN_PAIRS)
         if mine:
             t0 = time.perf_counter()
-            self.miner.cache_dir = self._mining_cache_dir()
+            self.miner.cache_dir = self.options.mining_cache_dir
             self.miner.max_pool = mining_pool_size(len(pairs)) if self.hard_negative_pool == "auto" else self.hard_negative_pool
             negatives = self.miner.mine(
                 model, self.dataset.queries, self.dataset.corpus, self.dataset.relevant_docs, pairs,
@@ -469,9 +397,6 @@ class SentenceTransformersFinetuneEngine:
             result.hyperparameters["max_seq_length"] = confirmed.chosen
         return confirmed
 
-    def _mining_cache_dir(self) -> str:
-        return self.cache_dir or os.path.join(self.checkpoint_path, "embeddings")
-
     def _base_scores(self, model: Any, evaluator: Any) -> Dict[str, float]:
         """The base model's validation scores at the saved window, with the corpus vectors kept in the embedding cache.
 
@@ -484,7 +409,7 @@ class SentenceTransformersFinetuneEngine:
         from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
         with read_at(model, evaluator.window):
-            vectors = encode_cached(model, evaluator.corpus, self._mining_cache_dir(), self.model_id, batch_size=64,
+            vectors = encode_cached(model, evaluator.corpus, self.options.mining_cache_dir, self.model_id, batch_size=64,
                                     encode_backend=self.encode_backend)
         return _ir_scores(evaluator(model, corpus_embeddings=torch.tensor(vectors)))  # a copy of the read-only map
 
@@ -607,12 +532,6 @@ class SentenceTransformersFinetuneEngine:
 def mining_pool_size(pairs: int) -> int:
     """Passages the miner ranks by default: 8 per training pair, at least 1,024 (``mining_pool_size(150) == 1200``)."""
     return max(MIN_MINING_POOL, MINING_POOL_PER_PAIR * pairs)
-
-
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not value > 0:
-            raise TrainingError(f"{name} must be positive, got {value}.")
 
 
 def _ir_scores(metrics: Dict[str, float]) -> Dict[str, float]:
