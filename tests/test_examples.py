@@ -133,11 +133,13 @@ def test_the_reranker_is_a_node_postprocessor_of_a_query_engine(
 
 
 @pytest.mark.slow
-def test_swapping_a_finetuned_model_into_an_existing_app(tiny_model_path: Path, tmp_path: Path,
+def test_swapping_a_finetuned_model_into_an_existing_app(minilm_path: Path, tmp_path: Path,
                                                          openai_server: OpenAITestServer) -> None:
-    out = run_example("swap_in_existing_app.py", tmp_path, openai_server, "--model", str(tiny_model_path))
+    # The example's own base model (the packaged MiniLM): it misses the team's jargon, the fine-tuned one finds it.
+    out = run_example("swap_in_existing_app.py", tmp_path, openai_server, "--model", str(minilm_path))
     assert "Swapping the model without re-embedding is refused" in out
-    assert re.search(r"Correct pages: \d/3 before, \d/3 after\.", out)
+    before, after = map(int, re.search(r"Correct pages: (\d)/3 before, (\d)/3 after\.", out).groups())
+    assert before < 3 and after == 3, out
     assert (tmp_path / "swap-demo" / "model" / "modules.json").is_file()
 
 
