@@ -16,6 +16,7 @@ from typing import Any
 _EXPORTS = {
     "EmbeddingCache": "llama_index_bge_finetune.retrieval.corpus_cache",
     "SearchResult": "llama_index_bge_finetune.retrieval.search",
+    "encode_cached": "llama_index_bge_finetune.retrieval.corpus_cache",
     "read_vectors": "llama_index_bge_finetune.retrieval.vector_file",
     "write_vectors": "llama_index_bge_finetune.retrieval.vector_file",
 }
