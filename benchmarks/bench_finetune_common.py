@@ -88,9 +88,9 @@ def compare(
 
     base = SentenceTransformer(base_model, device="cpu")
     t = time.perf_counter()
-    rows["base"] = retrieval_scores(base, test, cache_dir=cache_dir, model_key=base_model)
+    rows["base"] = retrieval_scores(base, test, cache_dir=cache_dir)
     logger.info("base: %s (%.0f s)", rows["base"], time.perf_counter() - t)
-    rows["base"]["mining_encode_seconds"] = _warm_mining_cache(base, train, base_model, cache_dir, ours_kwargs or {})
+    rows["base"]["mining_encode_seconds"] = _warm_mining_cache(base, train, cache_dir, ours_kwargs or {})
     del base
     gc.collect()
 
@@ -100,7 +100,7 @@ def compare(
     return rows
 
 
-def _warm_mining_cache(model: Any, train: EmbeddingQAFinetuneDataset, base_model: str, cache_dir: Path,
+def _warm_mining_cache(model: Any, train: EmbeddingQAFinetuneDataset, cache_dir: Path,
                        ours_kwargs: Dict[str, Any]) -> float:
     """Encode the training corpus as our miner does (its opening only), into the shared cache; the seconds it took.
 
@@ -111,7 +111,7 @@ def _warm_mining_cache(model: Any, train: EmbeddingQAFinetuneDataset, base_model
     import inspect
 
     from llama_index_bge_finetune.training import SentenceTransformersFinetuneEngine
-    from llama_index_bge_finetune.training.embedding_cache import encode_cached
+    from llama_index_bge_finetune.retrieval.corpus_cache import encode_cached
 
     if ours_kwargs.get("hard_negatives", 1) == 0:
         return 0.0
@@ -121,7 +121,7 @@ def _warm_mining_cache(model: Any, train: EmbeddingQAFinetuneDataset, base_model
     model.max_seq_length = min(full, length) if length else full
     t = time.perf_counter()
     try:
-        encode_cached(model, list(train.corpus.values()), cache_dir, base_model, batch_size=64)
+        encode_cached(model, list(train.corpus.values()), cache_dir, batch_size=64)
     finally:
         model.max_seq_length = full
     return time.perf_counter() - t

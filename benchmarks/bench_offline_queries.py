@@ -125,10 +125,10 @@ def main() -> None:
 
     if "base" not in results:
         t0 = time.time()
-        from llama_index_bge_finetune.training.embedding_cache import encode_cached
+        from llama_index_bge_finetune.retrieval.corpus_cache import encode_cached
 
         model = SentenceTransformer(base, device="cpu")
-        d_emb = encode_cached(model, doc_texts, SHARED_EMBEDDINGS, base)
+        d_emb = encode_cached(model, doc_texts, SHARED_EMBEDDINGS)
         results["base"] = {"ndcg@10": ndcg_at_10(encode(model, [queries[q] for q in qids]), d_emb, qids, dids, qrels),
                            "seconds": time.time() - t0}
         results_path.write_text(json.dumps(results, indent=2))

@@ -46,8 +46,8 @@ def first_stage_result(model_dir: Path, test: Any, top_n: int, n_queries: int) -
 
     from llama_index_bge_finetune.evaluation.metrics import score_ranking
     from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult, QueryResult
+    from llama_index_bge_finetune.retrieval.corpus_cache import encode_cached
     from llama_index_bge_finetune.retrieval.exact_search import top_k
-    from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
     path = WORK / f"first_stage_{model_dir.name}_test_top{top_n}_q{n_queries}.pkl"
     if path.is_file():
@@ -55,9 +55,9 @@ def first_stage_result(model_dir: Path, test: Any, top_n: int, n_queries: int) -
     st = SentenceTransformer(str(model_dir), device="cpu")
     prompt = (st.prompts or {}).get("query") or None
     doc_ids = list(test.corpus)
-    docs = encode_cached(st, [test.corpus[d] for d in doc_ids], WORK / "embedding_cache", str(model_dir))
+    docs = encode_cached(st, [test.corpus[d] for d in doc_ids], WORK / "embedding_cache")
     qids = list(test.queries)
-    qs = encode_cached(st, [test.queries[q] for q in qids], None, str(model_dir), prompt=prompt)
+    qs = encode_cached(st, [test.queries[q] for q in qids], None, prompt=prompt)
     idx, sc = top_k(qs, docs, top_n, doc_ids)
     ks = (1, 5, 10)
     queries = []

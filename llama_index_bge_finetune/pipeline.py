@@ -29,6 +29,7 @@ from llama_index_bge_finetune import outputs
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import GenerationError, OutputExistsError, TrainingError
 from llama_index_bge_finetune.precisions import ANY_DEVICE_PRECISIONS, check_precision_name
+from llama_index_bge_finetune.retries import RetryPolicy
 from llama_index_bge_finetune.window_settings import WindowSetting
 
 CHECKPOINT_DIR = "checkpoints"
@@ -463,7 +464,8 @@ def make_generator(kind: str = "auto", llm_model: str = "gpt-4o-mini", questions
 
     if batch_api:
         gen = generation.BatchQuestionGenerator(llm=OpenAI(model=llm_model), num_questions_per_chunk=questions_per_chunk,
-                                                poll_interval=batch_poll_seconds)
+                                                poll_interval=batch_poll_seconds,
+                                                retry_policy=RetryPolicy().with_options(max_retries=max_retries))
         return gen, f"LLM-written questions ({llm_model} through the OpenAI Batch API, half the live price)"
     gen = generation.QuestionGenerator(llm=OpenAI(model=llm_model), num_questions_per_chunk=questions_per_chunk,
                                        **retries)

@@ -70,6 +70,7 @@ class ServerConfig:
     batch_polls_per_state: int = 1
     batch_outcome: str = "completed"  # one of BATCH_OUTCOMES
     batch_lines_run: int = 0  # lines an "expired" batch (or a cancelled one) answers before it stops
+    batch_fail_next: int = 0  # the next this many /v1/files or /v1/batches requests are answered `fail_status`
     # /v1/embeddings faults, decided per batch (a hash of its texts) and attempt:
     embed_rate_429: float = 0.0  # fraction answered 429 with Retry-After (`retry_after`)
     embed_rate_500: float = 0.0  # fraction answered 500
@@ -426,6 +427,11 @@ class OpenAITestServer:
         with self._lock:
             self.total_requests += 1
             self.auth_headers.append(h.headers.get("Authorization", ""))
+            fail = self.config.batch_fail_next > 0
+            self.config.batch_fail_next -= int(fail)
+        if fail:
+            return self._send(h, self.config.fail_status, {"error": {"message": "injected Batch API failure",
+                                                                     "type": "server_error"}})
         parts = path.split("/")
         tail = parts[parts.index("files" if "/files" in path else "batches") + 1:]
         if "/files" in path:

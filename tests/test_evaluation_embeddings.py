@@ -55,6 +55,31 @@ def test_corpus_cache_is_read_back_and_a_changed_model_misses(tiny_model_path, t
     assert third.model_info["fingerprint"] != first.model_info["fingerprint"]
 
 
+def test_training_and_evaluation_read_and_write_one_cache_entry(tiny_model_path, tmp_path):
+    from llama_index_bge_finetune.retrieval.corpus_cache import encode_cached
+
+    ds = evaluation_topics_dataset(n_docs=20)
+    texts = list(ds.corpus.values())
+    model = SentenceTransformer(str(tiny_model_path), device="cpu")
+
+    # The training route (mining, training-time metrics, reranker data) writes the entry ...
+    trained = np.array(encode_cached(model, texts, tmp_path / "train-first"))
+    files = list((tmp_path / "train-first").glob("*.npy"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    # ... and an evaluation of the same model and corpus reads it: same file name, nothing rewritten.
+    result = evaluate_embeddings(str(tiny_model_path), ds, cache=EmbeddingCache(tmp_path / "train-first"))
+    assert list((tmp_path / "train-first").glob("*.npy")) == files and files[0].stat().st_mtime_ns == stamp
+    assert files[0].name.startswith(result.model_info["fingerprint"] + "-")
+
+    # The other way round: the evaluation's entry serves the training route without an encode.
+    evaluate_embeddings(str(tiny_model_path), ds, cache=EmbeddingCache(tmp_path / "eval-first"))
+    model.encode = lambda *args, **kwargs: pytest.fail("the corpus was encoded again")
+    read = encode_cached(model, texts, tmp_path / "eval-first")
+    np.testing.assert_allclose(read, trained, atol=1e-6)
+    assert [p.name for p in (tmp_path / "eval-first").glob("*.npy")] == [files[0].name]
+
+
 def test_queries_without_relevant_passages_are_excluded_and_counted_or_raise(tiny_model_path):
     ds = evaluation_topics_dataset(n_docs=12)
     ds.relevant_docs["q-orphan"] = ["doc-not-in-corpus"]

@@ -19,6 +19,7 @@ import pytest
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation import HostedEmbeddingEncoder, compare_models, evaluate_embeddings
+from llama_index_bge_finetune.retries import RetryPolicy
 from tests.evaluation_data import evaluation_topics_dataset
 from tests.openai_server import hashed_embedding
 from tests.training_data import topics_dataset
@@ -91,6 +92,22 @@ def test_a_permanent_error_stops_with_a_clear_message_and_a_rerun_pays_only_for_
     assert not set(openai_server.embedding_texts) & set(paid), "a text already paid for was sent again"
     assert set(openai_server.embedding_texts) == set(texts) - set(paid)
     assert np.allclose(vecs, _expected(texts), atol=1e-6)
+
+
+def test_a_retry_policy_sets_the_attempts_and_the_time_out(openai_server, tmp_path):
+    openai_server.configure(embed_always_fail=("unlucky",), fail_status=503)
+    policy = RetryPolicy(max_attempts=2, timeout=3.0, backoff_base=0.01, backoff_max=0.05)
+    enc = HostedEmbeddingEncoder("text-embedding-3-small", api_base=openai_server.base_url, api_key=KEY,
+                                 cache_dir=tmp_path, retry_policy=policy)
+    assert enc.retry_policy is policy and enc.timeout == 3.0 and enc.max_retries == 1
+    with pytest.raises(EvaluationError, match="after 2 attempts"):
+        enc.encode_corpus(["an unlucky text"])
+    assert openai_server.embedding_requests == 2 and enc.requests == 2
+    assert enc._openai()[0].timeout == 3.0
+    older = _encoder(openai_server, tmp_path, retry_policy=policy, max_retries=0)
+    assert older.retry_policy.max_attempts == 1 and older.retry_policy.backoff_base == 0.01
+    with pytest.raises(EvaluationError, match="timeout"):
+        _encoder(openai_server, tmp_path, timeout=0)
 
 
 def test_cost_line_counts_only_uncached_texts_and_says_when_the_price_is_unknown(openai_server, tmp_path, caplog):

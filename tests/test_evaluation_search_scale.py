@@ -180,7 +180,7 @@ def test_mining_finds_the_same_negatives_through_faiss_as_through_numpy(tiny_mod
     model = SentenceTransformer(str(tiny_model_path), device="cpu")
     pairs = [(q, docs[0]) for q, docs in ds.relevant_docs.items()]
     mined = {index: HardNegativeMiner(num_negatives=2, skip_top=1, max_rank=10, relative_margin=0.0, index=index).mine(
-        model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny") for index in ("exact", "flat")}
+        model, ds.queries, ds.corpus, ds.relevant_docs, pairs) for index in ("exact", "flat")}
     assert mined["exact"] == mined["flat"] and any(mined["exact"])
     with pytest.raises(ValueError, match="auto, exact, flat, ivf, hnsw"):
         HardNegativeMiner(index="annoy")

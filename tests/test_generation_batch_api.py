@@ -18,6 +18,7 @@ from llama_index_bge_finetune import pipeline
 from llama_index_bge_finetune.errors import GenerationError
 from llama_index_bge_finetune.generation import BatchQuestionGenerator, QuestionGenerator
 from llama_index_bge_finetune.generation.batch_cost import estimate_cost
+from llama_index_bge_finetune.retries import RetryPolicy
 from tests.generation_helpers import generation_nodes, local_llm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,6 +188,22 @@ def test_the_key_is_never_written(openai_server, tmp_path):
     assert any(p.name == "generation.batches.json" for p in written)
     assert not [p for p in written if SECRET.encode() in p.read_bytes()]
     assert not [f for f in openai_server.files.values() if SECRET.encode() in f["data"]], "not in the uploads either"
+
+
+def test_file_and_batch_calls_are_retried_by_the_retry_policy(openai_server, tmp_path):
+    patient = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05)
+    openai_server.configure(batch_fail_next=3, fail_status=503)  # the upload fails three times
+    result = batch_gen(openai_server, retry_policy=patient).generate(generation_nodes(3), checkpoint_path=tmp_path / "a.jsonl")
+    assert len(result.dataset.corpus) == 3 and not result.failures
+    assert openai_server.config.batch_fail_next == 0 and openai_server.files_uploaded == 1
+    assert len(uploaded_lines(openai_server)) == 3, "the retried upload sent the whole file"
+
+    openai_server.reset_counters()
+    openai_server.configure(batch_fail_next=1, fail_status=503)
+    with pytest.raises(GenerationError, match="Could not upload the batch input file.*InternalServerError"):
+        batch_gen(openai_server, retry_policy=RetryPolicy(max_attempts=1)).generate(
+            generation_nodes(3), checkpoint_path=tmp_path / "b.jsonl")
+    assert openai_server.total_requests == 1, "no hidden retries in the openai client"
 
 
 def test_only_the_openai_chat_model_can_use_the_batch_api(openai_server):

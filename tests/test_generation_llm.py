@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import statistics
@@ -14,6 +15,7 @@ import pytest
 
 from llama_index_bge_finetune.errors import GenerationError
 from llama_index_bge_finetune.generation import QuestionGenerator
+from llama_index_bge_finetune.retries import RetryPolicy
 from tests.generation_helpers import generation_nodes, local_llm
 from tests.openai_server import passage_hash
 
@@ -82,6 +84,25 @@ def test_malformed_answers_are_retried_then_reported(openai_server):
     openai_server.configure(rate_malformed=1.0)
     result = QuestionGenerator(llm=local_llm(openai_server), max_retries=1, **FAST).generate(generation_nodes(2, "x"))
     assert len(result.failures) == 2 and "no usable question" in result.failures[0].reason
+
+
+def test_a_retry_policy_sets_the_attempts_and_the_older_arguments_override_it(openai_server):
+    openai_server.configure(always_fail=("Document node 0:",))
+    policy = RetryPolicy(max_attempts=3, timeout=5.0, backoff_base=0.01, backoff_max=0.05)
+    gen = QuestionGenerator(llm=local_llm(openai_server), retry_policy=policy)
+    assert gen.retry_policy is policy and gen.timeout == 5.0 and gen.max_retries == 2
+    result = gen.generate(generation_nodes(2))
+    assert [f.attempts for f in result.failures] == [3]
+    assert openai_server.per_passage[passage_hash(generation_nodes(2)[0].text)] == 3
+    older = QuestionGenerator(llm=local_llm(openai_server), retry_policy=policy, max_retries=0, timeout=2.0)
+    assert older.retry_policy == dataclasses.replace(policy, max_attempts=1, timeout=2.0)
+    assert [f.attempts for f in older.generate(generation_nodes(1)).failures] == [1]
+    with pytest.raises(GenerationError, match="max_retries"):
+        QuestionGenerator(llm=local_llm(openai_server), max_retries=-1)
+    with pytest.raises(GenerationError, match="backoff"):
+        QuestionGenerator(llm=local_llm(openai_server), backoff_base=2.0, backoff_max=1.0)
+    with pytest.raises(GenerationError, match="RetryPolicy"):
+        QuestionGenerator(llm=local_llm(openai_server), retry_policy={"max_attempts": 2})
 
 
 def test_auth_error_is_not_retried(openai_server):

@@ -69,7 +69,7 @@ def test_mined_negatives_skip_top_ranks_and_margin(tiny_model_path, tmp_path):
     pairs = query_positive_pairs(ds, use_all_docs=True)
     # The random tiny model scores most passage pairs 0.98-0.99, so a 1.5% margin is a real filter here.
     miner = HardNegativeMiner(num_negatives=2, skip_top=3, max_rank=20, relative_margin=0.015, cache_dir=tmp_path / "c")
-    negs = miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
+    negs = miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs)
     assert len(negs) == len(pairs)
     assert len(pairs) // 3 <= sum(1 for n in negs if n) < len(pairs)
 
@@ -89,7 +89,7 @@ def test_mined_negatives_skip_top_ranks_and_margin(tiny_model_path, tmp_path):
     cached = list((tmp_path / "c").glob("*.npy"))
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
-    assert miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny") == negs
+    assert miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs) == negs
     assert cached[0].stat().st_mtime_ns == stamp
 
 
@@ -100,7 +100,7 @@ def test_pairs_without_a_qualifying_negative_are_kept(tiny_model_path):
     model = SentenceTransformer(str(tiny_model_path), device="cpu")
     pairs = query_positive_pairs(ds, use_all_docs=False)
     strict = HardNegativeMiner(num_negatives=1, skip_top=0, max_rank=5, relative_margin=0.99)
-    negs = strict.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
+    negs = strict.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs)
     negs = [[] for _ in pairs]
     negs[0] = ["d5"]  # one pair with a mined negative, the rest without
     table, mined, _ = training_table(ds, pairs, negs, seed=1)
@@ -167,7 +167,7 @@ def test_mining_ranks_passages_by_their_opening_and_restores_the_length(tiny_mod
     original = model.encode
     model.encode = lambda texts, **k: seen.append(model.max_seq_length) or original(texts, **k)
     HardNegativeMiner(num_negatives=1, skip_top=1, max_seq_length=16, cache_dir=tmp_path).mine(
-        model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
+        model, ds.queries, ds.corpus, ds.relevant_docs, pairs)
     assert seen[0] == 16, "the corpus was not encoded at the mining length"
     assert model.max_seq_length == full and seen[1] == full, "queries or the model kept the short length"
 
@@ -199,11 +199,11 @@ def test_mining_pool_ranks_every_positive_plus_a_seeded_sample(tiny_model_path):
     original = model.encode
     model.encode = lambda texts, **k: encoded.append(list(texts)) or original(texts, **k)
     miner = HardNegativeMiner(num_negatives=1, skip_top=0, relative_margin=0.0, max_pool=10, seed=1)
-    first = miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny")
+    first = miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs)
     pool = encoded[0]
     assert len(pool) == 10 and {ds.corpus[p] for _, p in pairs} <= set(pool)
     assert all(ds.corpus[n] in pool for negs in first for n in negs)
-    assert miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key="tiny") == first
+    assert miner.mine(model, ds.queries, ds.corpus, ds.relevant_docs, pairs) == first
     assert encoded[2] == pool, "the sample changed between runs with the same seed"
     assert miner.get_config_dict()["max_pool"] == 10
     # The engine's default: the whole corpus up to 8 passages per pair (at least 1,024).

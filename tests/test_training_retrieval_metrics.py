@@ -14,11 +14,11 @@ def test_retrieval_scores_equal_evaluate_embeddings(tiny_model_path, tmp_path):
 
     ds = topics_dataset(30, 2)
     model = SentenceTransformer(str(tiny_model_path), device="cpu")
-    ours = retrieval_scores(model, ds, cache_dir=tmp_path, model_key=str(tiny_model_path))
+    ours = retrieval_scores(model, ds, cache_dir=tmp_path)
     suite = evaluate_embeddings(str(tiny_model_path), ds, k_values=(5, 10), cache=False).metrics
     assert ours["queries"] == 60
     for key in ("ndcg@10", "hit_rate@5", "mrr@10"):
         assert ours[key] == pytest.approx(suite[key], abs=1e-6)
     assert 0 < ours["ndcg@10"] < 1  # a random tiny model is neither perfect nor hopeless here
     # the second call reads the corpus vectors from the cache and gives the same numbers
-    assert retrieval_scores(model, ds, cache_dir=tmp_path, model_key=str(tiny_model_path)) == ours
+    assert retrieval_scores(model, ds, cache_dir=tmp_path) == ours

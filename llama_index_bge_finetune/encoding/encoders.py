@@ -121,19 +121,31 @@ class Encoder:
 class SentenceTransformerEncoder(Encoder):
     """A ``SentenceTransformer`` with a query instruction; passages get the model's document prompt.
 
-    ``encode_backend`` says where the corpus is encoded (``"local"`` or ``"ray"``, see
-    :mod:`llama_index_bge_finetune.encoding`); queries are always encoded here.
+    Args:
+        model: the ``SentenceTransformer``.
+        query_instruction: text put before every query (``None``: the model's saved ``query`` prompt).
+        batch_size: texts per forward pass.
+        name: the label in reports (default: the model's name).
+        encode_backend: where the corpus is encoded (``"local"`` or ``"ray"``, see
+            :mod:`llama_index_bge_finetune.encoding`); queries are always encoded here.
+        document_prompt: text put before every passage (``None``: the model's saved ``document`` or
+            ``text`` prompt, else none).
+        normalize: L2-normalise the vectors (``None``: unless the model scores with a dot product).
+        show_progress_bar: sentence-transformers' progress bar while encoding the corpus locally.
     """
 
     def __init__(self, model: Any, query_instruction: Optional[str] = None, batch_size: int = 64, name: str = "",
-                 encode_backend: EncodeBackendSpec = "local") -> None:
+                 encode_backend: EncodeBackendSpec = "local", *, document_prompt: Optional[str] = None,
+                 normalize: Optional[bool] = None, show_progress_bar: bool = False) -> None:
         self.model = model
         self.encode_backend = encode_backend
         prompts = getattr(model, "prompts", {}) or {}
         self.query_instruction = prompts.get("query") or "" if query_instruction is None else query_instruction
-        self.document_prompt = prompts.get("document") or prompts.get("text") or ""
+        saved_document_prompt = prompts.get("document") or prompts.get("text") or ""
+        self.document_prompt = saved_document_prompt if document_prompt is None else document_prompt
         self.batch_size = int(batch_size)
-        self.normalize = getattr(model, "similarity_fn_name", "cosine") != "dot"
+        self.normalize = getattr(model, "similarity_fn_name", "cosine") != "dot" if normalize is None else normalize
+        self.show_progress_bar = show_progress_bar
         self.name = name or _model_label(model)
         self.source = _model_label(model)
         self._fp: Optional[str] = None
@@ -141,7 +153,8 @@ class SentenceTransformerEncoder(Encoder):
     def _encode(self, texts: List[str], is_query: bool) -> np.ndarray:
         prompt = self.query_instruction if is_query else self.document_prompt
         return encode_texts(self.model, texts, prompt=prompt or None, batch_size=self.batch_size, normalize=False,
-                            encode_backend="local" if is_query else self.encode_backend)
+                            encode_backend="local" if is_query else self.encode_backend,
+                            show_progress_bar=self.show_progress_bar and not is_query)
 
     def _fingerprint_parts(self) -> Sequence[Any]:
         config = [repr(m) for m in self.model]  # module configs: pooling mode, dims, ...

@@ -39,7 +39,7 @@ from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.encoding.encoders import Encoder
 from llama_index_bge_finetune.encoding.hosted_text_cache import HostedVectorCache
 from llama_index_bge_finetune.encoding.hosted_cost import CostEstimate, approx_tokens, estimate_cost
-from llama_index_bge_finetune.retries import backoff_delay, classify_error, redact_secrets
+from llama_index_bge_finetune.retries import RetryPolicy, redact_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,12 @@ class HostedEmbeddingEncoder(Encoder):
         max_in_flight: requests running at once.
         batch_size: texts per request at most.
         max_batch_tokens: estimated tokens per request at most (characters / 4).
-        timeout: seconds before one request is abandoned (and retried).
-        max_retries: retries per batch after the first attempt.
-        backoff_base: first back-off delay in seconds; doubles per retry, with jitter.
-        backoff_max: longest back-off delay (and longest ``Retry-After`` honoured), seconds.
+        retry_policy: attempts per batch, time-out per request, back-off and what is retried
+            (default: :class:`~llama_index_bge_finetune.retries.RetryPolicy`'s defaults).
+        timeout: seconds before one request is abandoned (and retried); overrides ``retry_policy``'s.
+        max_retries: retries per batch after the first attempt; overrides ``retry_policy``'s.
+        backoff_base: first back-off delay in seconds, doubling per retry; overrides ``retry_policy``'s.
+        backoff_max: longest back-off delay (and ``Retry-After`` honoured); overrides ``retry_policy``'s.
         on_estimate: called with the cost line before the first request of an evaluation (it is
             also logged at INFO).
 
@@ -92,10 +94,11 @@ class HostedEmbeddingEncoder(Encoder):
         max_in_flight: int = 8,
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
-        timeout: float = 60.0,
-        max_retries: int = 6,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
+        retry_policy: Optional[RetryPolicy] = None,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        backoff_base: Optional[float] = None,
+        backoff_max: Optional[float] = None,
         on_estimate: Optional[Callable[[str], None]] = None,
     ) -> None:
         if not model or not isinstance(model, str):
@@ -106,11 +109,13 @@ class HostedEmbeddingEncoder(Encoder):
                 raise EvaluationError(f"{option} must be a positive integer, got {value!r}.")
         if dimensions is not None and (not isinstance(dimensions, int) or dimensions < 1):
             raise EvaluationError(f"dimensions must be a positive integer or None, got {dimensions!r}.")
-        if timeout <= 0 or backoff_base < 0 or backoff_max < backoff_base or max_retries < 0:
-            raise EvaluationError(
-                f"timeout must be > 0, max_retries >= 0 and 0 <= backoff_base <= backoff_max (got timeout={timeout}, "
-                f"max_retries={max_retries}, backoff_base={backoff_base}, backoff_max={backoff_max})."
-            )
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise EvaluationError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}.")
+        try:
+            self.retry_policy = (retry_policy or RetryPolicy()).with_options(
+                max_retries=max_retries, timeout=timeout, backoff_base=backoff_base, backoff_max=backoff_max)
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from None
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
         if not key:
             raise EvaluationError(
@@ -126,10 +131,6 @@ class HostedEmbeddingEncoder(Encoder):
         self.max_in_flight = max_in_flight
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
-        self.timeout = float(timeout)
-        self.max_retries = max_retries
-        self.backoff_base = float(backoff_base)
-        self.backoff_max = float(backoff_max)
         self.on_estimate = on_estimate
         self.estimate: Optional[CostEstimate] = None
         self.requests = 0  # every request sent, failed ones included
@@ -140,6 +141,16 @@ class HostedEmbeddingEncoder(Encoder):
         self._lock = threading.Lock()
         self._client: Any = None
         self._fp: Optional[str] = None
+
+    @property
+    def timeout(self) -> float:
+        """Seconds before one request is abandoned (the retry policy's)."""
+        return self.retry_policy.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """Retries per batch after the first attempt (the retry policy's)."""
+        return self.retry_policy.max_retries
 
     # ------------------------------------------------------------------ the Encoder contract
     @property
@@ -227,7 +238,8 @@ class HostedEmbeddingEncoder(Encoder):
         if self.dimensions is not None:
             body["dimensions"] = self.dimensions
         client, raw = self._openai()
-        for attempt in range(self.max_retries + 1):
+        policy = self.retry_policy
+        for attempt in range(policy.max_attempts):
             with self._lock:
                 self.requests += 1
             try:
@@ -239,16 +251,16 @@ class HostedEmbeddingEncoder(Encoder):
                     self.texts_sent += len(batch)
                 return vectors
             except Exception as exc:  # openai's errors and our MalformedEmbeddings: classified below
-                retryable, wait_s = (True, None) if isinstance(exc, MalformedEmbeddings) else classify_error(exc)
+                retryable, wait_s = (True, None) if isinstance(exc, MalformedEmbeddings) else policy.classify(exc)
                 reason = f"{type(exc).__name__}: {redact_secrets(str(exc))[:300]}"
-                if not retryable or attempt == self.max_retries:
+                if not retryable or attempt + 1 == policy.max_attempts:
                     tries = "" if not retryable else f" after {attempt + 1} attempts"
                     raise EvaluationError(
                         f"The embeddings endpoint {_public_url(self.api_base)} failed for {self.model!r}{tries}: {reason}. "
                         "Vectors received so far are cached; rerun to continue (check the model name, the key and "
                         "--api-base if this is not a temporary error)."
                     ) from None
-                delay = backoff_delay(attempt, wait_s, self.backoff_base, self.backoff_max)
+                delay = policy.delay(attempt, wait_s)
                 logger.debug("Embedding request failed (%s); retry %d in %.2f s.", reason, attempt + 1, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -1,4 +1,10 @@
-"""Vectors of a hosted embedding model cached on disk per text, so every text is paid for once.
+"""The per-text cache of hosted embeddings: each text's vector from a hosted model, paid for once.
+
+Unlike the corpus-embedding cache (:mod:`~llama_index_bge_finetune.retrieval.corpus_cache`: one
+file of vectors per whole corpus, keyed by the encoder's fingerprint), this cache holds one row per
+text, because a hosted model bills per text and a partly embedded corpus must not be paid for again.
+An evaluation with the corpus cache on uses both: this one for the texts sent, the corpus cache for
+the finished corpus.
 
 One SQLite file holds (model, hash of the text) -> vector. The key names the model, not the
 endpoint: the same model behind a proxy or another region reads the same vectors. Each batch is

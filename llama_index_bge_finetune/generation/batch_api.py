@@ -46,7 +46,7 @@ from llama_index_bge_finetune.generation.llm_generator import ProgressCallback, 
 from llama_index_bge_finetune.generation.openai_direct import MalformedAnswer, chat_model_kwargs, parse_chat_completion, request_body
 from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL
 from llama_index_bge_finetune.generation.result import GenerationResult, NodeFailure, Usage
-from llama_index_bge_finetune.retries import redact_secrets
+from llama_index_bge_finetune.retries import RetryPolicy, redact_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,9 @@ class BatchQuestionGenerator(QuestionGenerator):
         max_requests_per_batch: requests per batch; more nodes are split over several batches.
         on_estimate: called with the :class:`~llama_index_bge_finetune.generation.batch_cost.CostEstimate`
             before anything is uploaded.
+        retry_policy: how each file and batch call (upload, create, status, download) is retried
+            and timed out (default: :class:`~llama_index_bge_finetune.retries.RetryPolicy`'s
+            defaults); the openai client's own retries are off, so a call is never retried twice over.
 
     Example::
 
@@ -102,9 +105,10 @@ class BatchQuestionGenerator(QuestionGenerator):
         completion_window: str = "24h",
         max_requests_per_batch: int = MAX_REQUESTS_PER_BATCH,
         on_estimate: Optional[Callable[[CostEstimate], None]] = None,
+        retry_policy: Optional[RetryPolicy] = None,
     ) -> None:
         super().__init__(llm=llm, num_questions_per_chunk=num_questions_per_chunk,
-                         qa_generate_prompt_tmpl=qa_generate_prompt_tmpl)
+                         qa_generate_prompt_tmpl=qa_generate_prompt_tmpl, retry_policy=retry_policy)
         if not poll_interval > 0:
             raise GenerationError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}.")
         if max_wait is not None and not max_wait > 0:
@@ -240,7 +244,8 @@ class _BatchRun:
         self.answered: Dict[str, List[str]] = {}
         self.failed: Dict[str, str] = {}
         self.seen: Set[str] = set()  # keys that were in a batch collected by this run
-        self._client = gen.llm._get_client()
+        policy = gen.retry_policy
+        self._client = gen.llm._get_client().with_options(max_retries=0, timeout=policy.timeout)
         self._temp: Optional[Any] = None
 
     # -------------------------------------------------------------- submit
@@ -258,8 +263,8 @@ class _BatchRun:
         digest = hashlib.sha256("".join(json.loads(line)["custom_id"] for line in lines).encode()).hexdigest()[:12]
         path = self._folder() / f"{self.state.path.stem if self.state.path else 'generation'}-{digest}.input.jsonl"
         outputs.write_text(path, "".join(line + "\n" for line in lines))
-        with open(path, "rb") as f:
-            uploaded = self._call("upload the batch input file", self._client.files.create, file=f, purpose="batch")
+        # A path, not an open file: a retried upload reads the file again from its start.
+        uploaded = self._call("upload the batch input file", self._client.files.create, file=path, purpose="batch")
         record: Dict[str, Any] = {"input_file_id": uploaded.id, "batch_id": None, "input_path": str(path),
                                   "requests": len(lines), "model": self.usage.model}
         self.state.records.append(record)
@@ -395,7 +400,7 @@ class _BatchRun:
         import openai
 
         try:
-            return fn(*args, **kwargs)
+            return self.gen.retry_policy.call(lambda: fn(*args, **kwargs))
         except openai.OpenAIError as exc:
             kept = (f" (the submitted batches are recorded in {self.state.path}: rerun the same command to pick "
                     "them up, or delete that file to forget them)") if self.state.records and self.state.path else ""

@@ -19,7 +19,7 @@ from llama_index_bge_finetune.generation.openai_direct import Answer, MalformedA
 from llama_index_bge_finetune.generation.parsing import parse_questions
 from llama_index_bge_finetune.generation.prompts import DEFAULT_QA_GENERATE_PROMPT_TMPL, check_prompt_template
 from llama_index_bge_finetune.generation.result import GenerationResult, NodeFailure, Usage
-from llama_index_bge_finetune.retries import backoff_delay, classify_error, redact_secrets
+from llama_index_bge_finetune.retries import RetryPolicy, redact_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +50,17 @@ class QuestionGenerator:
         num_questions_per_chunk: questions asked per node.
         qa_generate_prompt_tmpl: prompt with ``{context_str}`` and ``{num_questions_per_chunk}``.
         max_in_flight: requests running at once.
-        timeout: seconds before one request is abandoned (and retried).
-        max_retries: retries per node after the first attempt.
-        backoff_base: first back-off delay in seconds; doubles per retry, with jitter.
-        backoff_max: longest back-off delay (and longest ``Retry-After`` honoured), seconds.
+        timeout: seconds before one request is abandoned (and retried); overrides ``retry_policy``'s.
+        max_retries: retries per node after the first attempt; overrides ``retry_policy``'s.
+        backoff_base: first back-off delay in seconds, doubling per retry; overrides ``retry_policy``'s.
+        backoff_max: longest back-off delay (and ``Retry-After`` honoured); overrides ``retry_policy``'s.
         direct_requests: send a stock ``OpenAI`` chat model's requests straight through its own
             openai client when no LlamaIndex handler traces LLM calls (about half the CPU per
             request; see :mod:`~llama_index_bge_finetune.generation.openai_direct`). ``False``
             always calls ``llm.acomplete``.
+        retry_policy: attempts per node, time-out per request, back-off and what is retried
+            (default: :class:`~llama_index_bge_finetune.retries.RetryPolicy`'s defaults: 7 attempts,
+            60 s per request, back-off from 1 s up to 60 s).
 
     Example::
 
@@ -79,32 +82,39 @@ class QuestionGenerator:
         num_questions_per_chunk: int = 2,
         qa_generate_prompt_tmpl: str = DEFAULT_QA_GENERATE_PROMPT_TMPL,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        timeout: float = 60.0,
-        max_retries: int = 6,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+        backoff_base: Optional[float] = None,
+        backoff_max: Optional[float] = None,
         direct_requests: bool = True,
+        retry_policy: Optional[RetryPolicy] = None,
     ) -> None:
         if not isinstance(num_questions_per_chunk, int) or num_questions_per_chunk < 1:
             raise GenerationError(f"num_questions_per_chunk must be a positive integer, got {num_questions_per_chunk!r}.")
         if not isinstance(max_in_flight, int) or max_in_flight < 1:
             raise GenerationError(f"max_in_flight must be a positive integer, got {max_in_flight!r}.")
-        if timeout <= 0 or backoff_base < 0 or backoff_max < backoff_base:
-            raise GenerationError(
-                f"timeout must be > 0 and 0 <= backoff_base <= backoff_max (got timeout={timeout}, "
-                f"backoff_base={backoff_base}, backoff_max={backoff_max})."
-            )
-        if not isinstance(max_retries, int) or max_retries < 0:
-            raise GenerationError(f"max_retries must be a non-negative integer, got {max_retries!r}.")
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise GenerationError(f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}.")
+        try:
+            self.retry_policy = (retry_policy or RetryPolicy()).with_options(
+                max_retries=max_retries, timeout=timeout, backoff_base=backoff_base, backoff_max=backoff_max)
+        except ValueError as exc:
+            raise GenerationError(str(exc)) from None
         self.llm = llm if llm is not None else _settings_llm()
         self.num_questions_per_chunk = num_questions_per_chunk
         self.qa_generate_prompt_tmpl = check_prompt_template(qa_generate_prompt_tmpl)
         self.max_in_flight = max_in_flight
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
         self.direct_requests = direct_requests
+
+    @property
+    def timeout(self) -> float:
+        """Seconds before one request is abandoned (the retry policy's)."""
+        return self.retry_policy.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """Retries per node after the first attempt (the retry policy's)."""
+        return self.retry_policy.max_retries
 
     @property
     def model_name(self) -> str:
@@ -228,12 +238,13 @@ class QuestionGenerator:
 
     async def _ask(self, send: Send, text: str, usage: Usage) -> Union[List[str], NodeFailure]:
         prompt = self._prompt(text)
+        policy = self.retry_policy
         reason = ""
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(policy.max_attempts):
             wait: Optional[float] = None
             try:
                 usage.requests += 1
-                answer = await _within(send(prompt), self.timeout + 1.0)
+                answer = await _within(send(prompt), policy.timeout + 1.0)
                 usage.prompt_tokens += answer.prompt_tokens
                 usage.completion_tokens += answer.completion_tokens
                 found = self._parse_answer(answer.text, text)
@@ -243,13 +254,13 @@ class QuestionGenerator:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any LLM SDK's error: classified, retried or recorded per node
-                retryable, wait = _classify(exc)
+                retryable, wait = _classify(exc, policy)
                 reason = f"{type(exc).__name__}: {redact_secrets(str(exc))[:200]}"
                 if not retryable:
                     return NodeFailure(node_id="", reason=reason, attempts=attempt + 1)
-            if attempt < self.max_retries:  # the server's Retry-After, else exponential back-off, with jitter
-                await asyncio.sleep(backoff_delay(attempt, wait, self.backoff_base, self.backoff_max))
-        return NodeFailure(node_id="", reason=reason, attempts=self.max_retries + 1)
+            if attempt + 1 < policy.max_attempts:  # the server's Retry-After, else exponential back-off, with jitter
+                await asyncio.sleep(policy.delay(attempt, wait))
+        return NodeFailure(node_id="", reason=reason, attempts=policy.max_attempts)
 
 
 if sys.version_info >= (3, 11):
@@ -273,11 +284,11 @@ def _settings_llm() -> LLM:
         ) from exc
 
 
-def _classify(exc: BaseException) -> Tuple[bool, Optional[float]]:
+def _classify(exc: BaseException, policy: RetryPolicy) -> Tuple[bool, Optional[float]]:
     """(retry it?, seconds the server asked us to wait); an answer without questions is retried too."""
     if isinstance(exc, (_NoQuestions, MalformedAnswer)):
         return True, None
-    return classify_error(exc)
+    return policy.classify(exc)
 
 
 def _token_counts(response: Any) -> Tuple[int, int]:

@@ -33,6 +33,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import DatasetError
+from llama_index_bge_finetune.retrieval.corpus_cache import encode_cached
 
 logger = logging.getLogger(__name__)
 
@@ -176,17 +177,16 @@ def samples_from_qa_dataset(
     ds = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("question/passage dataset")
     if negatives < 1:
         raise DatasetError(f"negatives must be at least 1, got {negatives}.")
-    st, model_key = _sentence_transformer(model)
+    st = _sentence_transformer(model)
     if query_prompt == "saved":
         query_prompt = (getattr(st, "prompts", None) or {}).get("query") or None
-    cache_dir = cache_dir if model_key else None
     miner = HardNegativeMiner(negatives, skip_top, max_rank, relative_margin, batch_size=batch_size, cache_dir=cache_dir,
                               encode_backend=encode_backend)
     pairs = [(q, docs[0]) for q, docs in ds.relevant_docs.items() if q in ds.queries and docs]
-    mined = miner.mine(st, ds.queries, ds.corpus, ds.relevant_docs, pairs, model_key=model_key, query_prompt=query_prompt)
+    mined = miner.mine(st, ds.queries, ds.corpus, ds.relevant_docs, pairs, query_prompt=query_prompt)
     mined = _fill_empty(ds, pairs, mined, seed)
     scores = _similarities(st, ds, [(q, d) for (q, _), negs in zip(pairs, mined) for d in _positives(ds, q, use_all_docs) + negs],
-                           query_prompt, batch_size, cache_dir, model_key, encode_backend)
+                           query_prompt, batch_size, cache_dir, encode_backend)
     out: List[CrossEncoderFinetuningDatasetSample] = []
     for (qid, _), negs in zip(pairs, mined):
         rows = [(d, 1.0) for d in _positives(ds, qid, use_all_docs)] + [(d, 0.0) for d in negs]
@@ -224,29 +224,28 @@ def _positives(ds: EmbeddingQAFinetuneDataset, qid: str, use_all_docs: bool) -> 
     return docs if use_all_docs else docs[:1]
 
 
-def _sentence_transformer(model: Any) -> Tuple[Any, str]:
+def _sentence_transformer(model: Any) -> Any:
+    """The ``SentenceTransformer`` itself, or loaded on CPU from a folder or hub id."""
     if isinstance(model, (str, os.PathLike)):
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(os.fspath(model), device="cpu"), os.fspath(model)
+        return SentenceTransformer(os.fspath(model), device="cpu")
     if hasattr(model, "encode") and hasattr(model, "max_seq_length"):
-        return model, ""  # an in-memory model has no stable name: its vectors are not cached
+        return model  # cached like a loaded one: the cache key is a fingerprint of the weights
     raise DatasetError(f"model must be a sentence-transformers model or its folder/hub id, got {type(model).__name__}.")
 
 
 def _similarities(st: Any, ds: EmbeddingQAFinetuneDataset, pairs: Sequence[Tuple[str, str]], query_prompt: Optional[str],
-                  batch_size: int, cache_dir: Optional[PathLike], model_key: str,
+                  batch_size: int, cache_dir: Optional[PathLike],
                   encode_backend: EncodeBackendSpec) -> Dict[Tuple[str, str], float]:
     """Cosine similarity of each (query id, passage id) pair under the embedding model (corpus vectors cached)."""
-    from llama_index_bge_finetune.training.embedding_cache import encode_cached
-
     doc_ids = list(ds.corpus)
     row = {d: i for i, d in enumerate(doc_ids)}
-    docs = encode_cached(st, [ds.corpus[d] for d in doc_ids], cache_dir, model_key, batch_size=batch_size,
+    docs = encode_cached(st, [ds.corpus[d] for d in doc_ids], cache_dir, batch_size=batch_size,
                          encode_backend=encode_backend)
     qids = list(dict.fromkeys(q for q, _ in pairs))
     qrow = {q: i for i, q in enumerate(qids)}
-    qs = encode_cached(st, [ds.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
+    qs = encode_cached(st, [ds.queries[q] for q in qids], None, prompt=query_prompt, batch_size=batch_size)
     return {(q, d): float(qs[qrow[q]] @ docs[row[d]]) for q, d in pairs}
 
 
@@ -268,17 +267,16 @@ def candidates_from_qa_dataset(
     questions the first stage was not trained on. ``encode_backend="ray"`` encodes the corpus on Ray.
     """
     from llama_index_bge_finetune.retrieval.search import search
-    from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
     ds = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("question/passage dataset")
-    st, model_key = _sentence_transformer(model)
+    st = _sentence_transformer(model)
     if query_prompt == "saved":
         query_prompt = (getattr(st, "prompts", None) or {}).get("query") or None
     doc_ids = list(ds.corpus)
-    docs = encode_cached(st, [ds.corpus[d] for d in doc_ids], cache_dir if model_key else None, model_key, batch_size=batch_size,
+    docs = encode_cached(st, [ds.corpus[d] for d in doc_ids], cache_dir, batch_size=batch_size,
                          encode_backend=encode_backend)
     qids = [q for q in ds.queries if ds.relevant_docs.get(q)]
-    qs = encode_cached(st, [ds.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
+    qs = encode_cached(st, [ds.queries[q] for q in qids], None, prompt=query_prompt, batch_size=batch_size)
     found = search(qs, docs, top_k, doc_ids)  # numpy exact on small corpora, FAISS exact on large ones
     idx, scores = found.indices, found.scores
     out: List[CrossEncoderFinetuningDatasetSample] = []

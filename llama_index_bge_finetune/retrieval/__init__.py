@@ -21,6 +21,7 @@ _EXPORTS = {
     "fuse_top_k": "llama_index_bge_finetune.retrieval.fusion",
     "EmbeddingCache": "llama_index_bge_finetune.retrieval.corpus_cache",
     "SearchResult": "llama_index_bge_finetune.retrieval.search",
+    "encode_cached": "llama_index_bge_finetune.retrieval.corpus_cache",
     "read_vectors": "llama_index_bge_finetune.retrieval.vector_file",
     "write_vectors": "llama_index_bge_finetune.retrieval.vector_file",
 }

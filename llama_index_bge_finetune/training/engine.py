@@ -25,6 +25,7 @@ from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import DatasetError, TrainingError
 from llama_index_bge_finetune.models import DEFAULT_BASE_MODEL
+from llama_index_bge_finetune.retrieval.corpus_cache import encode_cached
 from llama_index_bge_finetune.training import core
 from llama_index_bge_finetune.training.examples import TrainingTable, query_positive_pairs, training_table
 from llama_index_bge_finetune.training.forgetting import ForgettingGuard
@@ -368,7 +369,7 @@ class SentenceTransformersFinetuneEngine:
             self.miner.max_pool = mining_pool_size(len(pairs)) if self.hard_negative_pool == "auto" else self.hard_negative_pool
             negatives = self.miner.mine(
                 model, self.dataset.queries, self.dataset.corpus, self.dataset.relevant_docs, pairs,
-                model_key=self.model_id, query_prompt=self.query_instruction, show_progress_bar=show_progress_bar,
+                query_prompt=self.query_instruction, show_progress_bar=show_progress_bar,
             )
             result.mining_seconds = time.perf_counter() - t0
         table = training_table(
@@ -406,10 +407,8 @@ class SentenceTransformersFinetuneEngine:
         """
         import torch
 
-        from llama_index_bge_finetune.training.embedding_cache import encode_cached
-
         with read_at(model, evaluator.window):
-            vectors = encode_cached(model, evaluator.corpus, self.options.mining_cache_dir, self.model_id, batch_size=64,
+            vectors = encode_cached(model, evaluator.corpus, self.options.mining_cache_dir, batch_size=64,
                                     encode_backend=self.encode_backend)
         return _ir_scores(evaluator(model, corpus_embeddings=torch.tensor(vectors)))  # a copy of the read-only map
 

@@ -15,7 +15,7 @@ Example::
     from llama_index_bge_finetune.training.hard_negatives import HardNegativeMiner
 
     miner = HardNegativeMiner(num_negatives=1, skip_top=3, relative_margin=0.05)
-    negatives = miner.mine(model, dataset, pairs=[("q1", "n1")], model_key="my-model")
+    negatives = miner.mine(model, queries, corpus, relevant_docs, pairs=[("q1", "n1")])
     # negatives == [["n7"]] (or [[]] when nothing qualifies)
 """
 
@@ -30,8 +30,8 @@ import numpy as np
 
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.errors import TrainingError
+from llama_index_bge_finetune.retrieval.corpus_cache import encode_cached
 from llama_index_bge_finetune.retrieval.search import INDEX_KINDS, search
-from llama_index_bge_finetune.training.embedding_cache import encode_cached
 from llama_index_bge_finetune.training.window import read_at
 
 logger = logging.getLogger(__name__)
@@ -123,11 +123,16 @@ class HardNegativeMiner:
         corpus: Dict[str, str],
         relevant_docs: Dict[str, List[str]],
         pairs: Sequence[Tuple[str, str]],
-        model_key: str,
+        model_key: Optional[str] = None,
         query_prompt: Optional[str] = None,
         show_progress_bar: bool = False,
     ) -> List[List[str]]:
-        """Negative passage ids for each ``(query id, positive id)`` pair, in order (possibly empty lists)."""
+        """Negative passage ids for each ``(query id, positive id)`` pair, in order (possibly empty lists).
+
+        The corpus vectors go through the corpus-embedding cache in ``cache_dir``, keyed by the
+        model's fingerprint (weights, settings, mining window) and the passages. ``model_key`` is
+        accepted for older callers and not used: the fingerprint names the model.
+        """
         doc_ids = self._pool(list(corpus), pairs)
         if len(doc_ids) < 2:
             return [[] for _ in pairs]
@@ -135,12 +140,12 @@ class HardNegativeMiner:
         window = min(model.max_seq_length, self.max_seq_length) if self.max_seq_length else model.max_seq_length
         with read_at(model, window):
             doc_vecs = encode_cached(
-                model, [corpus[d] for d in doc_ids], self.cache_dir, model_key,
+                model, [corpus[d] for d in doc_ids], self.cache_dir,
                 batch_size=self.batch_size, show_progress_bar=show_progress_bar, encode_backend=self.encode_backend,
             )
         qids = list(dict.fromkeys(q for q, _ in pairs))
         q_vecs = encode_cached(
-            model, [queries[q] for q in qids], None, model_key, prompt=query_prompt,
+            model, [queries[q] for q in qids], None, prompt=query_prompt,
             batch_size=self.batch_size, show_progress_bar=False,
         )
         q_row = {q: i for i, q in enumerate(qids)}

@@ -17,8 +17,8 @@ import os
 from typing import Dict, Optional, Union
 
 from llama_index_bge_finetune.evaluation.metrics import score_ranking
+from llama_index_bge_finetune.retrieval.corpus_cache import encode_cached
 from llama_index_bge_finetune.retrieval.search import search
-from llama_index_bge_finetune.training.embedding_cache import encode_cached
 
 PathLike = Union[str, os.PathLike]
 HEADLINE = ("ndcg@10", "hit_rate@5", "mrr@10")
@@ -34,12 +34,14 @@ def retrieval_scores(
 ) -> Dict[str, float]:
     """nDCG@10, hit rate@5 and MRR@10 (binary relevance) of ``model`` retrieving from ``dataset.corpus``.
 
-    ``cache_dir`` with ``model_key`` reuses corpus embeddings (only pass it for unchanged weights).
+    ``cache_dir`` keeps the corpus vectors in the corpus-embedding cache, keyed by the model's
+    fingerprint (its weights and settings), so changed weights are never served stale vectors.
+    ``model_key`` is accepted for older callers and not used.
     """
     doc_ids = list(dataset.corpus)
     qids = [q for q in dataset.queries if dataset.relevant_docs.get(q)]
-    docs = encode_cached(model, [dataset.corpus[d] for d in doc_ids], cache_dir if model_key else None, model_key, batch_size=batch_size)
-    qs = encode_cached(model, [dataset.queries[q] for q in qids], None, model_key, prompt=query_prompt, batch_size=batch_size)
+    docs = encode_cached(model, [dataset.corpus[d] for d in doc_ids], cache_dir, batch_size=batch_size)
+    qs = encode_cached(model, [dataset.queries[q] for q in qids], None, prompt=query_prompt, batch_size=batch_size)
     idx = search(qs, docs, 10, doc_ids).indices
     totals = dict.fromkeys(HEADLINE, 0.0)
     for row, q in enumerate(qids):
