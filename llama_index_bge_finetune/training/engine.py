@@ -35,6 +35,7 @@ from llama_index_bge_finetune.training.model_card import card_fields, write_mode
 from llama_index_bge_finetune.training.result import FinetuneResult
 from llama_index_bge_finetune.training.schedule import (MINING_MIN_PAIRS, count_steps, layers_to_freeze, mined_negatives,
                                                        peak_learning_rate, training_schedule)
+from llama_index_bge_finetune.training.trainer_output import ProgressCallback, attach_trainer_output, without_model_card_data
 from llama_index_bge_finetune.training.window import WindowChoice, choose_window, confirmed_by_validation, read_at
 from llama_index_bge_finetune.window_settings import WindowSetting, check_window_setting
 
@@ -70,7 +71,8 @@ class SentenceTransformersFinetuneEngine:
             pair each example carries a second, short passage, yet on CPU the defaults train in about
             the peer's time (see ``hard_negative_max_tokens``, ``attention_dropout`` and ``precision``;
             benchmarks/RESULTS.md).
-        show_progress_bar: show progress bars.
+        show_progress_bar: show progress bars (mining's encode, the trainer's); without them the
+            trainer's log lines go to this package's logger at DEBUG instead of stdout.
         evaluation_steps: evaluate every this many steps (only with ``val_dataset``).
         use_all_docs: one pair per relevant passage instead of the first only.
         trust_remote_code: passed to ``SentenceTransformer``.
@@ -139,6 +141,8 @@ class SentenceTransformersFinetuneEngine:
         logging_steps: steps between loss log lines.
         encode_backend: where mining and the base model's validation encode the corpus: ``"local"``
             (default) or ``"ray"`` (Ray Data actors, see :mod:`llama_index_bge_finetune.encoding`).
+        on_progress: called with ``(steps done, total steps)`` when training starts and after every
+            optimizer step (on the main process), e.g. to drive a progress bar of your own.
     """
 
     def __init__(
@@ -190,6 +194,7 @@ class SentenceTransformersFinetuneEngine:
         cache_dir: Optional[PathLike] = None,
         logging_steps: int = 10,
         encode_backend: EncodeBackendSpec = "local",
+        on_progress: Optional[ProgressCallback] = None,
     ) -> None:
         self.dataset = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("training dataset")
         self.val_dataset = (
@@ -278,6 +283,7 @@ class SentenceTransformersFinetuneEngine:
         self.cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         self.logging_steps = logging_steps
         self.encode_backend = encode_backend
+        self.on_progress = on_progress
         self.checkpoint_path = os.path.join(self.model_output_path, core.CHECKPOINT_DIR)
         self.result: Optional[FinetuneResult] = None
         self._model = loss.model if loss is not None and not isinstance(loss, str) and hasattr(loss, "model") else None
@@ -534,9 +540,10 @@ class SentenceTransformersFinetuneEngine:
             "eval_val_cosine_ndcg@10" if evaluator is not None else None,
             paced=keep and self.checkpoint_save_steps is None,
         )
-        trainer = SentenceTransformerTrainer(
+        trainer = without_model_card_data(SentenceTransformerTrainer)(
             model=model, args=args, train_dataset=table, loss=loss, evaluator=evaluator, callbacks=callbacks,
         )
+        attach_trainer_output(trainer, self.show_progress_bar, self.on_progress)
         return trainer, keep_best
 
     def _build_loss(self, model: Any, gather: bool) -> Any:
