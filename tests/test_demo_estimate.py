@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llama_index_bge_finetune.cli import estimate
-from llama_index_bge_finetune.cli.estimate import (DEMO_TIMINGS, TRAINING_SHARE, demo_estimate_line, demo_pairs,
-                                                   estimate_seconds, format_duration)
+from llama_index_bge_finetune.cli.estimate import (DEMO_TIMINGS, TRAINING_SHARE, busy_note, demo_estimate_line,
+                                                   demo_pairs, estimate_seconds, format_duration)
 from llama_index_bge_finetune.precisions import cpu_kind
 
 AVX2 = frozenset({"sse4_2", "avx", "avx2", "fma"})
@@ -64,11 +64,18 @@ def test_durations_read_as_a_person_would_say_them() -> None:
     assert format_duration(3) == "about 10 seconds"
 
 
+def test_a_busy_machine_is_named_with_its_load() -> None:
+    assert busy_note(load=6.16, cores=2) == " This machine is busy (load average 6.2 on 2 cores): expect it to take longer."
+    assert busy_note(load=1.5, cores=2) == ""
+
+
 def test_demo_line_names_the_estimate_and_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(estimate, "busy_note", lambda: "")
     monkeypatch.setattr(estimate, "cpu_description", lambda: "Test CPU, AVX2 only")
     monkeypatch.setattr(estimate, "cpu_kind", lambda: "avx2")
     line = demo_estimate_line(160, 1, packaged_model=True)
-    assert line.startswith("The demo takes about 2.5 minutes on a 2-core CPU like this one (Test CPU, AVX2 only)")
+    assert line == ("The demo takes about 2.5 minutes on a 2-core CPU like this one (Test CPU, AVX2 only); "
+                    "less with more cores.")
     assert "another base model" in demo_estimate_line(160, 1, packaged_model=False)
     monkeypatch.setattr(estimate, "cpu_kind", lambda: "older")
     assert demo_estimate_line(160, 1, packaged_model=True).startswith("No time estimate for this CPU (Test CPU")

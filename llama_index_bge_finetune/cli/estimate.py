@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -87,4 +88,22 @@ def demo_estimate_line(chunks: int, epochs: float, packaged_model: bool) -> str:
     line = f"The demo takes {format_duration(seconds)} on a 2-core CPU like this one ({cpu}); less with more cores."
     if not packaged_model:
         line += " (Timed with the packaged all-MiniLM-L6-v2; another base model takes a different time.)"
-    return line
+    return line + busy_note()
+
+
+def busy_note(load: Optional[float] = None, cores: Optional[int] = None) -> str:
+    """A sentence for the estimate when other work already keeps every core busy (1-minute load average >= cores).
+
+    The timings were measured with the cores to the demo: on a 2-core machine at a load average of 6
+    the same demo took 2.6x as long (benchmarks/results/demo_wall_time.md). ``load`` and ``cores``
+    default to this machine's (no note where the load average is unknown).
+    """
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # not available on this platform
+            return ""
+    cores = cores or os.cpu_count() or 1
+    if load < cores:
+        return ""
+    return f" This machine is busy (load average {load:.1f} on {cores} cores): expect it to take longer."
