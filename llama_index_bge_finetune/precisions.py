@@ -7,7 +7,7 @@ device trains in is decided by ``training.core.precision_flags``.
 from __future__ import annotations
 
 import os
-from typing import FrozenSet, Optional, Tuple
+from typing import FrozenSet, Mapping, Optional, Tuple
 
 from llama_index_bge_finetune.errors import TrainingError
 
@@ -54,15 +54,52 @@ def cpu_description() -> str:
     """
     model, flags = cpu_info()
     flags = flags or frozenset()
-    if flags & NATIVE_BF16_FLAGS:
-        kind = "AVX-512 with native bf16" + (" and AMX" if "amx_bf16" in flags else "")
-    elif "avx512f" in flags:
-        kind = "AVX-512, no native bf16"
-    elif "avx2" in flags:
-        kind = "AVX2 only (no AVX-512, no native bf16)"
-    else:
-        kind = "no AVX2"
+    kind = {
+        "bf16": "AVX-512 with native bf16" + (" and AMX" if "amx_bf16" in flags else ""),
+        "avx512": "AVX-512, no native bf16",
+        "avx2": "AVX2 only (no AVX-512, no native bf16)",
+        "older": "no AVX2",
+    }[hardware_kind(flags)]
     capped = [f"{name}={os.environ[name]}" for name in ISA_CAPS if os.environ.get(name)]
     if capped:
         kind += f"; PyTorch's kernels capped by {', '.join(capped)}"
     return f"{model}, {kind}"
+
+
+#: The CPU kinds that decide training speed, fastest first: native bfloat16 (AVX512-BF16 or AMX),
+#: AVX-512 without it, AVX2 only, and older.
+CPU_KINDS = ("bf16", "avx512", "avx2", "older")
+
+# The fastest kind each value of an ISA_CAPS variable leaves PyTorch (values it does not name cap nothing).
+_ATEN_CAPS = {"default": "older", "avx2": "avx2", "avx512": "bf16"}
+_ONEDNN_CAPS = {"sse41": "older", "avx": "older", "avx2": "avx2", "avx2_vnni": "avx2", "avx2_vnni_2": "avx2",
+                "avx512_core": "avx512", "avx512_core_vnni": "avx512"}
+
+
+def hardware_kind(flags: FrozenSet[str]) -> str:
+    """The :data:`CPU_KINDS` entry of a CPU with these ``/proc/cpuinfo`` flags."""
+    if flags & NATIVE_BF16_FLAGS:
+        return "bf16"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else "older"
+
+
+def cpu_kind(flags: Optional[FrozenSet[str]] = None, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """This CPU's kind (:data:`CPU_KINDS`) as PyTorch uses it: the hardware's, or slower where an
+    :data:`ISA_CAPS` variable caps PyTorch's or oneDNN's instructions (``ATEN_CPU_CAPABILITY=avx2`` on
+    an AVX-512 CPU gives ``"avx2"``). ``None`` where the flags cannot be read (not Linux).
+
+    ``flags`` and ``environ`` default to this machine's (:func:`cpu_info`, ``os.environ``).
+    """
+    if flags is None:
+        flags = cpu_info()[1]
+        if flags is None:
+            return None
+    environ = os.environ if environ is None else environ
+    kinds = [hardware_kind(flags)]
+    for variable, caps in (("ATEN_CPU_CAPABILITY", _ATEN_CAPS), ("ONEDNN_MAX_CPU_ISA", _ONEDNN_CAPS)):
+        cap = caps.get(environ.get(variable, "").strip().lower())
+        if cap is not None:
+            kinds.append(cap)
+    return max(kinds, key=CPU_KINDS.index)

@@ -68,6 +68,7 @@ TRAINING_SIGNATURE: List[Tuple[str, Any, Any]] = [
     ("cache_dir", None, KW),
     ("logging_steps", 10, KW),
     ("encode_backend", "local", KW),
+    ("on_progress", None, KW),
 ]
 
 RERANKING_SIGNATURE: List[Tuple[str, Any, Any]] = [

@@ -41,7 +41,7 @@ def evaluate(
     overwrite: bool = typer.Option(False, help="Replace a report already in OUTPUT."),
     api_base: Optional[str] = options.API_BASE,
     ray: bool = options.RAY,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset

@@ -14,7 +14,7 @@ VAL_FRACTION = typer.Option(0.2, min=0.01, max=0.9, help="Share of chunks held o
 MAX_NODES = typer.Option(None, min=2, help="Use only the first N chunks (a quick try).")
 PRECISION = typer.Option("auto", help="Training precision: auto (bf16 autocast on a CPU that computes bfloat16 natively, else fp32; bf16 or fp16 on a GPU), fp32, bf16 (also on other CPUs, slower) or fp16 (GPU only).")
 MAX_SEQ_LENGTH = typer.Option("auto", "--max-seq-length", help="Tokens of a passage the fine-tuned model reads: auto (enough for 90% of the training chunks, up to the model's position limit; training keeps the base's window), base (the base model's window) or a number.")
-VERBOSE = typer.Option(False, "--verbose", "-v", help="Debug logging.")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Debug logging, and other libraries' progress bars and notices (off by default).")
 BATCH_API = typer.Option(False, "--batch-api", help="Send the questions through OpenAI's Batch API: half the price, no live rate limits, done within 24 h. The estimated cost is printed before submitting; a stopped run reattaches to its batch when rerun (generator openai).")
 BATCH_POLL_SECONDS = typer.Option(30.0, min=0.01, help="Seconds between two status checks of a running batch (--batch-api).")
 MAX_RETRIES = typer.Option(6, min=0, help="Retries per chunk after a failed LLM request (with back-off; generator openai/local).")

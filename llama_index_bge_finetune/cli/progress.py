@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from llama_index_bge_finetune.cli.quiet import configure_library_output
+
 console = Console(stderr=True)
 """Progress, logs and messages go to stderr."""
 results = Console()
@@ -17,12 +19,15 @@ results = Console()
 
 
 def setup_logging(verbose: bool) -> None:
-    """Our package logs at INFO (DEBUG with --verbose); everything else only warnings."""
+    """Our package logs at INFO (DEBUG with --verbose); everything else only warnings.
+
+    Other libraries' progress bars and notices are off, and on with ``--verbose``
+    (:func:`llama_index_bge_finetune.cli.quiet.configure_library_output`).
+    """
     handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
     logging.getLogger("llama_index_bge_finetune").setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("httpx", "sentence_transformers", "transformers", "pypdf"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    configure_library_output(verbose)
 
 
 @contextmanager

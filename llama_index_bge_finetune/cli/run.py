@@ -86,44 +86,52 @@ def run(
 
     run_loop(config, lambda: load_documents(documents), overwrite=overwrite, max_retries=max_retries,
              checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes, batch_api=batch_api,
-             batch_poll_seconds=batch_poll_seconds, extra_models=extra_models, encode_backend=backend_from_cli(ray))
+             batch_poll_seconds=batch_poll_seconds, extra_models=extra_models, encode_backend=backend_from_cli(ray),
+             verbose=verbose)
 
 
 DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
 DEMO_MAX_NODES = 160
-DEMO_MINUTES = 3.5  # measured end to end on a 2-core AVX2 CPU without native bf16: 2 min 53 s wall, 2026-11-26, 041c890 (benchmarks/RESULTS.md)
+DEMO_ALL_CHUNKS = 544  # pydoc_data.topics in chunks of DEMO_CHUNK_SIZE tokens
 
 
 def demo(
     output: Path = typer.Option("bge-finetune-demo", "--output", "-o", help="Folder for the model, datasets and report."),
     base_model: Optional[str] = typer.Option(None, help="Model to fine-tune (default as for `run`)."),
     generator: str = typer.Option("auto", help="auto, openai, offline or local (as for `run`)."),
-    epochs: int = typer.Option(1, min=1, help="Training epochs (about 3.5 min each on a 2-core CPU without native bf16)."),
-    max_nodes: Optional[int] = typer.Option(DEMO_MAX_NODES, min=2, help="Use the first N chunks of 256 tokens (all: 544)."),
+    epochs: int = typer.Option(1, min=1, help="Training epochs (the demo prints its time estimate for this CPU)."),
+    max_nodes: Optional[int] = typer.Option(DEMO_MAX_NODES, min=2, help=f"Use the first N chunks of 256 tokens (all: {DEMO_ALL_CHUNKS})."),
     overwrite: bool = typer.Option(False, help="Replace a finished demo run in OUTPUT."),
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
+    from llama_index_bge_finetune.cli.estimate import demo_estimate_line
     from llama_index_bge_finetune.ingest import demo_documents
-    from llama_index_bge_finetune.precisions import cpu_description
+    from llama_index_bge_finetune.models import offline_model_path
 
     config = pipeline.RunConfig(output=str(output), documents="pydoc_data.topics (CPython's Language Reference)",
                                 base_model=base_model, generator=generator, epochs=epochs, max_nodes=max_nodes,
                                 chunk_size=DEMO_CHUNK_SIZE)
-    if epochs == 1 and max_nodes == DEMO_MAX_NODES:
-        console.print(f"The demo takes about {DEMO_MINUTES} minutes on a 2-core CPU without native bfloat16 "
-                      f"(this one: {cpu_description()}); less with more cores.", highlight=False)
-    run_loop(config, demo_documents, overwrite=overwrite)
+
+    def announce(model: str) -> None:
+        line = demo_estimate_line(min(max_nodes or DEMO_ALL_CHUNKS, DEMO_ALL_CHUNKS), epochs,
+                                  packaged_model=model == offline_model_path())
+        console.print(line, highlight=False)
+
+    run_loop(config, demo_documents, overwrite=overwrite, verbose=verbose, announce=announce)
 
 
 def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrite: bool,
              max_retries: Optional[int] = None, checkpoint_steps: Optional[int] = None,
              checkpoint_minutes: Optional[float] = None, batch_api: bool = False,
              batch_poll_seconds: float = 30.0, extra_models: Optional[Dict[str, Any]] = None,
-             encode_backend: str = "local") -> None:
+             encode_backend: str = "local", verbose: bool = False,
+             announce: Optional[Callable[[str], None]] = None) -> None:
     """The stages of `run`, each with a progress bar, ending with the before/after table.
 
     ``extra_models`` (label -> model spec or encoder) are compared too, after base and fine-tuned.
+    ``verbose`` shows the model libraries' own progress bars too; ``announce`` is called with the
+    chosen base model before the documents are read (the demo prints its time estimate).
 
     Every argument and the output folder are checked before the documents are read, without loading a
     model library, so a refused argument answers at once; a rerun of an interrupted run resumes it
@@ -134,6 +142,8 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes is not None else None
     settings, choice = _check_run(config, out, overwrite, checkpoint_steps, checkpoint_seconds, batch_api,
                                   encode_backend)
+    if announce is not None:
+        announce(choice.model)
     docs = _read_documents(load)
     gen, gen_description = pipeline.make_generator(config.generator, config.llm_model, config.questions_per_chunk,
                                                    max_retries=max_retries, batch_api=batch_api,
@@ -147,8 +157,8 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     train, val = pipeline.split_dataset(dataset, out, config.val_fraction, config.seed)
     model_dir = out / "model"
     training = _fine_tune(config, choice.model, train, model_dir, checkpoint_steps, checkpoint_seconds,
-                          encode_backend)
-    rerank = _fine_tune_reranker(config, train, val, out, encode_backend) if config.reranker else None
+                          encode_backend, verbose)
+    rerank = _fine_tune_reranker(config, train, val, out, encode_backend, verbose) if config.reranker else None
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
             {"base": choice.model, "fine-tuned": str(model_dir), **(extra_models or {})}, val, out,
@@ -222,32 +232,36 @@ def _generate_questions(nodes: List[Any], gen: Any, out: Path) -> Tuple[Any, Lis
 
 
 def _fine_tune(config: pipeline.RunConfig, base_model: str, train: Any, model_dir: Path,
-               checkpoint_steps: Optional[int], checkpoint_seconds: Optional[float], encode_backend: str) -> Any:
-    """The training result: reused when this run already finished training, else trained (resuming a checkpoint)."""
+               checkpoint_steps: Optional[int], checkpoint_seconds: Optional[float], encode_backend: str,
+               verbose: bool) -> Any:
+    """The run's training result: trained now (one progress bar of optimizer steps), or read back from a finished model."""
     if (model_dir / "training_result.json").is_file():
         console.print(f"Reusing the model this run already fine-tuned in {model_dir}.")
         return pipeline.load_training_result(model_dir)
     console.print(f"Fine-tuning on {len(train.queries)} questions over {len(train.corpus)} chunks ...")
-    training = pipeline.train_model(
-        train, base_model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
-        checkpoint_seconds=checkpoint_seconds, encode_backend=encode_backend, precision=config.precision,
-        max_seq_length=config.max_seq_length,
-        overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
-    ).result
+    with stage("Fine-tuning (optimizer steps)") as update:
+        training = pipeline.train_model(
+            train, base_model, model_dir, val=None, epochs=config.epochs, batch_size=config.batch_size,
+            learning_rate=config.learning_rate, seed=config.seed, checkpoint_steps=checkpoint_steps,
+            checkpoint_seconds=checkpoint_seconds, encode_backend=encode_backend, precision=config.precision,
+            max_seq_length=config.max_seq_length, show_progress_bar=verbose, on_progress=update,
+            overwrite=(model_dir / "modules.json").exists(),  # saved but killed before training_result.json
+        ).result
     if training.resumed_from_step:
         console.print(f"Training resumed from step {training.resumed_from_step}.")
     return training
 
 
-def _fine_tune_reranker(config: pipeline.RunConfig, train: Any, val: Any, out: Path,
-                        encode_backend: str) -> Dict[str, Tuple[str, Any]]:
-    """Train the reranker and return the report's reranked row: label -> (first-stage label, second stage)."""
-    console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
-    pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed,
-                            encode_backend=encode_backend, precision=config.precision)
+def _fine_tune_reranker(config: pipeline.RunConfig, train: Any, val: Any, out: Path, encode_backend: str,
+                        verbose: bool) -> Dict[str, Any]:
+    """Train the reranker (one spinner) and return the report's reranked row."""
     from llama_index_bge_finetune.reranking import Reranking
 
+    console.print(f"Fine-tuning a reranker on {len(train.queries)} questions ...")
+    with stage("Fine-tuning the reranker"):
+        pipeline.train_reranker(train, out / "model", out / "reranker", val=val, seed=config.seed,
+                                encode_backend=encode_backend, precision=config.precision,
+                                show_progress_bar=verbose)
     # the reranker's saved blend weight was chosen on these held-out questions: the report
     # reranks each half with the weight chosen on the other half instead (unbiased)
     return {"fine-tuned + reranker": ("fine-tuned", Reranking(str(out / "reranker"), blend_weight="cross-fit"))}

@@ -10,6 +10,7 @@ import typer
 from llama_index_bge_finetune import pipeline
 from llama_index_bge_finetune.cli import options
 from llama_index_bge_finetune.cli.progress import console, setup_logging
+from llama_index_bge_finetune.cli.progress import stage
 from llama_index_bge_finetune.encoding.backends import backend_from_cli
 from llama_index_bge_finetune.window_settings import parse_window_setting
 
@@ -40,7 +41,7 @@ def train(
     ray: bool = options.RAY,
     precision: str = options.PRECISION,
     max_seq_length: str = options.MAX_SEQ_LENGTH,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
     from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
@@ -56,10 +57,12 @@ def train(
     pipeline.check_base_model(choice.model)
     encode_backend = backend_from_cli(ray)
     pipeline.check_encode_backend(encode_backend)
-    engine = pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
-                                  learning_rate=learning_rate, seed=seed, overwrite=overwrite,
-                                  checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
-                                  encode_backend=encode_backend, precision=precision, max_seq_length=window)
+    with stage("Fine-tuning (optimizer steps)") as update:
+        engine = pipeline.train_model(train_ds, choice.model, output, val=val_ds, epochs=epochs, batch_size=batch_size,
+                                      learning_rate=learning_rate, seed=seed, overwrite=overwrite,
+                                      checkpoint_steps=checkpoint_steps, checkpoint_seconds=checkpoint_seconds,
+                                      encode_backend=encode_backend, precision=precision, max_seq_length=window,
+                                      show_progress_bar=verbose, on_progress=update)
     result = engine.result
     resumed = f", resumed from step {result.resumed_from_step}" if result and result.resumed_from_step else ""
     console.print(f"Model saved to {output}{resumed}", highlight=False)

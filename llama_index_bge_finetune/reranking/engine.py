@@ -33,6 +33,7 @@ from llama_index_bge_finetune.training import core
 from llama_index_bge_finetune.training.model_card import _safe, card_fields
 from llama_index_bge_finetune.training.options import given_loss_model, option_attributes
 from llama_index_bge_finetune.training.result import FinetuneResult
+from llama_index_bge_finetune.training.trainer_output import attach_trainer_output
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class CrossEncoderFinetuneEngine:
             so there the guard keeps the first stage's order).
         loss: ``None`` (``"listwise"``), a name from ``CE_LOSS_NAMES`` or a ready loss module.
         epochs: passes over the data.
-        show_progress_bar: show progress bars.
+        show_progress_bar: show progress bars; without them the trainer's log lines go to this
+            package's logger at DEBUG instead of stdout.
         evaluation_steps: evaluate every this many steps (with validation data; at least twice per run).
         learning_rate: learning rate of the encoder.
         head_learning_rate: learning rate of the classification head; ``None``: 30x ``learning_rate``
@@ -251,6 +253,7 @@ class CrossEncoderFinetuneEngine:
         trainer = _trainer_class()(model=model, args=args, train_dataset=table, loss=loss, evaluator=evaluator,
                                    callbacks=callbacks)
         trainer.head_learning_rate = self.options.head_lr(self.new_head)
+        attach_trainer_output(trainer, self.show_progress_bar)
         return trainer, keep_best
 
     def _choose_blend(self, model: Any, val: Sequence[CrossEncoderFinetuningDatasetSample]) -> Dict[str, Any]:

@@ -37,6 +37,7 @@ from llama_index_bge_finetune.training.model_card import card_fields, write_mode
 from llama_index_bge_finetune.training.result import FinetuneResult
 from llama_index_bge_finetune.training.schedule import (MINING_MIN_PAIRS, count_steps, layers_to_freeze, mined_negatives,
                                                        peak_learning_rate, training_schedule)
+from llama_index_bge_finetune.training.trainer_output import ProgressCallback, attach_trainer_output, without_model_card_data
 from llama_index_bge_finetune.training.window import WindowChoice, choose_window, confirmed_by_validation, read_at
 from llama_index_bge_finetune.window_settings import WindowSetting
 
@@ -76,7 +77,8 @@ class SentenceTransformersFinetuneEngine:
             pair each example carries a second, short passage, yet on CPU the defaults train in about
             the peer's time (see ``hard_negative_max_tokens``, ``attention_dropout`` and ``precision``;
             benchmarks/RESULTS.md).
-        show_progress_bar: show progress bars.
+        show_progress_bar: show progress bars (mining's encode, the trainer's); without them the
+            trainer's log lines go to this package's logger at DEBUG instead of stdout.
         evaluation_steps: evaluate every this many steps (only with ``val_dataset``).
         use_all_docs: one pair per relevant passage instead of the first only.
         trust_remote_code: passed to ``SentenceTransformer``.
@@ -145,6 +147,8 @@ class SentenceTransformersFinetuneEngine:
         logging_steps: steps between loss log lines.
         encode_backend: where mining and the base model's validation encode the corpus: ``"local"``
             (default) or ``"ray"`` (Ray Data actors, see :mod:`llama_index_bge_finetune.encoding`).
+        on_progress: called with ``(steps done, total steps)`` when training starts and after every
+            optimizer step (on the main process), e.g. to drive a progress bar of your own.
     """
 
     def __init__(
@@ -196,6 +200,7 @@ class SentenceTransformersFinetuneEngine:
         cache_dir: Optional[PathLike] = None,
         logging_steps: int = 10,
         encode_backend: EncodeBackendSpec = "local",
+        on_progress: Optional[ProgressCallback] = None,
     ) -> None:
         self.options = TrainingOptions.from_arguments(locals())  # checked and resolved; see training/options.py
         self.dataset = EmbeddingQAFinetuneDataset.coerce(dataset).validate_or_raise("training dataset")
@@ -458,9 +463,10 @@ class SentenceTransformersFinetuneEngine:
             "eval_val_cosine_ndcg@10" if evaluator is not None else None,
             paced=keep and self.checkpoint_save_steps is None,
         )
-        trainer = SentenceTransformerTrainer(
+        trainer = without_model_card_data(SentenceTransformerTrainer)(
             model=model, args=args, train_dataset=table, loss=loss, evaluator=evaluator, callbacks=callbacks,
         )
+        attach_trainer_output(trainer, self.show_progress_bar, self.on_progress)
         return trainer, keep_best
 
     def _build_loss(self, model: Any, gather: bool) -> Any:

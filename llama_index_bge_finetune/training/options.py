@@ -213,6 +213,7 @@ class TrainingOptions:
     cache_dir: Optional[PathLike] = option()
     logging_steps: int = option(check=positive)
     encode_backend: EncodeBackendSpec = option()
+    on_progress: Optional[Callable[[int, int], None]] = option()  # (steps done, total steps); see trainer_output.py
 
     def __post_init__(self) -> None:
         check_options(self)
