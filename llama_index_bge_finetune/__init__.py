@@ -46,6 +46,7 @@ _EXPORTS = {
     "QueryAdapterFinetuneEngine": "llama_index_bge_finetune.integration",
     "QueryAdapterEmbedding": "llama_index_bge_finetune.integration",
     "load_index": "llama_index_bge_finetune.integration",
+    "HybridRetriever": "llama_index_bge_finetune.integration",
     "record_embed_model": "llama_index_bge_finetune.integration",
     "check_embed_model": "llama_index_bge_finetune.integration",
     "settings_from_service_context": "llama_index_bge_finetune.integration",

@@ -11,6 +11,8 @@ The CLI prints these messages as one paragraph and exits non-zero, without a tra
 - :class:`TrainingError`: the fine-tuning configuration or data cannot train a model.
 - :class:`EvaluationError`: an evaluation cannot be computed as asked.
 - :class:`StaleVectorsError`: an index's vectors were made by another model than the one querying it.
+- :class:`StalePipelineError`: a chosen retrieval pipeline (``retrieval.json``) was chosen for another model
+  than the one that made an index's vectors (a :class:`StaleVectorsError`).
 - :class:`IntegrationError`: a swap-in call got an argument it cannot use (a bad option, an unknown keyword).
 - :class:`MissingFilesError`: a model, adapter or index folder lacks the files it needs.
 - :class:`EncodeBackendError`: the chosen encoding backend cannot run (unknown name, Ray not installed, cluster unreachable).
@@ -51,6 +53,10 @@ class EvaluationError(BgeFinetuneError, ValueError):
 
 class StaleVectorsError(BgeFinetuneError, RuntimeError):
     """An index is queried with a model other than the one that embedded it."""
+
+
+class StalePipelineError(StaleVectorsError):
+    """A retrieval pipeline (dense, BM25 or hybrid, with its fusion weight) was chosen for another model than the index's."""
 
 
 class IntegrationError(BgeFinetuneError, ValueError):

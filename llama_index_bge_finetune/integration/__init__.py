@@ -4,6 +4,8 @@
   index's ``embed_model``; :func:`settings_from_service_context` migrates ``ServiceContext`` code.
 - :func:`reembed_index`: re-embed an existing index (persisted folder or Qdrant), resumably.
 - :func:`record_embed_model`, :func:`check_embed_model`, :func:`load_index`: the stale-vector guard.
+- :class:`HybridRetriever`: the retrieval pipeline chosen for the model (dense, BM25 or a hybrid) as a
+  LlamaIndex retriever over an existing index.
 - :class:`QueryAdapterFinetuneEngine`, :class:`QueryAdapterEmbedding`: a query-side linear adapter
   for indexes that cannot be re-embedded.
 """
@@ -18,9 +20,11 @@ from llama_index_bge_finetune.integration.guard import (
     UnfingerprintedIndexWarning,
     check_embed_model,
     load_index,
+    persisted_at,
     record_embed_model,
     recorded_embed_model,
 )
+from llama_index_bge_finetune.integration.hybrid_retriever import HybridRetriever
 from llama_index_bge_finetune.integration.reembed import reembed_index
 from llama_index_bge_finetune.integration.settings import settings_from_service_context, use_finetuned
 
@@ -31,6 +35,7 @@ _LAZY = {  # these import torch; load them on first use
 
 __all__ = [
     "EmbedModelFingerprint",
+    "HybridRetriever",
     "QueryAdapterEmbedding",
     "QueryAdapterFinetuneEngine",
     "StaleVectorsWarning",
@@ -39,6 +44,7 @@ __all__ = [
     "fingerprint_embed_model",
     "from_finetuned",
     "load_index",
+    "persisted_at",
     "record_embed_model",
     "recorded_embed_model",
     "reembed_index",

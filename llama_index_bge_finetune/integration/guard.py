@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Dict, Literal, Optional, Union
 
@@ -40,6 +41,8 @@ FINGERPRINT_COLLECTION = "bge_finetune/embed_model"
 QDRANT_METADATA_KEY = "bge_finetune_embed_model"
 CHROMA_METADATA_KEY = "bge_finetune_embed_model"  # a JSON string: Chroma metadata values are scalars
 SWAP_MARKER = "SWAPPING"
+# The folder each index returned by load_index(path) was read from, for files kept beside it (a BM25 index).
+_PERSIST_DIRS: "weakref.WeakKeyDictionary[Any, Path]" = weakref.WeakKeyDictionary()
 
 
 class UnfingerprintedIndexWarning(UserWarning):
@@ -149,6 +152,7 @@ def load_index(
     """
     from llama_index.core import StorageContext, load_index_from_storage
 
+    persist_dir: Optional[Path] = None
     if isinstance(storage, (str, os.PathLike)):
         persist_dir = check_storage_folder(storage)
         check_no_interrupted_swap(persist_dir)
@@ -157,7 +161,22 @@ def load_index(
         kwargs["embed_model"] = embed_model
     index = load_index_from_storage(storage, index_id=index_id, **kwargs)
     check_embed_model(index, on_mismatch=on_mismatch)
+    if persist_dir is not None:
+        _PERSIST_DIRS[index] = persist_dir
     return index
+
+
+def persisted_at(index: Any) -> Optional[Path]:
+    """The folder ``index`` was loaded from by :func:`load_index` (given a path), else ``None``.
+
+    LlamaIndex's ``StorageContext`` does not remember its folder; this lets files that belong beside
+    the index (the BM25 index of :class:`~llama_index_bge_finetune.integration.hybrid_retriever.HybridRetriever`)
+    find it without asking again.
+    """
+    try:
+        return _PERSIST_DIRS.get(index)
+    except TypeError:  # an object that cannot be weakly referenced was never recorded
+        return None
 
 
 def check_storage_folder(path: PathLike) -> Path:
