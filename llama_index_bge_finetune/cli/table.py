@@ -35,3 +35,17 @@ def comparison_table(report: Dict[str, Any]) -> Table:
             row += [f"{diff['mean_diff']:+.4f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]", f"{diff['p_value']:.3f}"]
         table.add_row(*row)
     return table
+
+
+def verdict_lines(report: Dict[str, Any]) -> List[str]:
+    """The conclusion under the table: the best row overall (BM25 and hybrids included) against the next best,
+    then each hybrid row's pipeline to ship, from ``ModelComparison.to_dict()``."""
+    best = report.get("best_retriever")
+    lines = [best["sentence"]] if best else []
+    for name, row in report["models"].items():
+        info = row.get("model") or {}
+        shipped = info.get("shipped") if info.get("kind") == "hybrid" else None
+        if shipped:
+            lines.append(f"Shipped pipeline (from {name}, chosen on all {shipped.get('questions')} questions): "
+                         f"{info.get('shipped_pipeline')}: {shipped.get('reason')}.")
+    return lines
