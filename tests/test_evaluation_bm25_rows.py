@@ -15,7 +15,7 @@ from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
 from llama_index_bge_finetune.errors import EvaluationError, RetrievalConfigError
 from llama_index_bge_finetune.evaluation import compare_models
 from llama_index_bge_finetune.evaluation.fusion_choice import choose_from_values
-from llama_index_bge_finetune.evaluation.hybrid import Hybrid, cross_fitted_fusion
+from llama_index_bge_finetune.evaluation.hybrid import Hybrid, cross_fitted_fusion, fold_assignment
 from llama_index_bge_finetune.retrieval.bm25 import BM25Settings
 from llama_index_bge_finetune.retrieval.fusion import FusionSpec, fuse, top_k_rows
 from llama_index_bge_finetune.retrieval.pipeline_config import RetrievalConfig
@@ -74,8 +74,9 @@ def test_the_hybrid_row_is_cross_fitted_and_records_each_fold_and_the_shipped_ch
     assert info["shipped"]["questions"] == 60
     assert info["shipped_pipeline"] == (FusionSpec.from_dict(chosen).label if isinstance(chosen, dict) else chosen)
     assert info["fingerprint"] == base.model_info["fingerprint"] and info["corpus_digest"].startswith("sha256:")
+    fold_of = fold_assignment(60, 2, 0)
     for i, (q, qb) in enumerate(zip(hybrid.queries, bm25.queries)):
-        if info["fusion_per_fold"][i % 2] == "bm25":  # a fold ranked by BM25 alone retrieves what BM25 does
+        if info["fusion_per_fold"][fold_of[i]] == "bm25":  # a fold ranked by BM25 alone retrieves what BM25 does
             assert q.retrieved_ids == qb.retrieved_ids
     md = cmp.to_markdown()
     assert "## Hybrid retrieval (dense + BM25)" in md and "base + bm25, fold 2: " in md
@@ -86,8 +87,10 @@ def test_bm25_settings_reach_the_row(_tiny_model_master):
     ds = evaluation_topics_dataset(n_docs=12)
     settings = BM25Settings(language=None, stopwords=None)
     cmp = compare_models({"base": str(_tiny_model_master), "bm25": "bm25"}, ds, cache=False,
-                         bm25_settings=settings, **FAST)
+                         bm25_settings=settings, hybrid={"h": ("base", "bm25", Hybrid(folds=3))}, **FAST)
     assert cmp.results["bm25"].model_info["settings"] == settings.to_dict()
+    assert cmp.results["h"].model_info["bm25_settings"] == settings.to_dict()
+    assert len(cmp.results["h"].model_info["fusion_per_fold"]) == 3
 
 
 def test_a_corpus_of_stopwords_gives_one_warning_and_no_bm25_row(_tiny_model_master, caplog):
@@ -133,6 +136,8 @@ def test_fusion_that_truly_helps_is_chosen_on_both_folds_and_ranks_each_fold():
     fit = cross_fitted_fusion(dense, bm25, relevant, ids, depth=10)
     assert all(isinstance(c.chosen, FusionSpec) for c in fit.fold_choices) and fit.shipped.hybrid
     assert [c.questions for c in fit.fold_choices] == [120, 120] and fit.shipped.questions == 240
+    assert sorted(np.bincount(fold_assignment(241, 2, 0))) == [120, 121]
+    assert not (fit.fold_of == np.arange(240) % 2).all(), "dealt at random, not by position"
     for f, choice in enumerate(fit.fold_choices):
         rows = np.flatnonzero(fit.fold_of == f)
         expected, _ = top_k_rows(fuse(dense[rows], bm25[rows], choice.chosen), 10)
@@ -144,7 +149,7 @@ def test_each_fold_is_ranked_by_a_choice_made_without_its_own_questions():
     dense, bm25, relevant, ids = _signal_scores(200, 40, 1.5, 1.5, seed=4)
     before = cross_fitted_fusion(dense, bm25, relevant, ids, depth=5)
     rigged = dense.copy()
-    for i in range(0, 200, 2):  # fold 1: questions 0, 2, 4, ...
+    for i in np.flatnonzero(before.fold_of == 0):  # fold 1's questions
         rigged[i, ids.index(next(iter(relevant[i])))] += 100.0
     after = cross_fitted_fusion(rigged, bm25, relevant, ids, depth=5)
     assert after.fold_choices[0].to_dict() == before.fold_choices[0].to_dict()

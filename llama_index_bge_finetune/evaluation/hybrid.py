@@ -10,8 +10,11 @@ whole corpus, by a :class:`~llama_index_bge_finetune.retrieval.fusion.FusionSpec
 The only questions to decide on are the ones being reported, and a rule chosen on a question and
 then scored on it flatters itself. So the row is **cross-fitted**, as the reranker's blend weight
 is (:func:`~llama_index_bge_finetune.reranking.evaluation.cross_fitted_rerank`): the questions are
-dealt into ``folds`` folds in order, and each fold is ranked by the choice made on the *other*
-folds. The choice may be ``"dense"`` or ``"bm25"`` alone; that fold is then ranked by it. No question
+dealt into ``folds`` folds, and each fold is ranked by the choice made on the *other* folds. The deal
+is random (seeded), not by position: a dataset's order often carries structure (in the LlamaIndex
+10-K validation set the first and second question of each passage differ in kind: dense retrieval
+ties BM25 on the first ones and trails it far on the second), and folds dealt by position would then
+differ systematically, each choosing for questions unlike its own. The choice may be ``"dense"`` or ``"bm25"`` alone; that fold is then ranked by it. No question
 is scored by a rule chosen on itself, so the row's figures are an honest estimate of the chosen
 pipeline.
 
@@ -119,8 +122,8 @@ def cross_fitted_fusion(
         candidates: the hybrids tried (default: every normalisation at BM25 weights 0.1 .. 0.9).
         metric: the metric deciding, e.g. ``"ndcg@10"``.
         alpha: the one-sided p-value a hybrid's gain must stay below.
-        folds: how many folds (questions dealt in order: question ``i`` is in fold ``i % folds``).
-        seed: seed of each choice's selection/test split.
+        folds: how many folds, of equal size (questions dealt at random, see the module docstring).
+        seed: seed of the deal into folds and of each choice's selection/test split.
 
     Raises:
         EvaluationError: fewer questions than folds, fewer than 2 folds, or mismatched inputs.
@@ -147,7 +150,7 @@ def cross_fitted_fusion(
 
     parts = [candidate_values(*block_scores(s, e), relevant[s:e], corpus_ids, candidates, metric) for s, e in blocks]
     values = {label: np.concatenate([p[label] for p in parts]) for label in parts[0]}
-    fold_of = np.arange(n) % folds
+    fold_of = fold_assignment(n, folds, seed)
     fold_choices = [choose_from_values({label: v[fold_of != f] for label, v in values.items()}, candidates,
                                        metric, alpha, seed) for f in range(folds)]
     shipped = choose_from_values(values, candidates, metric, alpha, seed)
@@ -162,6 +165,16 @@ def cross_fitted_fusion(
                 r, sc = top_k_rows(_chosen_scores(choice, d[sel], b[sel]), k, tie_rank)
                 rows[s + sel], scores[s + sel] = r, sc
     return CrossFitted(rows, scores, fold_of, fold_choices, shipped)
+
+
+def fold_assignment(n: int, folds: int = 2, seed: int = 0) -> np.ndarray:
+    """Each of ``n`` questions' fold: dealt at random (seeded), the folds' sizes differing by at most one.
+
+    Example::
+
+        fold_assignment(5, 2)   # e.g. array([1, 0, 0, 1, 0])
+    """
+    return np.random.default_rng(seed).permutation(n) % folds
 
 
 def _rows(scores: Scores, what: str, n: int, n_docs: int) -> ScoreRows:
