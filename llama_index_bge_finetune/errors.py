@@ -18,6 +18,7 @@ The CLI prints these messages as one paragraph and exits non-zero, without a tra
 - :class:`EncodeBackendError`: the chosen encoding backend cannot run (unknown name, Ray not installed, cluster unreachable).
 - :class:`EmptyVocabularyError`: BM25 found no terms in a corpus (every text is stopwords, or a script the tokenizer drops).
 - :class:`BM25IndexCorrupt`: a saved BM25 index folder fails its checksums or lacks files; rebuild it.
+- :class:`RetrievalConfigError`: a ``retrieval.json`` (the retrieval to ship with a model) cannot be read.
 """
 
 from __future__ import annotations
@@ -77,3 +78,7 @@ class EmptyVocabularyError(BgeFinetuneError, ValueError):
 
 class BM25IndexCorrupt(BgeFinetuneError, RuntimeError):
     """A saved BM25 index folder is incomplete or fails its checksums, so it cannot be trusted."""
+
+
+class RetrievalConfigError(BgeFinetuneError, ValueError):
+    """A ``retrieval.json`` cannot be read: missing, not JSON, of an unknown version, or with invalid fields."""

@@ -9,6 +9,7 @@ Each stage reads and writes files in one output folder, so any stage can be reru
       train_dataset.json     llama-index EmbeddingQAFinetuneDataset JSON, training side
       val_dataset.json       the held-out side (no passage on both sides)
       model/                 the fine-tuned sentence-transformers folder
+      model/retrieval.json   the retrieval to ship with it: dense, BM25 or a hybrid (chosen on validation)
       report.md, report.json, chart.png, report.html
 
 The CLI (``bge-finetune``) is a thin layer over these functions.
@@ -21,13 +22,13 @@ import json
 import logging
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from llama_index_bge_finetune import outputs
 from llama_index_bge_finetune.dataset import EmbeddingQAFinetuneDataset
-from llama_index_bge_finetune.errors import GenerationError, OutputExistsError, TrainingError
+from llama_index_bge_finetune.errors import EvaluationError, GenerationError, OutputExistsError, TrainingError
 from llama_index_bge_finetune.precisions import ANY_DEVICE_PRECISIONS, check_precision_name
 from llama_index_bge_finetune.retries import RetryPolicy
 from llama_index_bge_finetune.window_settings import WindowSetting
@@ -361,6 +362,8 @@ def evaluate_models(
     rerank: Optional[Dict[str, Any]] = None,
     encode_backend: str = "local",
     index: str = "auto",
+    bm25_settings: Optional[Any] = None,
+    hybrid: Optional[Dict[str, Any]] = None,
 ) -> Any:
     """Compare ``models`` on ``dataset`` and write ``report.md``, ``report.json``, ``chart.png``, ``report.html``.
 
@@ -370,25 +373,108 @@ def evaluate_models(
     (held-out) passages for ``comparison.held_out``. ``rerank`` (label -> (first-stage label,
     second stage such as :class:`~llama_index_bge_finetune.reranking.evaluation.Reranking`)) adds
     retrieve-then-rerank rows (see ``compare_models``). ``encode_backend="ray"`` encodes the corpus on Ray;
-    ``index`` chooses the top-k search (``compare_models``' ``index``).
+    ``index`` chooses the top-k search (``compare_models``' ``index``). ``bm25_settings`` tokenise the
+    ``"bm25"`` rows (see :func:`with_bm25`) and ``hybrid`` (label -> (dense label, BM25 label)) adds
+    cross-fitted hybrid rows, as in ``compare_models``.
     """
     from llama_index_bge_finetune.evaluation import compare_models
 
     check_report_output(output, overwrite)
+    common = dict(k_values=k_values, rerank=rerank, encode_backend=encode_backend, index=index,
+                  bm25_settings=bm25_settings, hybrid=hybrid)
     if whole_corpus is None:
-        comparison = compare_models(models, dataset, k_values=k_values, extra_sections=extra_sections,
-                                    dataset_name=dataset_name, rerank=rerank, encode_backend=encode_backend,
-                                    index=index)
+        comparison = compare_models(models, dataset, extra_sections=extra_sections, dataset_name=dataset_name,
+                                    **common)
     else:
         whole = dataset.model_copy(update={"corpus": {**whole_corpus, **dataset.corpus}})
-        comparison = compare_models(models, whole, k_values=k_values, extra_sections=extra_sections,
-                                    dataset_name=f"{dataset_name} questions, whole corpus", rerank=rerank,
-                                    encode_backend=encode_backend, index=index)
-        comparison.held_out = compare_models(models, dataset, k_values=k_values, rerank=rerank,
-                                             dataset_name=f"{dataset_name} questions, held-out passages only",
-                                             encode_backend=encode_backend, index=index)
+        comparison = compare_models(models, whole, extra_sections=extra_sections,
+                                    dataset_name=f"{dataset_name} questions, whole corpus", **common)
+        # a row left out over the whole corpus (BM25 without terms) is left out here too, without a second warning
+        kept = {label: spec for label, spec in models.items() if label in comparison.results}
+        held = {**common, "hybrid": {label: row for label, row in (hybrid or {}).items()
+                                     if row[0] in kept and row[1] in kept}}
+        comparison.held_out = compare_models(kept, dataset, **held,
+                                             dataset_name=f"{dataset_name} questions, held-out passages only")
     comparison.save(output, overwrite=overwrite)
     return comparison
+
+
+BM25_LABEL = "bm25"
+
+
+def with_bm25(models: Dict[str, Any], bm25: Any = True) -> Dict[str, Any]:
+    """``models`` with the BM25 row (label ``"bm25"``) after them, unless ``bm25`` is False or one is there already.
+
+    ``bm25``: True (default tokenisation), a :class:`~llama_index_bge_finetune.retrieval.bm25.BM25Settings`,
+    or False (no row). The first model stays first: differences are measured against it.
+
+    Example::
+
+        with_bm25({"base": "BAAI/bge-small-en-v1.5"})   # {"base": ..., "bm25": BM25Settings()}
+    """
+    from llama_index_bge_finetune.evaluation.bm25_evaluator import is_bm25_spec
+    from llama_index_bge_finetune.retrieval.bm25 import BM25Settings
+
+    if bm25 is False or bm25 is None or any(is_bm25_spec(spec) for spec in models.values()):
+        return dict(models)
+    if BM25_LABEL in models:
+        raise EvaluationError(f"A model is named {BM25_LABEL!r}, the label of the BM25 row; rename it, or leave "
+                              "BM25 out (--no-bm25).")
+    return {**models, BM25_LABEL: bm25 if isinstance(bm25, BM25Settings) else BM25Settings()}
+
+
+def _embed_model_digest(model_dir: Path) -> Optional[str]:
+    """The digest the stale-vector guard records for an index embedded with this model (see integration/guard.py).
+
+    ``retrieval.json`` carries it so that :class:`~llama_index_bge_finetune.integration.HybridRetriever`
+    can refuse an index whose vectors another model made.
+    """
+    from llama_index_bge_finetune.encoding.llamaindex_embedding import from_finetuned
+    from llama_index_bge_finetune.integration.fingerprint import fingerprint_embed_model
+
+    if not (model_dir / "modules.json").is_file():
+        return None
+    return fingerprint_embed_model(from_finetuned(model_dir)).digest
+
+
+def write_retrieval_config(comparison: Any, model_dir: Path, dense: str = "fine-tuned",
+                           hybrid: str = "fine-tuned + bm25") -> Any:
+    """Write ``model_dir/retrieval.json``: the retrieval to ship with the model, as the ``hybrid`` row chose it.
+
+    The choice is the one the hybrid row made on all the evaluated questions (its figures in the
+    report are the cross-fitted estimate of it). Without a hybrid row (BM25 left out, or without
+    terms for this corpus) the model retrieves alone: ``"dense"``. Returns the
+    :class:`~llama_index_bge_finetune.retrieval.pipeline_config.RetrievalConfig`.
+    """
+    from llama_index_bge_finetune.retrieval.bm25 import BM25Settings, text_digest
+    from llama_index_bge_finetune.retrieval.fusion import FusionSpec
+    from llama_index_bge_finetune.retrieval.pipeline_config import RetrievalConfig
+
+    how = "all validation questions; cross-fitted estimate in report"
+    row = comparison.results.get(hybrid)
+    if row is not None:
+        info, shipped = row.model_info, row.model_info["shipped"]
+        chosen = shipped["chosen"]
+        config = RetrievalConfig(
+            pipeline="hybrid" if isinstance(chosen, dict) else chosen,
+            fusion=FusionSpec.from_dict(chosen) if isinstance(chosen, dict) else None,
+            bm25=BM25Settings.from_dict(info["bm25_settings"]), chosen_on={"questions": shipped["questions"], "how": how},
+            reason=shipped["reason"], model_fingerprint=info.get("fingerprint"),
+            corpus_digest=info.get("corpus_digest"), evidence=shipped)
+    else:
+        bm25_row = next((r for r in comparison.results.values() if r.model_info.get("kind") == "bm25"), None)
+        reason = ("kept dense: no hybrid row was evaluated (BM25 left out, or without terms for this corpus)"
+                  if bm25_row is None else f"kept dense: no {hybrid!r} row was evaluated")
+        corpus = comparison.corpus
+        config = RetrievalConfig(
+            pipeline="dense", bm25=BM25Settings.from_dict(bm25_row.model_info["settings"]) if bm25_row else None,
+            chosen_on={"questions": comparison.dataset.n_queries, "how": how}, reason=reason,
+            model_fingerprint=comparison.results[dense].model_info.get("fingerprint") if dense in comparison.results
+            else None, corpus_digest=text_digest(list(corpus.values()), list(corpus)) if corpus else None)
+    config = replace(config, model_fingerprint=_embed_model_digest(model_dir) or config.model_fingerprint)
+    path = config.save(model_dir)
+    logger.info("Retrieval to ship with %s: %s, %s. Written to %s.", model_dir, config.describe(), config.reason, path)
+    return config
 
 
 def check_report_output(output: Path, overwrite: bool, option: str = "--output") -> None:

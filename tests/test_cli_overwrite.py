@@ -61,7 +61,7 @@ def test_evaluate_overwrite_replaces_only_the_report(tiny_cli_run: FinishedRun, 
     proc = run_cli("evaluate", str(copy / "val_dataset.json"), "-m", f"base={tiny_cli_run.base_model}",
                    "-o", str(copy), "--overwrite", cwd=tiny_cli_run.work)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert list(json.loads((copy / "report.json").read_text())["models"]) == ["base"]
+    assert list(json.loads((copy / "report.json").read_text())["models"]) == ["base", "bm25"]
     assert _snapshot(copy / "model") == model_before
 
 

@@ -169,7 +169,7 @@ def test_cli_evaluate_with_a_hosted_model_writes_three_models_a_cost_line_and_no
     assert "before any request" in stderr and "24 of 24 texts to embed" in stderr, stderr[-2000:]
     assert openai_server.status_counts[429], "the run met (and survived) a rate limit"
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
-    assert list(report["models"]) == ["base", "tuned", "ada"]
+    assert list(report["models"]) == ["base", "tuned", "ada", "bm25"]
     md = (tmp_path / "eval" / "report.md").read_text()
     assert "## Hosted embedding cost" in md and "OpenAI list price" in md
     assert "Hosted embedding cost" in (tmp_path / "eval" / "report.html").read_text()

@@ -40,7 +40,7 @@ def test_run_with_reranker_flag_on_a_corpus_too_small_to_mine(tiny_model_path: P
     assert config["started_from_bi_encoder"] is True and 0.0 <= config["blend_weight"] <= 1.0
     assert config["validation"]["validation_queries"] > 0  # the blend was checked on the held-out questions
     report = json.loads((out / "report.json").read_text())
-    assert list(report["models"]) == ["base", "fine-tuned", "fine-tuned + reranker"]
+    assert list(report["models"]) == ["base", "fine-tuned", "bm25", "fine-tuned + bm25", "fine-tuned + reranker"]
     assert "rerank_median_ms" in report["models"]["fine-tuned + reranker"]["timings"]
     # The saved weight was chosen on these held-out questions, so the report cross-fits it (2 folds).
     info = report["models"]["fine-tuned + reranker"]["model"]

@@ -8,8 +8,8 @@ from typing import Any, Dict, List, Optional
 import typer
 
 from llama_index_bge_finetune import pipeline
-from llama_index_bge_finetune.cli import options
-from llama_index_bge_finetune.cli.table import comparison_table
+from llama_index_bge_finetune.cli import bm25_options, options
+from llama_index_bge_finetune.cli.table import comparison_table, verdict_lines
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
 from llama_index_bge_finetune.encoding.backends import backend_from_cli
 from llama_index_bge_finetune.errors import EvaluationError
@@ -18,9 +18,11 @@ HELP = """Compare embedding models on a dataset: hit rate, MRR, nDCG, recall, pr
 with bootstrap 95% confidence intervals and a paired test against the first model.
 
 --model takes NAME=MODEL (a folder or hub id); the first is the reference. MODEL `default` is the
-default base model; MODEL `openai:NAME` is a hosted embedding model (OpenAI, or any OpenAI-compatible
-endpoint given by --api-base or OPENAI_BASE_URL; key from OPENAI_API_KEY), whose cost is printed
-before any request and whose vectors are cached on disk, so each text is paid for once. Writes
+default base model; MODEL `bm25` is the BM25 retriever (added by default as the row bm25 after the
+models; --no-bm25 leaves it out, --bm25-language and --bm25-stopwords set its tokenisation); MODEL
+`openai:NAME` is a hosted embedding model (OpenAI, or any OpenAI-compatible endpoint given by
+--api-base or OPENAI_BASE_URL; key from OPENAI_API_KEY), whose cost is printed before any request
+and whose vectors are cached on disk, so each text is paid for once. Writes
 report.md, report.json, chart.png and report.html to OUTPUT (a report already there is kept unless --overwrite).
 With --ray (or RAY_ADDRESS set) the corpus is encoded on a Ray cluster.
 
@@ -41,6 +43,9 @@ def evaluate(
     overwrite: bool = typer.Option(False, help="Replace a report already in OUTPUT."),
     api_base: Optional[str] = options.API_BASE,
     ray: bool = options.RAY,
+    no_bm25: bool = bm25_options.NO_BM25,
+    bm25_language: str = bm25_options.BM25_LANGUAGE,
+    bm25_stopwords: str = bm25_options.BM25_STOPWORDS,
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
@@ -56,12 +61,17 @@ def evaluate(
     pipeline.check_report_output(output, overwrite)  # a file or a finished report: refused before any model loads
     encode_backend = backend_from_cli(ray)
     pipeline.check_encode_backend(encode_backend)
-    models = parse_models(model, api_base=api_base)
+    bm25 = bm25_options.bm25_from_cli(no_bm25, bm25_language, bm25_stopwords)
+    models = pipeline.with_bm25(parse_models(model, api_base=api_base), bm25)
     ds = EmbeddingQAFinetuneDataset.from_json(dataset)
     with stage("Evaluating"):
         comparison = pipeline.evaluate_models(models, ds, output, k_values=tuple(k), overwrite=overwrite,
-                                              encode_backend=encode_backend, index=index)
-    results.print(comparison_table(comparison.to_dict()))
+                                              encode_backend=encode_backend, index=index,
+                                              bm25_settings=bm25 or None)
+    report = comparison.to_dict()
+    results.print(comparison_table(report))
+    for line in verdict_lines(report):
+        results.print(line, highlight=False)
     console.print(f"Report: {output / 'report.md'}; in a browser: {(output / 'report.html').resolve()}", highlight=False)
 
 

@@ -10,8 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import typer
 
 from llama_index_bge_finetune import pipeline
-from llama_index_bge_finetune.cli import options
-from llama_index_bge_finetune.cli.table import comparison_table
+from llama_index_bge_finetune.cli import bm25_options, options
+from llama_index_bge_finetune.cli.table import comparison_table, verdict_lines
 from llama_index_bge_finetune.cli.progress import console, results, setup_logging, stage
 from llama_index_bge_finetune.encoding.backends import backend_from_cli
 from llama_index_bge_finetune.errors import EvaluationError, GenerationError
@@ -23,6 +23,9 @@ RUN_HELP = """Run the whole loop on a folder of documents: chunk, generate quest
 
 Writes to OUTPUT: the model (model/), the datasets (train_dataset.json, val_dataset.json),
 report.html, report.md, report.json and chart.png. Rerunning an interrupted run resumes it.
+The report adds BM25 and the fine-tuned model fused with BM25 (each half of the questions ranked by
+the fusion chosen on the other half); model/retrieval.json names the retrieval to ship (dense, BM25
+or a hybrid), chosen on all validation questions. --no-bm25 leaves both rows out.
 --model NAME=openai:MODEL adds a hosted embedding model to the report (key from OPENAI_API_KEY;
 its cost is printed before any request, its vectors are cached so each text is paid for once).
 With --ray (or RAY_ADDRESS set), mining and evaluation encode their corpus on a Ray cluster.
@@ -62,6 +65,9 @@ def run(
     overwrite: bool = typer.Option(False, help="Replace a finished run in OUTPUT (the generation cache is reused)."),
     reranker: bool = typer.Option(False, "--reranker", help="Also fine-tune a reranker (cross-encoder) on the same questions; the report adds fine-tuned + reranker."),
     model: List[str] = typer.Option([], "--model", "-m", help="Also compare NAME=MODEL in the report: a folder, a hub id, or openai:MODEL for a hosted embedding model (e.g. ada=openai:text-embedding-3-small); repeat for several."),
+    no_bm25: bool = bm25_options.NO_BM25,
+    bm25_language: str = bm25_options.BM25_LANGUAGE,
+    bm25_stopwords: str = bm25_options.BM25_STOPWORDS,
     api_base: Optional[str] = options.API_BASE,
     ray: bool = options.RAY,
     precision: str = options.PRECISION,
@@ -72,7 +78,7 @@ def run(
     from llama_index_bge_finetune.cli.evaluate import parse_models
 
     extra_models = parse_models(model, api_base=api_base) if model else {}
-    taken = {"base", "fine-tuned", "fine-tuned + reranker"} & set(extra_models)
+    taken = {"base", "fine-tuned", "fine-tuned + reranker", HYBRID_ROW} & set(extra_models)
     if taken:
         raise EvaluationError(f"--model names {sorted(taken)} are the run's own rows; choose other NAMEs.")
     config = pipeline.RunConfig(
@@ -87,7 +93,7 @@ def run(
     run_loop(config, lambda: load_documents(documents), overwrite=overwrite, max_retries=max_retries,
              checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes, batch_api=batch_api,
              batch_poll_seconds=batch_poll_seconds, extra_models=extra_models, encode_backend=backend_from_cli(ray),
-             verbose=verbose)
+             verbose=verbose, bm25=bm25_options.bm25_from_cli(no_bm25, bm25_language, bm25_stopwords))
 
 
 DEMO_CHUNK_SIZE = 256  # the packaged MiniLM reads 256 tokens: a question never points past what it sees
@@ -102,6 +108,9 @@ def demo(
     epochs: int = typer.Option(1, min=1, help="Training epochs (the demo prints its time estimate for this CPU)."),
     max_nodes: Optional[int] = typer.Option(DEMO_MAX_NODES, min=2, help=f"Use the first N chunks of 256 tokens (all: {DEMO_ALL_CHUNKS})."),
     overwrite: bool = typer.Option(False, help="Replace a finished demo run in OUTPUT."),
+    no_bm25: bool = bm25_options.NO_BM25,
+    bm25_language: str = bm25_options.BM25_LANGUAGE,
+    bm25_stopwords: str = bm25_options.BM25_STOPWORDS,
     verbose: bool = options.VERBOSE,
 ) -> None:
     setup_logging(verbose)
@@ -118,7 +127,8 @@ def demo(
                                   packaged_model=model == offline_model_path())
         console.print(line, highlight=False)
 
-    run_loop(config, demo_documents, overwrite=overwrite, verbose=verbose, announce=announce)
+    run_loop(config, demo_documents, overwrite=overwrite, verbose=verbose, announce=announce,
+             bm25=bm25_options.bm25_from_cli(no_bm25, bm25_language, bm25_stopwords))
 
 
 def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrite: bool,
@@ -126,12 +136,14 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
              checkpoint_minutes: Optional[float] = None, batch_api: bool = False,
              batch_poll_seconds: float = 30.0, extra_models: Optional[Dict[str, Any]] = None,
              encode_backend: str = "local", verbose: bool = False,
-             announce: Optional[Callable[[str], None]] = None) -> None:
+             announce: Optional[Callable[[str], None]] = None, bm25: Any = True) -> None:
     """The stages of `run`, each with a progress bar, ending with the before/after table.
 
     ``extra_models`` (label -> model spec or encoder) are compared too, after base and fine-tuned.
     ``verbose`` shows the model libraries' own progress bars too; ``announce`` is called with the
     chosen base model before the documents are read (the demo prints its time estimate).
+    ``bm25`` (True, a ``BM25Settings``, or False for none) adds the BM25 row and the fine-tuned + bm25
+    hybrid, whose choice on all validation questions is written to ``model/retrieval.json``.
 
     Every argument and the output folder are checked before the documents are read, without loading a
     model library, so a refused argument answers at once; a rerun of an interrupted run resumes it
@@ -159,10 +171,11 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
     training = _fine_tune(config, choice.model, train, model_dir, checkpoint_steps, checkpoint_seconds,
                           encode_backend, verbose)
     rerank = _fine_tune_reranker(config, train, val, out, encode_backend, verbose) if config.reranker else None
+    models = pipeline.with_bm25({"base": choice.model, "fine-tuned": str(model_dir), **(extra_models or {})}, bm25)
     with stage("Evaluating base vs fine-tuned"):
         comparison = pipeline.evaluate_models(
-            {"base": choice.model, "fine-tuned": str(model_dir), **(extra_models or {})}, val, out,
-            k_values=config.k_values,
+            models, val, out, k_values=config.k_values, hybrid=_hybrid_rows(models),
+            bm25_settings=bm25 if not isinstance(bm25, bool) else None,
             extra_sections=_report_sections(config, choice, gen_description, train, val, training, len(nodes),
                                             failures),
             overwrite=True,  # the run's own folder, already checked by prepare_output
@@ -170,7 +183,21 @@ def run_loop(config: pipeline.RunConfig, load: Callable[[], List[Any]], overwrit
             rerank=rerank,
             encode_backend=encode_backend,
         )
+    shipped = pipeline.write_retrieval_config(comparison, model_dir, hybrid=HYBRID_ROW)
     _print_results(comparison, started, out, model_dir)
+    console.print(f"Retrieval to ship with the model: {shipped.describe()} ({model_dir / 'retrieval.json'}).",
+                  highlight=False)
+
+
+HYBRID_ROW = "fine-tuned + bm25"
+
+
+def _hybrid_rows(models: Dict[str, Any]) -> Dict[str, Tuple[str, str]]:
+    """The run's hybrid row, the fine-tuned model fused with the BM25 row, when there is a BM25 row."""
+    from llama_index_bge_finetune.evaluation.bm25_evaluator import is_bm25_spec
+
+    lexical = next((label for label, spec in models.items() if is_bm25_spec(spec)), None)
+    return {HYBRID_ROW: ("fine-tuned", lexical)} if lexical else {}
 
 
 def _check_run(config: pipeline.RunConfig, out: Path, overwrite: bool, checkpoint_steps: Optional[int],
@@ -270,7 +297,10 @@ def _fine_tune_reranker(config: pipeline.RunConfig, train: Any, val: Any, out: P
 def _print_results(comparison: Any, started: float, out: Path, model_dir: Path) -> None:
     """The before/after table, the run's duration and where the model and report are."""
     console.print()
-    results.print(comparison_table(comparison.to_dict()))
+    report = comparison.to_dict()
+    results.print(comparison_table(report))
+    for line in verdict_lines(report):
+        results.print(line, highlight=False)
     console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Model: {model_dir}; report: {out / 'report.md'}")
     console.print(f"Open the report in a browser: {(out / 'report.html').resolve()}", highlight=False)
 

@@ -23,6 +23,7 @@ _EXPORTS = {
     "compare_models": "llama_index_bge_finetune.report.compare",
     "evaluate_models": "llama_index_bge_finetune.evaluation.model_runs",
     "SecondStage": "llama_index_bge_finetune.evaluation.model_runs",
+    "Hybrid": "llama_index_bge_finetune.evaluation.hybrid",
     "ModelComparison": "llama_index_bge_finetune.evaluation.comparison",
     "ComparisonReport": "llama_index_bge_finetune.report.comparison_report",
     "HostedEmbeddingEncoder": "llama_index_bge_finetune.encoding.hosted",

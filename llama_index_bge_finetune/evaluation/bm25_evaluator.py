@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from llama_index_bge_finetune.evaluation.metrics import score_ranking
 from llama_index_bge_finetune.evaluation.results import EvaluationResult, QueryResult
@@ -37,7 +37,7 @@ def is_bm25_spec(spec: Any) -> bool:
 
 def evaluate_bm25(ds: Any, qids: Sequence[str], rels: Mapping[str, Mapping[str, float]], info: Any,
                   ks: Sequence[int], settings: Optional[BM25Settings] = None, depth: Optional[int] = None,
-                  name: str = BM25_SPEC) -> EvaluationResult:
+                  name: str = BM25_SPEC, on_index: Optional[Callable[[BM25Index], None]] = None) -> EvaluationResult:
     """Evaluate BM25 over ``ds.corpus`` on prepared queries, like ``evaluate_encoder`` does a dense model.
 
     Args:
@@ -49,6 +49,7 @@ def evaluate_bm25(ds: Any, qids: Sequence[str], rels: Mapping[str, Mapping[str, 
         settings: tokenisation and scoring (English stemming and stopwords by default).
         depth: how many passages per query to return (a second stage may need more than ``max(ks)``).
         name: the row's label.
+        on_index: called with the built index (a hybrid row fuses its whole-corpus scores).
 
     Raises:
         EmptyVocabularyError: the corpus has no BM25 terms under ``settings`` (callers drop the row).
@@ -58,6 +59,8 @@ def evaluate_bm25(ds: Any, qids: Sequence[str], rels: Mapping[str, Mapping[str, 
     t0 = time.perf_counter()
     index = BM25Index.build([ds.corpus[c] for c in corpus_ids], corpus_ids, settings)
     timings = {"build_index": time.perf_counter() - t0}
+    if on_index is not None:
+        on_index(index)
     t0 = time.perf_counter()
     found_ids, found_scores = index.top_k([ds.queries[q] for q in qids], depth or max(ks))
     results = []

@@ -22,7 +22,9 @@ Example::
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
 
 from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.results import DatasetInfo, EvaluationResult
@@ -38,6 +40,40 @@ class MetricEstimate:
     value: float
     ci_low: float
     ci_high: float
+
+
+@dataclass(frozen=True)
+class BestRetriever:
+    """The best row of a comparison on its primary metric, and whether it beats the next best beyond noise.
+
+    Attributes:
+        best: the best row's label (any row: a dense model, BM25, a hybrid, a reranked row).
+        metric: the metric deciding (the comparison's primary metric, nDCG at the largest k).
+        value: the best row's mean of it.
+        runner_up: the next best row that scores differently on some question (``None`` when there is none).
+        runner_up_value: its mean.
+        test: the paired test of best minus runner-up on the same questions (``None`` without a runner-up).
+        beyond_noise: True when that difference is significant (two-sided p below 1 - confidence).
+        sentence: the verdict in one paragraph, for reports and the CLI.
+        ties: rows that score exactly as the best on every question (e.g. a hybrid that chose BM25 alone).
+    """
+
+    best: str
+    metric: str
+    value: float
+    runner_up: Optional[str]
+    runner_up_value: Optional[float]
+    test: Optional[PairedTest]
+    beyond_noise: bool
+    sentence: str
+    ties: Tuple[str, ...] = ()
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-able, with the test's fields under ``"vs_runner_up"``."""
+        return {"best": self.best, "metric": self.metric, "value": self.value, "runner_up": self.runner_up,
+                "runner_up_value": self.runner_up_value, "beyond_noise": self.beyond_noise,
+                "vs_runner_up": asdict(self.test) if self.test is not None else None, "sentence": self.sentence,
+                "ties": list(self.ties)}
 
 
 @dataclass
@@ -89,6 +125,18 @@ class ModelComparison:
         """nDCG at the largest k: the one-number summary used in verdicts."""
         return f"ndcg@{max(self.k_values)}"
 
+    def best_retriever(self) -> BestRetriever:
+        """The best row overall on the primary metric (ties: the earlier row), tested against the next best.
+
+        Every row competes, BM25 and hybrids included, not only the models compared with the base.
+
+        Example::
+
+            best = cmp.best_retriever()
+            print(best.sentence)   # "Best retriever: bm25 (ndcg@10 0.712); it beats the next best, ..."
+        """
+        return _best_retriever(self)
+
     def to_dataframe(self) -> "pd.DataFrame":
         """One row per (model, metric): value, CI, and the paired difference vs the base."""
         import pandas as pd
@@ -125,6 +173,7 @@ class ModelComparison:
                 }
                 for name, r in self.results.items()
             },
+            "best_retriever": self.best_retriever().to_dict(),
             "worst_queries": self.worst,
             "extra_sections": dict(self.extra_sections),
             "held_out_passages": self.held_out.to_dict() if self.held_out is not None else None,
@@ -166,6 +215,38 @@ def build_comparison(results: Mapping[str, EvaluationResult], dataset: Any = Non
     return ModelComparison(results=results, estimates=estimates, differences=differences, dataset=first.dataset,
                            confidence=confidence, extra_sections=dict(extra_sections or {}), worst=worst,
                            n_bootstrap=n_bootstrap, n_permutations=n_permutations, corpus=dict(corpus))
+
+
+def _best_retriever(cmp: ModelComparison) -> BestRetriever:
+    """The best row on the primary metric (ties: the earlier row), tested against the next row that differs from it."""
+    metric = cmp.primary_metric
+    order = sorted(cmp.results, key=lambda m: -cmp.estimates[m][metric].value)  # stable: ties keep row order
+    best, value = order[0], cmp.estimates[order[0]][metric].value
+    a = cmp.results[best].per_query_array(metric)
+    ties = tuple(m for m in order[1:] if np.array_equal(cmp.results[m].per_query_array(metric), a))
+    same = f" ({', '.join(ties)} scores the same on every question)" if ties else ""
+    head = f"Best retriever: {best} ({metric} {value:.4f}){same}"
+    rest = [m for m in order[1:] if m not in ties]
+    if not rest:
+        return BestRetriever(best, metric, value, None, None, None, False,
+                             f"{head}; no other retriever was evaluated." if not ties else f"{head}.", ties)
+    second, second_value = rest[0], cmp.estimates[rest[0]][metric].value
+    test = paired_test(a, cmp.results[second].per_query_array(metric), bootstrap_indices(len(a), cmp.n_bootstrap, 0),
+                       cmp.confidence, cmp.n_permutations, 0)
+    alpha = 1.0 - cmp.confidence
+    beyond = test.significant(alpha) and test.mean_diff > 0
+    lead = (f"{test.mean_diff:+.4f} [{int(round(cmp.confidence * 100))}% CI {test.ci_low:+.4f}, "
+            f"{test.ci_high:+.4f}], p = {_p(test.p_value)}")
+    if beyond:
+        tail = f"it beats the next best, {second} ({second_value:.4f}), by {lead}: beyond noise."
+    else:
+        tail = (f"its lead over the next best, {second} ({second_value:.4f}), is {lead}: within noise (p >= "
+                f"{alpha:.2g}); on {len(a)} questions the two cannot be told apart.")
+    return BestRetriever(best, metric, value, second, second_value, test, beyond, f"{head}; {tail}", ties)
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _worst_entry(q: Any, corpus: Mapping[str, str], n_retrieved: int = 3) -> Dict[str, Any]:

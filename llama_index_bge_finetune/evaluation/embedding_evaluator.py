@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from llama_index_bge_finetune.encoding.backends import EncodeBackendSpec
 from llama_index_bge_finetune.retrieval.corpus_cache import EmbeddingCache
@@ -87,8 +87,13 @@ def evaluate_embeddings(
 
 def evaluate_encoder(encoder: Encoder, ds: Any, qids: Sequence[str], rels: Mapping[str, Mapping[str, float]],
                      info: Any, ks: Sequence[int], cache: Optional[EmbeddingCache] = None,
-                     depth: Optional[int] = None, block: int = DEFAULT_BLOCK, index: str = "auto") -> EvaluationResult:
-    """Evaluate an already-built encoder on prepared queries (see :func:`evaluate_embeddings`)."""
+                     depth: Optional[int] = None, block: int = DEFAULT_BLOCK, index: str = "auto",
+                     on_vectors: Optional[Callable[[Any, Any], None]] = None) -> EvaluationResult:
+    """Evaluate an already-built encoder on prepared queries (see :func:`evaluate_embeddings`).
+
+    ``on_vectors``, when given, is called with the query vectors (in ``qids`` order) and the corpus
+    vectors (in ``ds.corpus`` order), e.g. to fuse the dense scores with BM25's afterwards.
+    """
     corpus_ids = list(ds.corpus)
     corpus_texts = [ds.corpus[c] for c in corpus_ids]
     query_texts = [ds.queries[q] for q in qids]
@@ -100,6 +105,8 @@ def evaluate_encoder(encoder: Encoder, ds: Any, qids: Sequence[str], rels: Mappi
     t0 = time.perf_counter()
     query_vecs = encoder.encode_queries(query_texts)
     timings["encode_queries"] = time.perf_counter() - t0
+    if on_vectors is not None:
+        on_vectors(query_vecs, corpus_vecs)
     t0 = time.perf_counter()
     found = search(query_vecs, corpus_vecs, depth or max(ks), corpus_ids, index=index, block=block)
     results = []

@@ -138,28 +138,71 @@ def choose_fusion(
     Raises:
         EvaluationError: mismatched shapes, a bad metric, or a question without a relevant document.
     """
+    _parse_metric(metric)
+    _check_inputs(np.asarray(dense_full_scores), bm25_full_scores, relevant, corpus_ids)
+    values = candidate_values(dense_full_scores, bm25_full_scores, relevant, corpus_ids, candidates, metric)
+    return choose_from_values(values, candidates if bm25_full_scores is not None else (), metric, alpha, seed)
+
+
+def candidate_values(
+    dense_scores: np.ndarray,
+    bm25_scores: Optional[np.ndarray],
+    relevant: Sequence[Relevance],
+    corpus_ids: Sequence[str],
+    candidates: Sequence[FusionSpec] = DEFAULT_CANDIDATES,
+    metric: str = "ndcg@10",
+) -> Dict[str, np.ndarray]:
+    """Per-question metric values of dense, BM25 and every hybrid: what :func:`choose_from_values` decides on.
+
+    The questions may be any block of rows of the full score matrices (values of separate blocks
+    concatenate), so a large evaluation can be scored a block at a time.
+
+    Args:
+        dense_scores: (n_questions, n_docs) dense scores against the whole corpus.
+        bm25_scores: BM25 scores of the same questions and documents, or ``None`` (then only ``"dense"``).
+        relevant: per question, its relevant documents: ``{id: grade}`` or a collection of ids.
+        corpus_ids: the ids of the columns (ties rank by ascending id).
+        candidates: the hybrids scored.
+        metric: ``"<name>@<k>"``.
+
+    Returns:
+        label (``"dense"``, ``"bm25"``, each ``spec.label``) -> (n_questions,) float64 metric values.
+
+    Example::
+
+        values = candidate_values(dense, lexical, relevant, corpus_ids, [FusionSpec("rrf", 0.5)])
+        choice = choose_from_values(values, [FusionSpec("rrf", 0.5)])
+    """
     _, k = _parse_metric(metric)
-    dense = np.asarray(dense_full_scores)
-    n = _check_inputs(dense, bm25_full_scores, relevant, corpus_ids)
+    dense = np.asarray(dense_scores)
+    n = _check_inputs(dense, bm25_scores, relevant, corpus_ids)
     ids = np.asarray([str(i) for i in corpus_ids], dtype=object)
-    tie_rank = np.empty(len(ids), dtype=np.int64)
-    tie_rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+    tie_rank = id_tie_rank(ids)
     rels = [dict(r) if isinstance(r, Mapping) else {str(d): 1.0 for d in r} for r in relevant]
 
     def per_query(scores: np.ndarray) -> np.ndarray:
         rows, _ = top_k_rows(scores, k, tie_rank)
-        return np.asarray([score_ranking(list(ids[rows[i]]), rels[i], [k])[metric] for i in range(n)])
+        return np.asarray([score_ranking(list(ids[rows[i]]), rels[i], [k])[metric] for i in range(n)],
+                          dtype=np.float64)
 
     values: Dict[str, np.ndarray] = {"dense": per_query(dense)}
-    if bm25_full_scores is None:
-        return choose_from_values(values, (), metric, alpha, seed)
-    lexical = np.asarray(bm25_full_scores)
+    if bm25_scores is None:
+        return values
+    lexical = np.asarray(bm25_scores)
     values["bm25"] = per_query(lexical)
     for (method, rrf_k), group in _by_normalisation(candidates).items():
         nd, nb = normalise(dense, method, rrf_k), normalise(lexical, method, rrf_k)
         for spec in group:
             values[spec.label] = per_query((1.0 - spec.weight) * nd + spec.weight * nb)
-    return choose_from_values(values, candidates, metric, alpha, seed)
+    return values
+
+
+def id_tie_rank(corpus_ids: Sequence[str]) -> np.ndarray:
+    """Each corpus column's rank in ascending id order: the tie-break every search here uses."""
+    ids = np.asarray([str(i) for i in corpus_ids], dtype=object)
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+    return rank
 
 
 def _parse_metric(metric: str) -> Tuple[str, int]:

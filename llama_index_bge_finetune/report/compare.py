@@ -30,9 +30,13 @@ from llama_index_bge_finetune.errors import EvaluationError
 from llama_index_bge_finetune.evaluation.comparison import build_comparison
 from llama_index_bge_finetune.evaluation.embedding_evaluator import CacheSpec
 from llama_index_bge_finetune.evaluation.metrics import check_k_values
+from llama_index_bge_finetune.evaluation.bm25_evaluator import is_bm25_spec
+from llama_index_bge_finetune.evaluation.hybrid import HybridRow, hybrid_plan
 from llama_index_bge_finetune.evaluation.model_runs import SecondStage, evaluate_models
+from llama_index_bge_finetune.evaluation.results import EvaluationResult
 from llama_index_bge_finetune.evaluation.queries import load_dataset, scorable_queries
 from llama_index_bge_finetune.report.comparison_report import ComparisonReport
+from llama_index_bge_finetune.retrieval.bm25 import BM25Settings
 
 __all__ = ["SecondStage", "compare_models"]
 
@@ -58,12 +62,15 @@ def compare_models(
     rerank: Optional[Mapping[str, Tuple[str, SecondStage]]] = None,
     encode_backend: EncodeBackendSpec = "local",
     index: str = "auto",
+    bm25_settings: Optional[BM25Settings] = None,
+    hybrid: Optional[Mapping[str, HybridRow]] = None,
 ) -> ComparisonReport:
     """Evaluate every model on the same queries and compare each with the first (the base).
 
     Args:
-        models: label -> model spec: a folder or hub id (its saved query instruction is applied), a
-            ``SentenceTransformer``, a LlamaIndex ``BaseEmbedding`` (e.g. ``OpenAIEmbedding``), an
+        models: label -> model spec: a folder or hub id (its saved query instruction is applied),
+            ``"bm25"`` (or a :class:`~llama_index_bge_finetune.retrieval.bm25.BM25Settings`) for the
+            BM25 retriever, a ``SentenceTransformer``, a LlamaIndex ``BaseEmbedding`` (e.g. ``OpenAIEmbedding``), an
             :class:`~llama_index_bge_finetune.encoding.encoders.EvalModel`, an encoder (e.g. a
             :class:`~llama_index_bge_finetune.encoding.hosted.HostedEmbeddingEncoder`), or an
             :class:`EvaluationResult` already computed on this dataset.
@@ -91,18 +98,26 @@ def compare_models(
             actors, see :mod:`llama_index_bge_finetune.encoding`); queries are encoded here.
         index: the top-k search (see :func:`~llama_index_bge_finetune.evaluation.evaluate_embeddings`);
             an approximate one's recall against exact search appears in the report's Models table.
+        bm25_settings: tokenisation of the ``"bm25"`` rows (default: English stemming and stopwords). A
+            corpus with no BM25 term under them gets no BM25 row (one warning says why), and no hybrid.
+        hybrid: label -> ``(dense label, BM25 label[, Hybrid(...)])``, e.g. ``{"base + bm25": ("base",
+            "bm25")}``: the dense model fused with BM25, cross-fitted (see
+            :class:`~llama_index_bge_finetune.evaluation.hybrid.Hybrid`); ``model_info["shipped"]`` holds
+            the choice made on all the questions.
 
     Raises:
-        EvaluationError: no models, an unknown label in ``query_instructions`` or ``rerank``, or a bad option.
+        EvaluationError: no models, an unknown label in ``query_instructions``, ``rerank`` or ``hybrid``, or a bad option.
     """
     _check_models_and_stages(models, query_instructions, rerank)
+    _check_hybrids(models, hybrid)
     ks = check_k_values(k_values)
     ds = load_dataset(dataset)
     qids, rels, info = scorable_queries(ds, relevance=relevance, on_missing=on_missing)
     info.name = dataset_name or (os.fspath(dataset) if isinstance(dataset, (str, os.PathLike)) else "")
     results = evaluate_models(models, ds, qids, rels, info, ks, query_instructions=query_instructions,
                               backend=backend, batch_size=batch_size, cache=cache, rerank=rerank,
-                              encode_backend=encode_backend, index=index)
+                              encode_backend=encode_backend, index=index, bm25_settings=bm25_settings,
+                              hybrid=hybrid)
     return ComparisonReport.of(build_comparison(
         results, ds, confidence=confidence, n_bootstrap=n_bootstrap, n_permutations=n_permutations, seed=seed,
         extra_sections=extra_sections, n_worst=n_worst))
@@ -125,3 +140,18 @@ def _check_models_and_stages(models: Mapping[str, ModelSpec],
                 f"rerank[{label!r}] holds a {type(stage).__name__}, not a second stage; pass "
                 "(first-stage label, Reranking(reranker)) with Reranking from llama_index_bge_finetune.reranking."
             )
+
+
+def _check_hybrids(models: Mapping[str, ModelSpec], hybrid: Optional[Mapping[str, HybridRow]]) -> None:
+    """Refuse a hybrid whose dense row is not a dense model evaluated here or whose BM25 row is not BM25."""
+    for label, (dense, lexical, _) in hybrid_plan(hybrid).items():
+        if label in models:
+            raise EvaluationError(f"hybrid[{label!r}] has the label of a model; give the hybrid row its own label, "
+                                  f"e.g. '{dense} + {lexical}'.")
+        spec = models.get(dense)
+        if dense not in models or is_bm25_spec(spec) or isinstance(spec, EvaluationResult):
+            raise EvaluationError(f"hybrid[{label!r}] fuses {dense!r}, which must be a dense model of {list(models)} "
+                                  "(not BM25, not a precomputed result: its vectors are fused).")
+        if not is_bm25_spec(models.get(lexical)):
+            raise EvaluationError(f"hybrid[{label!r}] fuses {lexical!r}, which must be a BM25 row of the models, "
+                                  "e.g. models={..., 'bm25': 'bm25'}, hybrid={'x + bm25': ('x', 'bm25')}.")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Union
 
 from llama_index_bge_finetune.report.dataset_profile import profile_dataset, read_failures
 from llama_index_bge_finetune.evaluation.metrics import METRIC_NAMES
-from llama_index_bge_finetune.report.markdown import hosted_usage
+from llama_index_bge_finetune.report.markdown import hosted_usage, shipped_paragraphs
 from llama_index_bge_finetune.report.run_context import (environment, read_json, read_training, redact, scrub_text,
                                                               secret_values)
 
@@ -93,7 +93,7 @@ def report_data(cmp: "ModelComparison", run_dir: Optional[Path] = None) -> Dict[
     """Everything but the per-question data, JSON-able: verdict, metrics, data, training, run."""
     labels = list(cmp.results)
     primary = cmp.primary_metric
-    best = max(labels, key=lambda m: (cmp.estimates[m][primary].value, m == cmp.base))
+    best = cmp.best_retriever().best
     held_out = getattr(cmp, "held_out", None)
     scopes = [_scope(cmp, "whole corpus" if held_out is not None else "evaluated corpus")]
     if held_out is not None:
@@ -148,11 +148,12 @@ def _pct(x: float) -> str:
 
 
 def verdict(cmp: "ModelComparison", best: Optional[str] = None) -> Dict[str, Any]:
-    """The verdict in plain sentences: headline per model, each paired difference, scope and caveat."""
+    """The verdict in plain sentences: the best retriever and its lead, the pipeline to ship, each model, each difference."""
     primary, kmax = cmp.primary_metric, max(cmp.k_values)
     hit = f"hit_rate@{kmax}"
     pct = int(round(cmp.confidence * 100))
-    best = best or cmp.base
+    ranked = cmp.best_retriever()
+    best = best or ranked.best
     ds = cmp.dataset
     where = (f"searching all {ds.n_corpus} passages" if getattr(cmp, "held_out", None) is None
              else f"searching the whole corpus ({ds.n_corpus} passages, as the app's index holds them)")
@@ -183,7 +184,10 @@ def verdict(cmp: "ModelComparison", best: Optional[str] = None) -> Dict[str, Any
         scope_note = (f"Searching only the {held.dataset.n_corpus} held-out passages (an easier task: no distractor "
                       f"from the training chunks), {primary} is {figs}.")
     return {
-        "headline": f"On {ds.n_queries} evaluation questions, {where}, the best model is {best}.",
+        "headline": f"On {ds.n_queries} evaluation questions, {where}, the best retriever is {best}.",
+        "best": ranked.sentence,
+        "best_beyond_noise": ranked.beyond_noise,
+        "pipelines": [p.replace("**", "") for p in shipped_paragraphs(cmp)],
         "models": lines,
         "differences": differences,
         "scope": scope_note,

@@ -34,9 +34,11 @@ def _pct(cmp: "ModelComparison") -> int:
 def render_markdown(cmp: "ModelComparison", chart: Optional[str] = None) -> str:
     """The whole report: dataset and query source, results with intervals, paired tests, worst queries."""
     lines: List[str] = _dataset_lines(cmp)
+    lines += _verdict_lines(cmp)
     lines += _models_lines(cmp)
     lines += cost_lines(cmp)
     lines += _reranking_lines(cmp)
+    lines += _hybrid_lines(cmp)
     lines += _results_lines(cmp, chart)
     lines += _held_out_lines(cmp)
     lines += _difference_lines(cmp)
@@ -60,6 +62,32 @@ def _dataset_lines(cmp: "ModelComparison") -> List[str]:
         detail = "; ".join(f"{n} {why}" for why, n in reasons.items())
         lines += ["", f"**Excluded queries:** {len(ds.excluded)} ({detail})."]
     return lines
+
+
+def _verdict_lines(cmp: "ModelComparison") -> List[str]:
+    """The "Verdict": the best row overall and whether it beats the next best beyond noise, then the pipeline to ship."""
+    lines = ["", "## Verdict", "", cmp.best_retriever().sentence]
+    for paragraph in shipped_paragraphs(cmp):
+        lines += ["", paragraph]
+    return lines
+
+
+def shipped_paragraphs(cmp: "ModelComparison") -> List[str]:
+    """One paragraph per hybrid row: the retrieval to ship (chosen on all the questions) and why."""
+    out = []
+    for label, r in cmp.results.items():
+        info = r.model_info
+        shipped = info.get("shipped") if info.get("kind") == "hybrid" else None
+        if not shipped:
+            continue
+        chosen = info.get("shipped_pipeline", "")
+        what = {"dense": f"{info.get('dense')} alone (dense)", "bm25": f"{info.get('bm25')} alone (BM25)"}.get(
+            chosen, f"hybrid of {info.get('dense')} and {info.get('bm25')}, {chosen}")
+        out.append(f"**Shipped pipeline: {what}.** Chosen on all {shipped.get('questions')} questions with the "
+                   f"beyond-noise rule: {shipped.get('reason')}. The {label} row estimates this choice honestly: "
+                   f"each fold of the questions is ranked by the choice made on the other folds "
+                   f"({', '.join(info.get('fusion_per_fold') or [])}).")
+    return out
 
 
 def _models_lines(cmp: "ModelComparison") -> List[str]:
@@ -92,6 +120,24 @@ def _reranking_lines(cmp: "ModelComparison") -> List[str]:
     guards = [f"- {label}, blend guard on half {fold}: {rule}." for label, r in reranked.items()
               for fold, rule in enumerate(r.model_info.get("blend_rules_per_fold") or [], 1)]
     return lines + (["", *guards] if guards else [])
+
+
+def _hybrid_lines(cmp: "ModelComparison") -> List[str]:
+    """The "Hybrid retrieval" section: each hybrid row's fusion per fold and what decided it; none without hybrids."""
+    hybrids = {label: r.model_info for label, r in cmp.results.items() if r.model_info.get("kind") == "hybrid"}
+    if not hybrids:
+        return []
+    lines = ["", "## Hybrid retrieval (dense + BM25)", "",
+             "| label | dense | BM25 | fusion per fold (chosen on the other folds) | shipped (chosen on all) |",
+             "|---|---|---|---|---|"]
+    for label, info in hybrids.items():
+        lines.append(f"| {label} | {info.get('dense')} | {info.get('bm25')} | "
+                     f"{', '.join(info.get('fusion_per_fold') or [])} | {info.get('shipped_pipeline')} |")
+    lines.append("")
+    for label, info in hybrids.items():
+        lines += [f"- {label}, fold {f}: {reason}." for f, reason in
+                  enumerate(info.get("fusion_reasons_per_fold") or [], 1)]
+    return lines
 
 
 def _results_lines(cmp: "ModelComparison", chart: Optional[str]) -> List[str]:

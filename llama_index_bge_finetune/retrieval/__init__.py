@@ -19,6 +19,7 @@ _EXPORTS = {
     "FusionSpec": "llama_index_bge_finetune.retrieval.fusion",
     "fuse": "llama_index_bge_finetune.retrieval.fusion",
     "fuse_top_k": "llama_index_bge_finetune.retrieval.fusion",
+    "RetrievalConfig": "llama_index_bge_finetune.retrieval.pipeline_config",
     "EmbeddingCache": "llama_index_bge_finetune.retrieval.corpus_cache",
     "SearchResult": "llama_index_bge_finetune.retrieval.search",
     "encode_cached": "llama_index_bge_finetune.retrieval.corpus_cache",

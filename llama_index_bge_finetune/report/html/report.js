@@ -98,6 +98,8 @@
   (function verdict() {
     var V = D.verdict, box = $('#verdict-body');
     box.appendChild(el('p', { cls: 'headline', text: V.headline }));
+    if (V.best) box.appendChild(el('p', { cls: 'diff ' + (V.best_beyond_noise ? 'real better' : 'noise'), text: V.best }));
+    (V.pipelines || []).forEach(function (t) { box.appendChild(el('p', { cls: 'pipeline', text: t })); });
     var cards = el('div', { cls: 'cards' });
     var scope = D.scopes[0];
     D.models.forEach(function (m) {
