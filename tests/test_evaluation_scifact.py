@@ -1,10 +1,12 @@
 """Correctness against numbers nobody here wrote: MTEB's published SciFact score and sentence-transformers.
 
-One MiniLM encode of SciFact's 5,183 abstracts (~3.5 min on 2 CPU cores) serves every check: the
-corpus vectors land in an embedding cache and sentence-transformers' evaluator reuses them. That cache
-is the persistent ``test-corpora`` folder beside the user's embedding cache (see ``conftest.py``), so
-only the first run on a machine pays the encode; its key covers the model's weights and every passage
-text, so it never serves stale vectors.
+One MiniLM encode of SciFact's 5,183 abstracts serves every check: the corpus vectors land in an
+embedding cache and sentence-transformers' evaluator reuses them. That cache is the persistent
+``test-corpora`` folder beside the user's embedding cache (see ``conftest.py``), so only the first run
+on a machine pays the encode; its key covers the model's weights and every passage text, so it never
+serves stale vectors. The encode is pure compute (about 60 TFLOP at MiniLM's 256-token window): on one
+AVX2 core it takes longer than the suite's 600 s per-test limit, so the fixture computes on two threads
+(its group is handed out first, beside the other worker's tests) and this module's limit is 1,500 s.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from llama_index_bge_finetune.evaluation.beir import load_beir
 from llama_index_bge_finetune.encoding.resolve import resolve_encoder
 
 # Under -n 2: one SciFact encode (a cold cache) for the whole module, started first so the other worker fills its time.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scifact"), pytest.mark.scheduled_first]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scifact"), pytest.mark.scheduled_first,
+              pytest.mark.timeout(1500)]
 KS = (1, 3, 5, 10, 100)
 
 
@@ -28,7 +31,12 @@ KS = (1, 3, 5, 10, 100)
 def scifact_run(shared_data, minilm_path, test_corpora_cache_dir):
     ds = load_beir(shared_data / "scifact", split="test", query_source="user")
     cache = EmbeddingCache(test_corpora_cache_dir)
-    result = evaluate_embeddings(str(minilm_path), ds, k_values=KS, cache=cache)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a cold cache encodes 5,183 abstracts: borrow the second core (see the docstring)
+    try:
+        result = evaluate_embeddings(str(minilm_path), ds, k_values=KS, cache=cache)
+    finally:
+        torch.set_num_threads(threads)
     return ds, cache, result
 
 
