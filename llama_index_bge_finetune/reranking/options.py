@@ -16,13 +16,12 @@ Example::
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
 
 from llama_index_bge_finetune.errors import TrainingError
 from llama_index_bge_finetune.reranking.losses import CE_LOSS_NAMES
-from llama_index_bge_finetune.training.core import CHECKPOINT_DIR
-from llama_index_bge_finetune.training.options import (check_options, fields_from, loss_name_in, option, positive,
+from llama_index_bge_finetune.training.options import (EngineOptions, check_options, loss_name_in, option, positive,
                                                        precision_name)
 
 PathLike = Union[str, os.PathLike]
@@ -36,7 +35,7 @@ def _validation_fraction(name: str, value: Any) -> None:
 
 
 @dataclass
-class RerankingOptions:
+class RerankingOptions(EngineOptions):
     """Every setting of the reranker engine but its datasets; see the engine's docstring for each one's meaning.
 
     Built from the engine's arguments (which hold the defaults), checked on construction, then
@@ -75,21 +74,6 @@ class RerankingOptions:
         self.model_id = str(self.model_id)
         self.model_output_path = os.fspath(self.model_output_path)
         self.blend_weights = tuple(self.blend_weights)
-
-    @classmethod
-    def from_arguments(cls, arguments: Mapping[str, Any]) -> "RerankingOptions":
-        """The options among an engine constructor's arguments (its ``locals()``; the datasets are left out)."""
-        return cls(**fields_from(cls, arguments))
-
-    @classmethod
-    def field_names(cls) -> Tuple[str, ...]:
-        """The option names, in the order of the engine's signature."""
-        return tuple(f.name for f in fields(cls))
-
-    @property
-    def checkpoint_path(self) -> str:
-        """Where checkpoints go: ``<model_output_path>/checkpoints``."""
-        return os.path.join(self.model_output_path, CHECKPOINT_DIR)
 
     @property
     def loss_name(self) -> str:

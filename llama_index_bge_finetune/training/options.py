@@ -161,8 +161,36 @@ def _window_setting(name: str, value: Any) -> None:
     check_window_setting(value)
 
 
+class EngineOptions:
+    """What the two engines' option objects share: built from a constructor's ``locals()``, named in signature order.
+
+    A subclass is a dataclass whose fields are the constructor's arguments but the datasets, and which
+    has a ``model_output_path``.
+    """
+
+    model_output_path: str
+
+    @classmethod
+    def from_arguments(cls: "type[_O]", arguments: Mapping[str, Any]) -> "_O":
+        """The options among an engine constructor's arguments (its ``locals()``; the datasets are left out)."""
+        return cls(**fields_from(cls, arguments))
+
+    @classmethod
+    def field_names(cls) -> Tuple[str, ...]:
+        """The option names, in the order of the engine's signature."""
+        return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+    @property
+    def checkpoint_path(self) -> str:
+        """Where checkpoints go: ``<model_output_path>/checkpoints``."""
+        return os.path.join(self.model_output_path, CHECKPOINT_DIR)
+
+
+_O = TypeVar("_O", bound=EngineOptions)
+
+
 @dataclass
-class TrainingOptions:
+class TrainingOptions(EngineOptions):
     """Every setting of the embedding engine but its datasets; see the engine's docstring for each one's meaning.
 
     Built from the engine's arguments (which hold the defaults), checked on construction, then
@@ -225,21 +253,6 @@ class TrainingOptions:
             query_instruction_for(self.model_id) if self.query_instruction is FROM_MODEL
             else (self.query_instruction or None)
         )
-
-    @classmethod
-    def from_arguments(cls, arguments: Mapping[str, Any]) -> "TrainingOptions":
-        """The options among an engine constructor's arguments (its ``locals()``; the datasets are left out)."""
-        return cls(**fields_from(cls, arguments))
-
-    @classmethod
-    def field_names(cls) -> Tuple[str, ...]:
-        """The option names, in the order of the engine's signature."""
-        return tuple(f.name for f in fields(cls))
-
-    @property
-    def checkpoint_path(self) -> str:
-        """Where checkpoints go: ``<model_output_path>/checkpoints``."""
-        return os.path.join(self.model_output_path, CHECKPOINT_DIR)
 
     @property
     def mining_cache_dir(self) -> str:
