@@ -1,4 +1,4 @@
-"""The benchmark matrix: base, the peer engine and ours, each with its defaults, on four data sizes in one run.
+"""The benchmark matrix: base, the peer engine and ours, each with its defaults, on four data sizes and a second domain in one run.
 
 One command (``--quick``: the three small sets, tiny, small and cranfield, meant to fit 20 min on 2
 quiet CPU cores; the full matrix adds the 10-K experiment and SciFact, each ~10-20 min of peer plus
