@@ -226,3 +226,14 @@ def test_bad_inputs_are_refused_with_the_fix():
     with pytest.raises(EvaluationError, match="missing: \\['zscore w=0.5'\\]"):
         choose_from_values({"dense": [1.0], "bm25": [0.0]}, [FusionSpec("zscore", 0.5)])
     assert isinstance(choose_from_values({"dense": [1.0, 0.0], "bm25": [0.0, 0.0]}, []), FusionChoice)
+
+
+def test_bm25_replaces_dense_only_beyond_noise():
+    rng = np.random.default_rng(3)
+    dense = rng.uniform(0.3, 0.7, 40)
+    close = np.clip(dense + rng.normal(0.005, 0.2, 40), 0, 1)  # a little better on average, within noise
+    within = choose_from_values({"dense": dense, "bm25": close}, [])
+    assert within.chosen == "dense" and within.baseline == "dense", within.reason
+    far = np.clip(dense + 0.25 + rng.normal(0, 0.02, 40), 0, 1)  # better on every question
+    beyond = choose_from_values({"dense": dense, "bm25": far}, [])
+    assert beyond.chosen == "bm25", beyond.reason

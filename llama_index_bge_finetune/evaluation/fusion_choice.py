@@ -6,7 +6,9 @@ dense alone, BM25 alone, and each normalisation (z-score, min-max, dist, RRF) at
 0.1 .. 0.9. The rule, the project's beyond-noise rule (as for the reranker blend weight in
 :mod:`~llama_index_bge_finetune.reranking.scoring`):
 
-1. The better single retriever by mean metric over all questions is the baseline (ties: dense).
+1. Dense is the baseline; BM25 alone replaces it only if its per-query gain over dense passes the
+   same one-sided paired test on all the questions (one comparison, so no split is needed). Picking
+   the larger mean instead flips between the two at random when they are within noise of each other.
 2. The best hybrid replaces it only if its per-query gain over the baseline passes a one-sided paired
    sign-flip test (:func:`~llama_index_bge_finetune.evaluation.stats.paired_test`) with ``p < alpha``.
 
@@ -17,8 +19,7 @@ half and *tested* (and its gain reported) on the other half, which played no par
 The test is then an honest one-candidate test, and the reported gain is not inflated by the pick. A
 Bonferroni correction (``alpha / 36`` on all questions) was the alternative; it is needlessly strict
 here, because the 36 candidates are near copies of each other (neighbouring weights rank almost
-alike), and the gain it reports is the inflated best-of-36 one. The baseline in step 1 uses all
-questions; picking the larger of two baselines only makes the hybrid's test stricter.
+alike), and the gain it reports is the inflated best-of-36 one.
 
 Example::
 
@@ -64,7 +65,7 @@ class FusionChoice:
 
     Attributes:
         chosen: the :class:`FusionSpec` of the chosen hybrid, or ``"dense"`` / ``"bm25"``.
-        baseline: the better single retriever, ``"dense"`` or ``"bm25"``.
+        baseline: the single retriever a hybrid must beat: ``"dense"``, or ``"bm25"`` when it beats dense beyond noise.
         best_hybrid: the hybrid picked on the selection half (``None`` when none was tried).
         means: mean metric over all questions of every candidate, by label (``"dense"``, ``"bm25"``,
             ``"zscore w=0.4"``, ...).
@@ -287,7 +288,7 @@ def _decide(values: Dict[str, np.ndarray], specs: Dict[str, FusionSpec], metric:
     """Apply the rule to per-query metric values of every candidate (see the module docstring)."""
     n = len(values["dense"])
     shown = _show(metric)
-    baseline = "dense" if values["dense"].mean() >= values["bm25"].mean() - 1e-12 else "bm25"
+    baseline = _baseline(values, alpha)
     if not specs:
         return _single(values, baseline, metric, alpha, n, f"kept {baseline}: no hybrid was tried ({n} questions)")
     perm = np.random.default_rng(seed).permutation(n)
@@ -318,6 +319,16 @@ def _decide(values: Dict[str, np.ndarray], specs: Dict[str, FusionSpec], metric:
               f"within noise (p >= {alpha}) for {len(test)} held-out questions it was not picked on")
     logger.info("Retrieval choice: %s.", reason)
     return _single(values, baseline, metric, alpha, n, reason, **split, **evidence)
+
+
+def _baseline(values: Dict[str, np.ndarray], alpha: float) -> str:
+    """``"bm25"`` when BM25 alone beats dense beyond noise on all the questions (one-sided paired test), else ``"dense"``."""
+    if values["bm25"].mean() <= values["dense"].mean() + 1e-12:
+        return "dense"
+    t = paired_test(values["bm25"], values["dense"], alternative="greater")
+    logger.info("BM25 alone against dense: %+.4f, one-sided paired p=%.3g (%s).", t.mean_diff, t.p_value,
+                "BM25 is the baseline" if t.p_value < alpha else "within noise: dense stays the baseline")
+    return "bm25" if t.p_value < alpha else "dense"
 
 
 def _show(metric: str) -> str:
