@@ -217,3 +217,20 @@ def test_importing_evaluation_and_comparing_loads_no_higher_room():
     assert "llama_index_bge_finetune.evaluation.embedding_evaluator" in loaded
     higher = [m for m in loaded if m != ROOT and room(m) not in MAY_IMPORT["evaluation"] | {"evaluation"}]
     assert higher == []
+
+
+def test_the_readme_describes_every_room_with_its_imports():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How it is built", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in section.splitlines()
+            if line.startswith("| `")}
+    folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file())
+    described = {name.strip("` /") for cell in rows for name in cell.split(",")}
+    assert [f for f in folders if f not in described] == [], "README's How it is built misses a package"
+    for cell, imports in rows.items():
+        for name in (n.strip("` /") for n in cell.split(",")):
+            if name in MAY_IMPORT and name != "cli":
+                said = {"base" if i.strip() == "base" else i.strip() for i in imports.split(",")}
+                assert said == MAY_IMPORT[name] or imports.startswith(("the above", "everything")), (name, imports)
+    base_cell = next(cell for cell in rows if "`errors.py`" in cell)
+    assert {f"`{m}.py`" for m in BASE} <= {c.strip() for c in base_cell.split(",")}, base_cell
