@@ -176,7 +176,14 @@ def test_the_reference_walkthrough_notebook_runs(ten_k_dir: Path, tmp_path: Path
     text = "\n".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
     assert "8 Lyft nodes for training, 8 Uber nodes for validation" in text
     report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
-    assert list(report["models"]) == ["base (all-MiniLM-L6-v2)", "fine-tuned", "hosted (text-embedding-3-small)"]
+    rows = ["base (all-MiniLM-L6-v2)", "fine-tuned", "hosted (text-embedding-3-small)", "bm25", "fine-tuned + bm25"]
+    assert list(report["models"]) == rows
+    for label in rows:  # the printed table: one line per row, hit@5 and nDCG@10 as the report has them
+        hit5, ndcg10 = (report["models"][label]["metrics"][m]["value"] for m in ("hit_rate@5", "ndcg@10"))
+        assert re.search(rf"^{re.escape(label)} +{hit5:.4f} \[.*\] +{ndcg10:.4f} \[", text, re.M), label
+    assert report["best_retriever"]["sentence"] in text
+    assert "Shipped pipeline (chosen on all" in text
+    assert "published (bge-small-en" not in text, "the published figures are for the published questions only"
     val = json.loads((tmp_path / "out" / "val_dataset.json").read_text())
     assert report["dataset"]["n_queries"] == len(val["queries"]) > 0
     assert openai_server.embedding_requests > 0, "the hosted model was asked over HTTP"
