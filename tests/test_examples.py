@@ -125,7 +125,13 @@ def test_the_reranker_is_a_node_postprocessor_of_a_query_engine(
                       "--retriever-model", str(minilm_path))
     config = json.loads((work / "reranker-model" / "reranker_config.json").read_text())
     assert f"blend weight {config['blend_weight']:g} chosen" in out
-    assert re.search(r"query: .* -> 3 sources, top is (the labelled|another) passage", out)
+    # The query engine's sources are the retriever's 10 candidates as the reranker orders them, cut to top_n=3.
+    assert re.search(r"^  retriever: 10 candidates, the labelled passage (is candidate \d+|is not among them)$", out, re.M)
+    reranked = re.search(r"^  FinetunedRerank over them keeps candidates ([\d ]+)$", out, re.M).group(1).split()
+    sources = re.search(r"^  query engine: 3 sources, candidates ([\d ]+)$", out, re.M).group(1).split()
+    assert sources == reranked and len(set(sources)) == 3 and {int(r) for r in sources} <= set(range(1, 11)), out
+    if config["blend_weight"] == 0:  # the guard kept the retriever's order: the first three candidates
+        assert sources == ["1", "2", "3"], out
     hits = {name: float(v) for name, v in re.findall(r"^\s+(retriever(?: \+ reranker)?)\s+hit@1 ([\d.]+)", out, re.M)}
     assert set(hits) == {"retriever", "retriever + reranker"}
     if config["blend_weight"] == 0:  # the guard kept the retriever's order: reranking changes nothing
