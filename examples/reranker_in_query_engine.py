@@ -66,13 +66,25 @@ def main() -> None:
     query_engine = index.as_query_engine(llm=llm, similarity_top_k=10, node_postprocessors=[rerank])
     qid, question = next(iter(val.queries.items()))
     response = query_engine.query(question)
-    top = response.source_nodes[0].node.node_id
     print(f"reranker: {args.output}/ (blend weight {rerank.blend_weight:g} chosen on validation questions)")
-    print(f"query: {question!r} -> {len(response.source_nodes)} sources, top is "
-          f"{'the labelled passage' if top in val.relevant_docs[qid] else 'another passage'}")
+
+    # What the query engine did, step by step: the retriever's 10 candidates, reordered by the reranker.
+    retriever = index.as_retriever(similarity_top_k=10)
+    candidates = [n.node.node_id for n in retriever.retrieve(question)]
+    reranked = [n.node.node_id for n in rerank.postprocess_nodes(retriever.retrieve(question), query_str=question)]
+
+    def ranks(ids: list) -> str:
+        return " ".join(str(candidates.index(i) + 1) if i in candidates else "?" for i in ids)
+
+    labelled = [i for i in candidates if i in val.relevant_docs[qid]]
+    print(f"query: {question!r}")
+    print(f"  retriever: {len(candidates)} candidates, the labelled passage "
+          + (f"is candidate {ranks(labelled[:1])}" if labelled else "is not among them"))
+    print(f"  FinetunedRerank over them keeps candidates {ranks(reranked)}")
+    print(f"  query engine: {len(response.source_nodes)} sources, candidates "
+          f"{ranks([n.node.node_id for n in response.source_nodes])}")
 
     # 3. The same retriever with and without the reranker, on every validation question.
-    retriever = index.as_retriever(similarity_top_k=10)
     for name, post in (("retriever", []), ("retriever + reranker", [rerank])):
         evaluator = RetrieverEvaluator.from_metric_names(["mrr"], retriever=retriever, node_postprocessors=post)
         metrics = evaluator.evaluate_at_k(val, k_values=(1, 3), name=name).metrics

@@ -125,7 +125,13 @@ def test_the_reranker_is_a_node_postprocessor_of_a_query_engine(
                       "--retriever-model", str(minilm_path))
     config = json.loads((work / "reranker-model" / "reranker_config.json").read_text())
     assert f"blend weight {config['blend_weight']:g} chosen" in out
-    assert re.search(r"query: .* -> 3 sources, top is (the labelled|another) passage", out)
+    # The query engine's sources are the retriever's 10 candidates as the reranker orders them, cut to top_n=3.
+    assert re.search(r"^  retriever: 10 candidates, the labelled passage (is candidate \d+|is not among them)$", out, re.M)
+    reranked = re.search(r"^  FinetunedRerank over them keeps candidates ([\d ]+)$", out, re.M).group(1).split()
+    sources = re.search(r"^  query engine: 3 sources, candidates ([\d ]+)$", out, re.M).group(1).split()
+    assert sources == reranked and len(set(sources)) == 3 and {int(r) for r in sources} <= set(range(1, 11)), out
+    if config["blend_weight"] == 0:  # the guard kept the retriever's order: the first three candidates
+        assert sources == ["1", "2", "3"], out
     hits = {name: float(v) for name, v in re.findall(r"^\s+(retriever(?: \+ reranker)?)\s+hit@1 ([\d.]+)", out, re.M)}
     assert set(hits) == {"retriever", "retriever + reranker"}
     if config["blend_weight"] == 0:  # the guard kept the retriever's order: reranking changes nothing
@@ -160,6 +166,48 @@ def ten_k_dir(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
+def notebook_output_text(notebook) -> str:
+    """Every text a notebook's code cells printed, in order."""
+    return "\n".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_the_notebooks_saved_outputs_are_the_published_experiment() -> None:
+    """The page a reader opens first shows fine-tuning on the published questions, not a CI-sized run."""
+    import nbformat
+
+    from tests.test_published_figures import MACHINE_PATH, TEMP_PATH
+
+    notebook = nbformat.read(EXAMPLES / "reference_walkthrough.ipynb", as_version=4)
+    text = notebook_output_text(notebook)
+    assert "questions: published; passages per 10-K: all; epochs: " in text
+    assert "668 training questions over 334 Lyft passages, 790 validation questions over 395 Uber passages" in text
+    assert "790 Uber questions over 395 passages" in text
+    hit5 = {}
+    for label in ("base (all-MiniLM-L6-v2)", "fine-tuned", "bm25", "fine-tuned + bm25"):
+        row = re.search(rf"^{re.escape(label)} +(0\.\d{{4}}) \[[\d., ]+\] +(0\.\d{{4}}) \[", text, re.M)
+        assert row, f"the table's {label!r} row"
+        hit5[label] = float(row.group(1))
+    assert "hosted (" not in text, "no hosted row with the published questions"
+    for figure in ("bge-small-en (base)", "0.7873", "0.6583", "bge-small-en fine-tuned", "0.8443", "0.7540",
+                   "OpenAI ada-002", "0.8709"):
+        assert figure in text, f"the published figure {figure} beside ours"
+    assert hit5["fine-tuned"] > hit5["base (all-MiniLM-L6-v2)"] + 0.05, "fine-tuning lifts hit@5 on these questions"
+    assert re.search(r"^Best retriever: .+ \(ndcg@10 0\.\d{4}\)", text, re.M)
+    assert re.search(r"^Shipped pipeline \(chosen on all 790 questions\): ", text, re.M)
+    # The prose quotes the saved run: every four-decimal figure of its markdown cells and of README's item on the
+    # notebook is in the outputs (or, for the benchmark matrix it points to, in benchmarks/RESULTS.md).
+    results_md = (REPO / "benchmarks" / "RESULTS.md").read_text()
+    readme = (REPO / "README.md").read_text().splitlines()
+    start = next(n for n, line in enumerate(readme) if line.startswith("- `reference_walkthrough.ipynb`"))
+    end = next((n for n in range(start + 1, len(readme)) if not readme[n].startswith("  ")), len(readme))
+    markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    for prose in (markdown, "\n".join(readme[start:end])):
+        for figure in re.findall(r"(?<![\d.])0\.\d{4}(?!\d)", prose):
+            assert figure in text or figure in results_md, f"{figure} is quoted but not in the saved outputs"
+    raw = (EXAMPLES / "reference_walkthrough.ipynb").read_text()
+    assert not MACHINE_PATH.search(raw) and not TEMP_PATH.search(raw) and "site-packages" not in raw
+
+
 @pytest.mark.slow
 def test_the_reference_walkthrough_notebook_runs(ten_k_dir: Path, tmp_path: Path, openai_server: OpenAITestServer,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,10 +221,17 @@ def test_the_reference_walkthrough_notebook_runs(ten_k_dir: Path, tmp_path: Path
     NotebookClient(notebook, timeout=500, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
 
-    text = "\n".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    text = notebook_output_text(notebook)
     assert "8 Lyft nodes for training, 8 Uber nodes for validation" in text
     report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
-    assert list(report["models"]) == ["base (all-MiniLM-L6-v2)", "fine-tuned", "hosted (text-embedding-3-small)"]
+    rows = ["base (all-MiniLM-L6-v2)", "fine-tuned", "hosted (text-embedding-3-small)", "bm25", "fine-tuned + bm25"]
+    assert list(report["models"]) == rows
+    for label in rows:  # the printed table: one line per row, hit@5 and nDCG@10 as the report has them
+        hit5, ndcg10 = (report["models"][label]["metrics"][m]["value"] for m in ("hit_rate@5", "ndcg@10"))
+        assert re.search(rf"^{re.escape(label)} +{hit5:.4f} \[.*\] +{ndcg10:.4f} \[", text, re.M), label
+    assert report["best_retriever"]["sentence"] in text
+    assert "Shipped pipeline (chosen on all" in text
+    assert "published (bge-small-en" not in text, "the published figures are for the published questions only"
     val = json.loads((tmp_path / "out" / "val_dataset.json").read_text())
     assert report["dataset"]["n_queries"] == len(val["queries"]) > 0
     assert openai_server.embedding_requests > 0, "the hosted model was asked over HTTP"
