@@ -39,8 +39,8 @@ QUIET_ENVIRONMENT: Dict[str, str] = {
 
 #: Loggers of other libraries that report routine steps at INFO or WARNING: ERROR by default, DEBUG with --verbose.
 NOISY_LOGGERS: Tuple[str, ...] = (
-    "sentence_transformers", "transformers", "accelerate", "datasets", "huggingface_hub", "httpx", "httpcore",
-    "urllib3", "filelock", "pypdf", "torch.distributed", "ray",
+    "sentence_transformers", "bm25s", "transformers", "accelerate", "datasets", "huggingface_hub", "httpx",
+    "httpcore", "urllib3", "filelock", "pypdf", "torch.distributed", "ray",
 )
 
 # The variables this process set, so that a later verbose call in the same process (tests) takes them back.

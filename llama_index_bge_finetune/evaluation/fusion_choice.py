@@ -311,13 +311,13 @@ def _decide(values: Dict[str, np.ndarray], specs: Dict[str, FusionSpec], metric:
         reason = (f"hybrid {best.label} beats {baseline} by {t.mean_diff:+.4f} {shown} on {len(test)} held-out "
                   f"questions it was not picked on, one-sided paired p={t.p_value:.3g} (< {alpha}); picked among "
                   f"{len(specs)} hybrids on {len(select)} other questions")
-        logger.info("Retrieval choice: %s.", reason)
+        logger.debug("Retrieval choice: %s.", reason)
         means = {lab: float(v.mean()) for lab, v in values.items()}
         return FusionChoice(best, baseline, best, means, t.mean_diff, t.ci_low, t.ci_high, t.p_value, alpha, n,
                             len(select), len(test), metric, reason)
     reason = (f"kept {baseline}: best hybrid {best.label} gains {t.mean_diff:+.4f} {shown}, p={t.p_value:.2g}, "
               f"within noise (p >= {alpha}) for {len(test)} held-out questions it was not picked on")
-    logger.info("Retrieval choice: %s.", reason)
+    logger.debug("Retrieval choice: %s.", reason)
     return _single(values, baseline, metric, alpha, n, reason, **split, **evidence)
 
 
@@ -326,7 +326,7 @@ def _baseline(values: Dict[str, np.ndarray], alpha: float) -> str:
     if values["bm25"].mean() <= values["dense"].mean() + 1e-12:
         return "dense"
     t = paired_test(values["bm25"], values["dense"], alternative="greater")
-    logger.info("BM25 alone against dense: %+.4f, one-sided paired p=%.3g (%s).", t.mean_diff, t.p_value,
+    logger.debug("BM25 alone against dense: %+.4f, one-sided paired p=%.3g (%s).", t.mean_diff, t.p_value,
                 "BM25 is the baseline" if t.p_value < alpha else "within noise: dense stays the baseline")
     return "bm25" if t.p_value < alpha else "dense"
 
