@@ -56,6 +56,19 @@ _CORE_FILES = frozenset({"data.csc.index.npy", "indices.csc.index.npy", "indptr.
 _BLOCK = 16_777_216  # scores held at once by top_k (64 MB of float32)
 
 
+def _import_bm25s() -> Any:
+    """The ``bm25s`` module, with its logger set back to inherit the application's level.
+
+    bm25s sets its own logger to DEBUG when imported, which would print its debug lines ("Building index
+    from IDs objects") wherever an application logs at INFO.
+    """
+    import bm25s
+
+    if logging.getLogger("bm25s").level == logging.DEBUG:
+        logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
 @dataclass(frozen=True)
 class BM25Settings:
     """How BM25 tokenises and scores; part of a saved index, which is rebuilt when they change.
@@ -121,7 +134,7 @@ class BM25Settings:
         return f"language={self.language!r}, stopwords={stop}"
 
     def _tokenize(self, texts: List[str], return_ids: bool) -> Any:
-        import bm25s
+        bm25s = _import_bm25s()
 
         stemmer = None
         if self.language is not None:
@@ -133,7 +146,7 @@ class BM25Settings:
 
 
 def _check_stopwords_name(name: Any) -> None:
-    import bm25s
+    bm25s = _import_bm25s()
 
     fix = ("use a bm25s list name such as 'en', 'de', 'fr', 'es', 'it', 'nl', 'pt', 'ru', 'sv', 'no', 'da', 'zh', "
            "'tr', 'ko' or 'en_plus', a list of words, or None")
@@ -219,7 +232,7 @@ class BM25Index:
             ValueError: ``texts`` and ``ids`` differ in length, an id repeats, or there are no texts.
             EmptyVocabularyError: no text has a term left after tokenisation.
         """
-        import bm25s
+        bm25s = _import_bm25s()
 
         settings = settings or BM25Settings()
         texts = [str(t) for t in texts]
@@ -337,7 +350,7 @@ class BM25Index:
             MissingFilesError: there is no folder at ``directory``.
             BM25IndexCorrupt: the folder lacks ``bm25_meta.json`` or a file, or a file fails its checksum.
         """
-        import bm25s
+        bm25s = _import_bm25s()
 
         folder = Path(directory)
         if not folder.is_dir():
